@@ -1,0 +1,175 @@
+/* Messages of the paytx protocol and their JSON codec.
+ *
+ * The public API is the submit message (a payment) and the outcome; the
+ * coordinator and participants exchange prepare, vote, commit/abort, ack and
+ * status messages. Every struct here is plain data with fixed-size fields,
+ * so a decoded message owns no heap memory except paytx_payment.metadata.
+ *
+ * Decoding is strict: size and nesting limits, UTF-8, exact types, int64
+ * ranges, required fields. On failure a decoder returns a negative
+ * enum paytx_err and fills a struct paytx_fault naming the field, so the
+ * caller can reject and dead-letter with a precise reason.
+ *
+ * Encoders append to a caller-provided struct paytx_buf. All functions are
+ * reentrant; no global state.
+ */
+#ifndef PAYTX_MESSAGE_H
+#define PAYTX_MESSAGE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "paytx/error.h"
+
+#define PAYTX_ID_MAX 64             /* payment_id, account, participant */
+#define PAYTX_LEGS_MIN 2
+#define PAYTX_LEGS_MAX 16
+#define PAYTX_AMOUNT_MAX 1000000000000000LL /* 10^15 minor units */
+#define PAYTX_METADATA_MAX 4096     /* bytes of serialized metadata */
+#define PAYTX_MESSAGE_MAX 65536     /* bytes of any message body */
+#define PAYTX_JSON_DEPTH_MAX 16
+#define PAYTX_REASON_MAX 40
+#define PAYTX_DETAIL_MAX 256
+
+/* Message kinds; the AMQP "type" property carries paytx_msg_type_name(). */
+enum paytx_msg_type {
+	PAYTX_MSG_UNKNOWN = 0,
+	PAYTX_MSG_SUBMIT,       /* "payment.submit"   client -> coordinator */
+	PAYTX_MSG_PREPARE,      /* "txn.prepare"      coordinator -> participant */
+	PAYTX_MSG_VOTE,         /* "txn.vote"         participant -> coordinator */
+	PAYTX_MSG_COMMIT,       /* "txn.commit"       coordinator -> participant */
+	PAYTX_MSG_ABORT,        /* "txn.abort"        coordinator -> participant */
+	PAYTX_MSG_ACK,          /* "txn.ack"          participant -> coordinator */
+	PAYTX_MSG_STATUS,       /* "txn.status"       participant -> coordinator */
+	PAYTX_MSG_OUTCOME,      /* "payment.outcome"  coordinator -> client */
+};
+
+enum paytx_status {
+	PAYTX_STATUS_COMMITTED = 1,
+	PAYTX_STATUS_ABORTED,
+	PAYTX_STATUS_REJECTED,
+};
+
+/* Where decoding failed and why; text is safe to log (no metadata). */
+struct paytx_fault {
+	int err;                         /* enum paytx_err */
+	char text[PAYTX_DETAIL_MAX];     /* e.g. "legs[1].amount: must be an integer" */
+};
+
+struct paytx_leg {
+	char account[PAYTX_ID_MAX + 1];
+	int64_t amount;                  /* minor units, negative = debit */
+	char currency[4];                /* ISO 4217 style, 3 upper-case letters */
+};
+
+struct paytx_payment {
+	char payment_id[PAYTX_ID_MAX + 1]; /* client's idempotency key */
+	size_t nlegs;
+	struct paytx_leg legs[PAYTX_LEGS_MAX];
+	char *metadata;                  /* owned; serialized JSON object or NULL */
+};
+
+struct paytx_prepare {
+	int64_t txn;
+	char payment_id[PAYTX_ID_MAX + 1];
+	size_t nlegs;                    /* legs for this participant only */
+	struct paytx_leg legs[PAYTX_LEGS_MAX];
+	int64_t deadline_ms;             /* Unix epoch ms; vote after it is useless */
+};
+
+struct paytx_vote {
+	int64_t txn;
+	char participant[PAYTX_ID_MAX + 1];
+	bool yes;
+	char reason[PAYTX_REASON_MAX];   /* "" when yes */
+	char detail[PAYTX_DETAIL_MAX];
+};
+
+/* commit and abort share one shape; the message type says which. */
+struct paytx_decision {
+	int64_t txn;
+	bool commit;
+	char payment_id[PAYTX_ID_MAX + 1];
+};
+
+struct paytx_ack {
+	int64_t txn;
+	char participant[PAYTX_ID_MAX + 1];
+	bool commit;                     /* which decision is acknowledged */
+};
+
+struct paytx_status_query {
+	int64_t txn;
+	char participant[PAYTX_ID_MAX + 1];
+};
+
+struct paytx_outcome {
+	char payment_id[PAYTX_ID_MAX + 1];
+	enum paytx_status status;
+	char reason[PAYTX_REASON_MAX];   /* "" when committed */
+	char detail[PAYTX_DETAIL_MAX];
+	int64_t txn;                     /* 0 when rejected before a txn existed */
+	int64_t submitted_ms;            /* Unix epoch ms */
+	int64_t finished_ms;
+};
+
+/* Growable byte buffer for encoders. Embedded: paytx_buf_init/finish. */
+struct paytx_buf {
+	char *data;                      /* owned, NUL-terminated when len > 0 */
+	size_t len;
+	size_t cap;
+};
+
+void paytx_buf_init(struct paytx_buf *buf);
+void paytx_buf_finish(struct paytx_buf *buf);
+void paytx_buf_reset(struct paytx_buf *buf);
+int paytx_buf_append(struct paytx_buf *buf, const void *data, size_t len) PAYTX_MUST_CHECK;
+
+/* Name <-> kind for the AMQP "type" property. Unknown names give
+ * PAYTX_MSG_UNKNOWN; paytx_msg_type_name never returns NULL. */
+const char *paytx_msg_type_name(enum paytx_msg_type type);
+enum paytx_msg_type paytx_msg_type_parse(const char *name, size_t len);
+const char *paytx_status_name(enum paytx_status status);
+
+/* Is s (len bytes) a valid identifier: 1..64 of [A-Za-z0-9._:-]? */
+bool paytx_id_valid(const char *s, size_t len);
+
+/* Decoders: body is borrowed and need not be NUL-terminated. On success the
+ * output struct is filled (paytx_payment.metadata is then owned by the
+ * caller: release with paytx_payment_finish). On failure they return a
+ * negative enum paytx_err, fill *fault and leave nothing to free. */
+int paytx_payment_decode(const char *body, size_t len, struct paytx_payment *out,
+			 struct paytx_fault *fault) PAYTX_MUST_CHECK;
+int paytx_prepare_decode(const char *body, size_t len, struct paytx_prepare *out,
+			 struct paytx_fault *fault) PAYTX_MUST_CHECK;
+int paytx_vote_decode(const char *body, size_t len, struct paytx_vote *out,
+		      struct paytx_fault *fault) PAYTX_MUST_CHECK;
+int paytx_decision_decode(const char *body, size_t len, bool commit,
+			  struct paytx_decision *out, struct paytx_fault *fault) PAYTX_MUST_CHECK;
+int paytx_ack_decode(const char *body, size_t len, struct paytx_ack *out,
+		     struct paytx_fault *fault) PAYTX_MUST_CHECK;
+int paytx_status_query_decode(const char *body, size_t len, struct paytx_status_query *out,
+			      struct paytx_fault *fault) PAYTX_MUST_CHECK;
+int paytx_outcome_decode(const char *body, size_t len, struct paytx_outcome *out,
+			 struct paytx_fault *fault) PAYTX_MUST_CHECK;
+
+void paytx_payment_finish(struct paytx_payment *p);
+
+/* Canonical form of a payment for idempotency: legs merged per
+ * (account, currency) and sorted, metadata included. Two submits are "the
+ * same content" exactly when their canonical forms are equal. Appends to
+ * out. The shorthand from/to form and the legs form of one transfer are the
+ * same content. */
+int paytx_payment_canonical(const struct paytx_payment *p, struct paytx_buf *out) PAYTX_MUST_CHECK;
+
+/* Encoders append one JSON document to out. */
+int paytx_payment_encode(const struct paytx_payment *p, struct paytx_buf *out) PAYTX_MUST_CHECK;
+int paytx_prepare_encode(const struct paytx_prepare *p, struct paytx_buf *out) PAYTX_MUST_CHECK;
+int paytx_vote_encode(const struct paytx_vote *v, struct paytx_buf *out) PAYTX_MUST_CHECK;
+int paytx_decision_encode(const struct paytx_decision *d, struct paytx_buf *out) PAYTX_MUST_CHECK;
+int paytx_ack_encode(const struct paytx_ack *a, struct paytx_buf *out) PAYTX_MUST_CHECK;
+int paytx_status_query_encode(const struct paytx_status_query *q, struct paytx_buf *out) PAYTX_MUST_CHECK;
+int paytx_outcome_encode(const struct paytx_outcome *o, struct paytx_buf *out) PAYTX_MUST_CHECK;
+
+#endif

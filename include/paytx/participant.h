@@ -1,0 +1,68 @@
+/* The participant SDK: a participant is a few callbacks, nothing about AMQP.
+ *
+ * paytx_participant_run consumes the participant's queue on the
+ * paytx.participants exchange (routing key = its name), verifies signatures,
+ * decodes prepare / commit / abort, and calls the callbacks in batches:
+ * batch_begin, then one callback per message, then batch_commit. Only after
+ * batch_commit returns 0 are votes and acks published (with confirms) and
+ * the inputs acked. If batch_commit fails, or a callback returns an error,
+ * the batch is rolled back and each message is retried alone, so one bad
+ * message never holds back the others.
+ *
+ * Callbacks must be idempotent and safe under duplicates and reordering:
+ * keep a barrier keyed by txn in the same local transaction as the effect
+ * (an abort that arrives before its prepare makes the later prepare vote
+ * no). All callbacks run on the thread that called paytx_participant_run.
+ */
+#ifndef PAYTX_PARTICIPANT_H
+#define PAYTX_PARTICIPANT_H
+
+#include <signal.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "paytx/error.h"
+#include "paytx/message.h"
+
+struct paytx_participant_ops {
+	/* Start a local transaction for a batch. Optional (NULL). */
+	int (*batch_begin)(void *ctx);
+	/* Reserve what the legs need and fill *vote (txn and participant are
+	 * preset; set yes, or reason + detail for no). Return 0 when a vote
+	 * was decided, negative on an infrastructure failure. */
+	int (*prepare)(void *ctx, const struct paytx_prepare *p, struct paytx_vote *vote);
+	/* Apply / release txn. Return 0 (also when already done),
+	 * PAYTX_EPROTO when the step is impossible (commit without a yes
+	 * vote): the message is then dead-lettered, not acked as applied. */
+	int (*commit)(void *ctx, int64_t txn);
+	int (*abort)(void *ctx, int64_t txn);
+	/* Make the batch durable. Optional when each callback commits alone. */
+	int (*batch_commit)(void *ctx);
+	/* Undo an uncommitted batch. Optional. */
+	void (*batch_rollback)(void *ctx);
+	/* Txns this participant holds a yes vote for without a decision, older
+	 * than older_than_ms (Unix epoch ms). Used to ask the coordinator for
+	 * the outcome. Optional. Fills up to max txns, sets *n. */
+	int (*in_doubt)(void *ctx, int64_t older_than_ms, int64_t *txns, size_t max, size_t *n);
+	/* Called after a reconnect or failure so the participant can re-make
+	 * its own connections (optional). */
+	int (*reset)(void *ctx);
+};
+
+struct paytx_participant_config {
+	const char *name;             /* queue / routing key, e.g. "ledger.0" */
+	const char *amqp_url;
+	const char *amqp_tls_ca;      /* NULL = no TLS CA */
+	const char *hmac_key;         /* shared signing key (>= 16 bytes) */
+	uint16_t prefetch;            /* deliveries in flight, e.g. 256 */
+	size_t batch_max;             /* messages per local transaction */
+	int64_t status_after_ms;      /* ask for a decision after this long in doubt */
+};
+
+/* Runs until *stop is set (by a signal handler). Borrowed arguments.
+ * Returns 0 on a clean stop, negative on a fatal error. */
+int paytx_participant_run(const struct paytx_participant_config *cfg,
+			  const struct paytx_participant_ops *ops, void *ctx,
+			  volatile sig_atomic_t *stop) PAYTX_MUST_CHECK;
+
+#endif

@@ -1,0 +1,640 @@
+/* The AMQP connections of a process: topology, consume, confirmed publish. */
+#include "broker.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include <amqp_ssl_socket.h>
+#include <amqp_tcp_socket.h>
+
+#include "clock.h"
+#include "log.h"
+
+#define BROKER_MAX_QUEUES 32
+#define BROKER_CONFIRM_TIMEOUT_S 30
+#define BROKER_REPLY_EXPIRES_MS 600000
+#define CHANNEL 1
+
+struct broker_consumer {
+	char queue[128];
+	uint16_t prefetch;
+	char tag[128];               /* consumer tag given by the broker */
+};
+
+struct broker {
+	struct broker_config cfg;
+	char *url_buf;               /* owned copy that amqp_parse_url splits */
+	struct amqp_connection_info info;
+	amqp_connection_state_t cons; /* consumer connection, NULL when down */
+	amqp_connection_state_t pub;  /* publisher connection in confirm mode */
+	char part_queues[BROKER_MAX_QUEUES][PAYTX_ID_MAX + 1];
+	size_t npart;
+	char reply_queues[BROKER_MAX_QUEUES][128];
+	size_t nreply;
+	struct broker_consumer consumers[BROKER_MAX_CONSUMERS];
+	size_t ncons;
+	/* confirm window since the last flush */
+	uint64_t window_base;        /* delivery tag of the first publish in it */
+	size_t window_len;
+	size_t window_cap;
+	unsigned char *window_acked; /* 0 pending, 1 acked, 2 nacked */
+	bool window_returned;
+	uint64_t pub_seq;            /* tags published on the current channel */
+	uint64_t msg_counter;
+	char id_prefix[40];
+	uint64_t reconnects;
+	bool connected;
+};
+
+static int rpc_ok(amqp_connection_state_t st, const char *what)
+{
+	amqp_rpc_reply_t r = amqp_get_rpc_reply(st);
+	if (r.reply_type == AMQP_RESPONSE_NORMAL)
+		return 0;
+	if (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION) {
+		log_warn("amqp %s: %s", what, amqp_error_string2(r.library_error));
+	} else if (r.reply.id == AMQP_CHANNEL_CLOSE_METHOD) {
+		amqp_channel_close_t *m = r.reply.decoded;
+		log_error("amqp %s: channel closed %u %.*s", what, m->reply_code,
+			  (int)m->reply_text.len, (const char *)m->reply_text.bytes);
+	} else if (r.reply.id == AMQP_CONNECTION_CLOSE_METHOD) {
+		amqp_connection_close_t *m = r.reply.decoded;
+		log_error("amqp %s: connection closed %u %.*s", what, m->reply_code,
+			  (int)m->reply_text.len, (const char *)m->reply_text.bytes);
+	} else {
+		log_error("amqp %s: server error", what);
+	}
+	return PAYTX_EBROKER;
+}
+
+static void conn_drop(amqp_connection_state_t *st)
+{
+	if (*st)
+		amqp_destroy_connection(*st);
+	*st = NULL;
+}
+
+static amqp_socket_t *conn_socket(struct broker *b, amqp_connection_state_t st)
+{
+	if (!b->info.ssl)
+		return amqp_tcp_socket_new(st);
+	amqp_socket_t *s = amqp_ssl_socket_new(st);
+	if (!s)
+		return NULL;
+	amqp_ssl_socket_set_verify_peer(s, 1);
+	amqp_ssl_socket_set_verify_hostname(s, 1);
+	if (b->cfg.tls_ca && amqp_ssl_socket_set_cacert(s, b->cfg.tls_ca) != AMQP_STATUS_OK) {
+		log_error("amqp: cannot load TLS CA file %s", b->cfg.tls_ca);
+		return NULL;
+	}
+	return s;
+}
+
+static int conn_open(struct broker *b, amqp_connection_state_t *out, const char *role,
+		     int heartbeat)
+{
+	amqp_connection_state_t st = amqp_new_connection();
+	amqp_socket_t *s = st ? conn_socket(b, st) : NULL;
+	struct timeval tv = { .tv_sec = 5 };
+	if (!s)
+		goto err_conn;
+	int rc = amqp_socket_open_noblock(s, b->info.host, b->info.port, &tv);
+	if (rc != AMQP_STATUS_OK) {
+		log_warn("amqp: cannot reach %s:%d: %s", b->info.host, b->info.port,
+			 amqp_error_string2(rc));
+		goto err_conn;
+	}
+	char name[192];
+	snprintf(name, sizeof(name), "%s/%s", b->cfg.name, role);
+	amqp_table_entry_t prop = { .key = amqp_cstring_bytes("connection_name"),
+				    .value = { .kind = AMQP_FIELD_KIND_UTF8,
+					       .value.bytes = amqp_cstring_bytes(name) } };
+	amqp_table_t props = { .num_entries = 1, .entries = &prop };
+	amqp_rpc_reply_t r = amqp_login_with_properties(st, b->info.vhost, 0, 131072, heartbeat,
+							 &props, AMQP_SASL_METHOD_PLAIN,
+							 b->info.user, b->info.password);
+	if (r.reply_type != AMQP_RESPONSE_NORMAL) {
+		log_warn("amqp: login to %s:%d vhost %s as %s failed", b->info.host, b->info.port,
+			 b->info.vhost, b->info.user);
+		goto err_conn;
+	}
+	amqp_channel_open(st, CHANNEL);
+	if (rpc_ok(st, "channel.open"))
+		goto err_conn;
+	*out = st;
+	return 0;
+err_conn:
+	conn_drop(&st);
+	return PAYTX_EBROKER;
+}
+
+static amqp_table_t queue_args(amqp_table_entry_t *e, bool with_expiry)
+{
+	e[0] = (amqp_table_entry_t){ .key = amqp_cstring_bytes("x-dead-letter-exchange"),
+				     .value = { .kind = AMQP_FIELD_KIND_UTF8,
+						.value.bytes = amqp_cstring_bytes(BROKER_DLX) } };
+	e[1] = (amqp_table_entry_t){ .key = amqp_cstring_bytes("x-expires"),
+				     .value = { .kind = AMQP_FIELD_KIND_I32,
+						.value.i32 = BROKER_REPLY_EXPIRES_MS } };
+	return (amqp_table_t){ .num_entries = with_expiry ? 2 : 1, .entries = e };
+}
+
+static int declare_exchange(amqp_connection_state_t st, const char *name, const char *type)
+{
+	amqp_exchange_declare(st, CHANNEL, amqp_cstring_bytes(name), amqp_cstring_bytes(type), 0,
+			      1, 0, 0, amqp_empty_table);
+	return rpc_ok(st, "exchange.declare");
+}
+
+static int declare_queue(amqp_connection_state_t st, const char *name, bool durable,
+			 bool dlx, bool expiring)
+{
+	amqp_table_entry_t e[2];
+	amqp_table_t args = dlx ? queue_args(e, expiring) : amqp_empty_table;
+	amqp_queue_declare(st, CHANNEL, amqp_cstring_bytes(name), 0, durable, 0, 0, args);
+	return rpc_ok(st, "queue.declare");
+}
+
+static int bind_queue(amqp_connection_state_t st, const char *queue, const char *exchange,
+		      const char *key)
+{
+	amqp_queue_bind(st, CHANNEL, amqp_cstring_bytes(queue), amqp_cstring_bytes(exchange),
+			amqp_cstring_bytes(key), amqp_empty_table);
+	return rpc_ok(st, "queue.bind");
+}
+
+static int declare_topology(struct broker *b)
+{
+	amqp_connection_state_t st = b->cons;
+	if (declare_exchange(st, BROKER_DLX, "fanout") ||
+	    declare_queue(st, BROKER_DEAD_QUEUE, true, false, false) ||
+	    bind_queue(st, BROKER_DEAD_QUEUE, BROKER_DLX, "") ||
+	    declare_queue(st, BROKER_SUBMIT_QUEUE, true, true, false) ||
+	    declare_queue(st, BROKER_STATUS_QUEUE, true, true, false) ||
+	    declare_exchange(st, BROKER_PARTICIPANTS_EXCHANGE, "direct") ||
+	    declare_exchange(st, BROKER_EVENTS_EXCHANGE, "topic"))
+		return PAYTX_EBROKER;
+	for (size_t i = 0; i < b->npart; i++)
+		if (declare_queue(st, b->part_queues[i], true, true, false) ||
+		    bind_queue(st, b->part_queues[i], BROKER_PARTICIPANTS_EXCHANGE,
+			       b->part_queues[i]))
+			return PAYTX_EBROKER;
+	for (size_t i = 0; i < b->nreply; i++)
+		if (declare_queue(st, b->reply_queues[i], false, true, true))
+			return PAYTX_EBROKER;
+	return 0;
+}
+
+static int start_consumers(struct broker *b)
+{
+	for (size_t i = 0; i < b->ncons; i++) {
+		struct broker_consumer *c = &b->consumers[i];
+		amqp_basic_qos(b->cons, CHANNEL, 0, c->prefetch, 0);
+		if (rpc_ok(b->cons, "basic.qos"))
+			return PAYTX_EBROKER;
+		amqp_basic_consume_ok_t *ok =
+			amqp_basic_consume(b->cons, CHANNEL, amqp_cstring_bytes(c->queue),
+					   amqp_empty_bytes, 0, 0, 0, amqp_empty_table);
+		if (rpc_ok(b->cons, "basic.consume") || !ok)
+			return PAYTX_EBROKER;
+		snprintf(c->tag, sizeof(c->tag), "%.*s", (int)ok->consumer_tag.len,
+			 (const char *)ok->consumer_tag.bytes);
+	}
+	return 0;
+}
+
+static int connect_once(struct broker *b)
+{
+	if (conn_open(b, &b->cons, "consume", 60) || conn_open(b, &b->pub, "publish", 0))
+		goto err;
+	amqp_confirm_select(b->pub, CHANNEL);
+	if (rpc_ok(b->pub, "confirm.select") || declare_topology(b) || start_consumers(b))
+		goto err;
+	b->pub_seq = 0;
+	b->window_len = 0;
+	b->window_returned = false;
+	b->connected = true;
+	return 0;
+err:
+	conn_drop(&b->cons);
+	conn_drop(&b->pub);
+	return PAYTX_EBROKER;
+}
+
+static void copy_bytes(char *dst, size_t n, amqp_bytes_t src)
+{
+	size_t len = src.len < n - 1 ? src.len : n - 1;
+	if (len)
+		memcpy(dst, src.bytes, len);
+	dst[len] = '\0';
+}
+
+static const amqp_field_value_t *header_get(const amqp_basic_properties_t *p, const char *key)
+{
+	if (!(p->_flags & AMQP_BASIC_HEADERS_FLAG))
+		return NULL;
+	for (int i = 0; i < p->headers.num_entries; i++) {
+		const amqp_table_entry_t *e = &p->headers.entries[i];
+		if (e->key.len == strlen(key) && memcmp(e->key.bytes, key, e->key.len) == 0)
+			return &e->value;
+	}
+	return NULL;
+}
+
+static bool is_protocol_type(enum paytx_msg_type t)
+{
+	return t == PAYTX_MSG_PREPARE || t == PAYTX_MSG_VOTE || t == PAYTX_MSG_COMMIT ||
+	       t == PAYTX_MSG_ABORT || t == PAYTX_MSG_ACK || t == PAYTX_MSG_STATUS;
+}
+
+static void fill_msg(struct broker *b, struct broker_msg *m)
+{
+	const amqp_basic_properties_t *p = &m->env.message.properties;
+	m->tag = m->env.delivery_tag;
+	m->body = m->env.message.body.bytes;
+	m->len = m->env.message.body.len;
+	m->redelivered = m->env.redelivered;
+	for (size_t i = 0; i < b->ncons; i++)
+		if (m->env.consumer_tag.len == strlen(b->consumers[i].tag) &&
+		    memcmp(m->env.consumer_tag.bytes, b->consumers[i].tag,
+			   m->env.consumer_tag.len) == 0)
+			snprintf(m->queue, sizeof(m->queue), "%s", b->consumers[i].queue);
+	if (p->_flags & AMQP_BASIC_TYPE_FLAG)
+		copy_bytes(m->type_name, sizeof(m->type_name), p->type);
+	if (p->_flags & AMQP_BASIC_REPLY_TO_FLAG)
+		copy_bytes(m->reply_to, sizeof(m->reply_to), p->reply_to);
+	if (p->_flags & AMQP_BASIC_CORRELATION_ID_FLAG)
+		copy_bytes(m->correlation_id, sizeof(m->correlation_id), p->correlation_id);
+	if (p->_flags & AMQP_BASIC_MESSAGE_ID_FLAG)
+		copy_bytes(m->message_id, sizeof(m->message_id), p->message_id);
+	if (p->_flags & AMQP_BASIC_TIMESTAMP_FLAG)
+		m->timestamp_s = (int64_t)p->timestamp;
+	m->type = paytx_msg_type_parse(m->type_name, strlen(m->type_name));
+	const amqp_field_value_t *tp = header_get(p, "traceparent");
+	if (tp && (tp->kind == AMQP_FIELD_KIND_UTF8 || tp->kind == AMQP_FIELD_KIND_BYTES))
+		copy_bytes(m->traceparent, sizeof(m->traceparent), tp->value.bytes);
+	const amqp_field_value_t *sig = header_get(p, SIGN_HEADER);
+	if (sig && is_protocol_type(m->type) && b->cfg.key &&
+	    (sig->kind == AMQP_FIELD_KIND_UTF8 || sig->kind == AMQP_FIELD_KIND_BYTES))
+		m->signature_ok = sign_verify(b->cfg.key, m->type_name, m->body, m->len,
+					      sig->value.bytes.bytes, sig->value.bytes.len) == 0;
+}
+
+/* A non-delivery frame arrived on the consumer connection. */
+static int consumer_frame(struct broker *b)
+{
+	amqp_frame_t f;
+	struct timeval tv = { .tv_sec = 1 };
+	if (amqp_simple_wait_frame_noblock(b->cons, &f, &tv) != AMQP_STATUS_OK)
+		return PAYTX_EBROKER;
+	if (f.frame_type != AMQP_FRAME_METHOD)
+		return PAYTX_ETIMEOUT;
+	switch (f.payload.method.id) {
+	case AMQP_CHANNEL_CLOSE_METHOD:
+	case AMQP_CONNECTION_CLOSE_METHOD:
+		log_warn("amqp: server closed the consumer channel");
+		return PAYTX_EBROKER;
+	case AMQP_BASIC_CANCEL_METHOD:
+		log_warn("amqp: server cancelled a consumer (queue deleted?)");
+		return PAYTX_EBROKER;
+	default:
+		return PAYTX_ETIMEOUT;
+	}
+}
+
+static int window_mark(struct broker *b, uint64_t tag, bool multiple, unsigned char how)
+{
+	if (tag < b->window_base || tag >= b->window_base + b->window_len)
+		return 0; /* a confirm for an earlier, abandoned window */
+	size_t last = (size_t)(tag - b->window_base);
+	for (size_t i = multiple ? 0 : last; i <= last; i++)
+		if (!b->window_acked[i] || how == 2)
+			b->window_acked[i] = how;
+	return 0;
+}
+
+static bool window_done(const struct broker *b)
+{
+	for (size_t i = 0; i < b->window_len; i++)
+		if (!b->window_acked[i])
+			return false;
+	return true;
+}
+
+/* Read one frame on the publisher connection and account for it. */
+static int publisher_frame(struct broker *b)
+{
+	amqp_frame_t f;
+	struct timeval tv = { .tv_sec = BROKER_CONFIRM_TIMEOUT_S };
+	amqp_maybe_release_buffers(b->pub);
+	int rc = amqp_simple_wait_frame_noblock(b->pub, &f, &tv);
+	if (rc != AMQP_STATUS_OK) {
+		log_warn("amqp: waiting for confirms: %s", amqp_error_string2(rc));
+		return PAYTX_EBROKER;
+	}
+	if (f.frame_type != AMQP_FRAME_METHOD)
+		return 0;
+	switch (f.payload.method.id) {
+	case AMQP_BASIC_ACK_METHOD: {
+		amqp_basic_ack_t *a = f.payload.method.decoded;
+		return window_mark(b, a->delivery_tag, a->multiple, 1);
+	}
+	case AMQP_BASIC_NACK_METHOD: {
+		amqp_basic_nack_t *n = f.payload.method.decoded;
+		return window_mark(b, n->delivery_tag, n->multiple, 2);
+	}
+	case AMQP_BASIC_RETURN_METHOD: {
+		amqp_message_t msg;
+		b->window_returned = true;
+		amqp_rpc_reply_t r = amqp_read_message(b->pub, f.channel, &msg, 0);
+		if (r.reply_type != AMQP_RESPONSE_NORMAL)
+			return PAYTX_EBROKER;
+		amqp_destroy_message(&msg);
+		return 0;
+	}
+	case AMQP_CHANNEL_CLOSE_METHOD:
+	case AMQP_CONNECTION_CLOSE_METHOD:
+		log_warn("amqp: server closed the publisher channel");
+		return PAYTX_EBROKER;
+	default:
+		return 0;
+	}
+}
+
+static int broker_failed(struct broker *b)
+{
+	b->connected = false;
+	return PAYTX_EBROKER;
+}
+
+struct broker *broker_create(const struct broker_config *cfg)
+{
+	struct broker *b = calloc(1, sizeof(*b));
+	if (!b)
+		return NULL;
+	b->cfg = *cfg;
+	b->url_buf = strdup(cfg->url ? cfg->url : "");
+	if (!b->url_buf)
+		goto err_alloc;
+	amqp_default_connection_info(&b->info);
+	if (amqp_parse_url(b->url_buf, &b->info) != AMQP_STATUS_OK) {
+		log_error("PAYTX_AMQP_URL: not a valid amqp:// or amqps:// URL");
+		goto err_alloc;
+	}
+	unsigned char rnd[8] = { 0 };
+	FILE *f = fopen("/dev/urandom", "rb");
+	if (f) {
+		size_t got = fread(rnd, 1, sizeof(rnd), f);
+		(void)got;
+		fclose(f);
+	}
+	snprintf(b->id_prefix, sizeof(b->id_prefix), "%02x%02x%02x%02x%02x%02x%02x%02x-%d",
+		 rnd[0], rnd[1], rnd[2], rnd[3], rnd[4], rnd[5], rnd[6], rnd[7], (int)getpid());
+	return b;
+err_alloc:
+	free(b->url_buf);
+	free(b);
+	return NULL;
+}
+
+void broker_destroy(struct broker *b)
+{
+	if (!b)
+		return;
+	conn_drop(&b->cons);
+	conn_drop(&b->pub);
+	free(b->window_acked);
+	free(b->url_buf);
+	free(b);
+}
+
+int broker_want_participant_queue(struct broker *b, const char *name)
+{
+	for (size_t i = 0; i < b->npart; i++)
+		if (strcmp(b->part_queues[i], name) == 0)
+			return 0;
+	if (b->npart == BROKER_MAX_QUEUES || !paytx_id_valid(name, strlen(name)))
+		return PAYTX_ECONFIG;
+	snprintf(b->part_queues[b->npart++], sizeof(b->part_queues[0]), "%s", name);
+	return 0;
+}
+
+int broker_want_reply_queue(struct broker *b, const char *name)
+{
+	if (b->nreply == BROKER_MAX_QUEUES || strlen(name) >= sizeof(b->reply_queues[0]))
+		return PAYTX_ECONFIG;
+	snprintf(b->reply_queues[b->nreply++], sizeof(b->reply_queues[0]), "%s", name);
+	return 0;
+}
+
+int broker_want_consumer(struct broker *b, const char *queue, uint16_t prefetch)
+{
+	if (b->ncons == BROKER_MAX_CONSUMERS || strlen(queue) >= sizeof(b->consumers[0].queue))
+		return PAYTX_ECONFIG;
+	struct broker_consumer *c = &b->consumers[b->ncons++];
+	snprintf(c->queue, sizeof(c->queue), "%s", queue);
+	c->prefetch = prefetch;
+	return 0;
+}
+
+int broker_connect(struct broker *b)
+{
+	int64_t backoff = 100;
+	for (int attempt = 0;; attempt++) {
+		if (connect_once(b) == 0) {
+			log_info("amqp: connected to %s:%d vhost %s", b->info.host, b->info.port,
+				 b->info.vhost);
+			return 0;
+		}
+		if (!b->cfg.stop || *b->cfg.stop)
+			return PAYTX_EBROKER;
+		log_warn("amqp: broker unavailable, retrying in %lld ms", (long long)backoff);
+		clock_sleep_ms(backoff);
+		backoff = backoff * 2 > 5000 ? 5000 : backoff * 2;
+	}
+}
+
+int broker_reconnect(struct broker *b)
+{
+	conn_drop(&b->cons);
+	conn_drop(&b->pub);
+	b->connected = false;
+	b->reconnects++;
+	log_warn("amqp: connection lost, reconnecting");
+	return broker_connect(b);
+}
+
+bool broker_connected(const struct broker *b)
+{
+	return b->connected;
+}
+
+uint64_t broker_reconnects(const struct broker *b)
+{
+	return b->reconnects;
+}
+
+int broker_next(struct broker *b, struct broker_msg *m, int timeout_ms)
+{
+	if (!b->cons)
+		return broker_failed(b);
+	memset(m, 0, sizeof(*m));
+	struct timeval tv = { .tv_sec = timeout_ms / 1000, .tv_usec = (timeout_ms % 1000) * 1000 };
+	amqp_maybe_release_buffers(b->cons);
+	amqp_rpc_reply_t r = amqp_consume_message(b->cons, &m->env, &tv, 0);
+	if (r.reply_type == AMQP_RESPONSE_NORMAL) {
+		fill_msg(b, m);
+		return 0;
+	}
+	if (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION &&
+	    r.library_error == AMQP_STATUS_TIMEOUT)
+		return PAYTX_ETIMEOUT;
+	if (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION &&
+	    r.library_error == AMQP_STATUS_UNEXPECTED_STATE) {
+		int err = consumer_frame(b);
+		return err == PAYTX_EBROKER ? broker_failed(b) : err;
+	}
+	log_warn("amqp: consume failed: %s",
+		 r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION
+			 ? amqp_error_string2(r.library_error) : "server exception");
+	return broker_failed(b);
+}
+
+void broker_msg_release(struct broker_msg *m)
+{
+	amqp_destroy_envelope(&m->env);
+	memset(m, 0, sizeof(*m));
+}
+
+static int window_push(struct broker *b)
+{
+	if (b->window_len == 0)
+		b->window_base = b->pub_seq + 1;
+	if (b->window_len == b->window_cap) {
+		size_t cap = b->window_cap ? b->window_cap * 2 : 256;
+		unsigned char *w = realloc(b->window_acked, cap);
+		if (!w)
+			return PAYTX_ENOMEM;
+		b->window_acked = w;
+		b->window_cap = cap;
+	}
+	b->window_acked[b->window_len++] = 0;
+	b->pub_seq++;
+	return 0;
+}
+
+static int publish_raw(struct broker *b, const char *exchange, const char *key, bool mandatory,
+		       amqp_basic_properties_t *props, const void *body, size_t len)
+{
+	if (!b->pub)
+		return broker_failed(b);
+	int err = window_push(b);
+	if (err)
+		return err;
+	amqp_bytes_t bytes = { .len = len, .bytes = (void *)body };
+	int rc = amqp_basic_publish(b->pub, CHANNEL, amqp_cstring_bytes(exchange),
+				    amqp_cstring_bytes(key), mandatory, 0, props, bytes);
+	if (rc != AMQP_STATUS_OK) {
+		log_warn("amqp: publish failed: %s", amqp_error_string2(rc));
+		return broker_failed(b);
+	}
+	return 0;
+}
+
+static void set_str(amqp_basic_properties_t *p, amqp_flags_t flag, amqp_bytes_t *field,
+		    const char *v)
+{
+	if (v && *v) {
+		p->_flags |= flag;
+		*field = amqp_cstring_bytes(v);
+	}
+}
+
+int broker_publish(struct broker *b, const struct broker_out *o)
+{
+	char msgid[64], sig[SIGN_HEX_LEN + 1];
+	amqp_table_entry_t hdr[2];
+	amqp_basic_properties_t p = { 0 };
+	const char *type = paytx_msg_type_name(o->type);
+	snprintf(msgid, sizeof(msgid), "%s-%llu", b->id_prefix,
+		 (unsigned long long)++b->msg_counter);
+	p._flags = AMQP_BASIC_CONTENT_TYPE_FLAG | AMQP_BASIC_DELIVERY_MODE_FLAG |
+		   AMQP_BASIC_TYPE_FLAG | AMQP_BASIC_MESSAGE_ID_FLAG | AMQP_BASIC_TIMESTAMP_FLAG |
+		   AMQP_BASIC_HEADERS_FLAG;
+	p.content_type = amqp_cstring_bytes("application/json");
+	p.delivery_mode = o->persistent ? 2 : 1;
+	p.type = amqp_cstring_bytes(type);
+	p.message_id = amqp_cstring_bytes(msgid);
+	p.timestamp = (uint64_t)(clock_wall_ms() / 1000);
+	set_str(&p, AMQP_BASIC_REPLY_TO_FLAG, &p.reply_to, o->reply_to);
+	set_str(&p, AMQP_BASIC_CORRELATION_ID_FLAG, &p.correlation_id, o->correlation_id);
+	int nh = 0;
+	if (o->sign) {
+		if (!b->cfg.key || sign_compute(b->cfg.key, type, o->body, o->len, sig) != 0)
+			return PAYTX_ESIG;
+		hdr[nh++] = (amqp_table_entry_t){ .key = amqp_cstring_bytes(SIGN_HEADER),
+			.value = { .kind = AMQP_FIELD_KIND_UTF8, .value.bytes = amqp_cstring_bytes(sig) } };
+	}
+	if (o->traceparent && *o->traceparent)
+		hdr[nh++] = (amqp_table_entry_t){ .key = amqp_cstring_bytes("traceparent"),
+			.value = { .kind = AMQP_FIELD_KIND_UTF8,
+				   .value.bytes = amqp_cstring_bytes(o->traceparent) } };
+	p.headers = (amqp_table_t){ .num_entries = nh, .entries = hdr };
+	return publish_raw(b, o->exchange, o->routing_key, o->mandatory, &p, o->body, o->len);
+}
+
+int broker_flush(struct broker *b)
+{
+	while (!window_done(b)) {
+		if (publisher_frame(b) != 0)
+			return broker_failed(b);
+	}
+	bool nacked = false;
+	for (size_t i = 0; i < b->window_len; i++)
+		nacked |= b->window_acked[i] == 2;
+	bool returned = b->window_returned;
+	b->window_len = 0;
+	b->window_returned = false;
+	if (nacked) {
+		log_warn("amqp: broker refused (nacked) a publish");
+		return PAYTX_EBROKER;
+	}
+	return returned ? PAYTX_EUNROUTABLE : 0;
+}
+
+int broker_ack(struct broker *b, uint64_t tag)
+{
+	if (!b->cons || amqp_basic_ack(b->cons, CHANNEL, tag, 0) != AMQP_STATUS_OK)
+		return broker_failed(b);
+	return 0;
+}
+
+int broker_dead_letter(struct broker *b, const struct broker_msg *m, int err, const char *text)
+{
+	amqp_basic_properties_t p = m->env.message.properties;
+	const amqp_table_t *old = (p._flags & AMQP_BASIC_HEADERS_FLAG) ? &p.headers : NULL;
+	int nold = old ? old->num_entries : 0;
+	if (nold > 64)
+		nold = 64;
+	amqp_table_entry_t hdr[64 + 3];
+	for (int i = 0; i < nold; i++)
+		hdr[i] = old->entries[i];
+	int n = nold;
+	hdr[n++] = (amqp_table_entry_t){ .key = amqp_cstring_bytes(BROKER_HDR_ERROR_CODE),
+		.value = { .kind = AMQP_FIELD_KIND_UTF8,
+			   .value.bytes = amqp_cstring_bytes(paytx_errcode(err)) } };
+	hdr[n++] = (amqp_table_entry_t){ .key = amqp_cstring_bytes(BROKER_HDR_ERROR_TEXT),
+		.value = { .kind = AMQP_FIELD_KIND_UTF8, .value.bytes = amqp_cstring_bytes(text) } };
+	hdr[n++] = (amqp_table_entry_t){ .key = amqp_cstring_bytes(BROKER_HDR_ORIGIN_QUEUE),
+		.value = { .kind = AMQP_FIELD_KIND_UTF8,
+			   .value.bytes = amqp_cstring_bytes(m->queue) } };
+	p._flags |= AMQP_BASIC_HEADERS_FLAG | AMQP_BASIC_DELIVERY_MODE_FLAG;
+	p.delivery_mode = 2;
+	p.headers = (amqp_table_t){ .num_entries = n, .entries = hdr };
+	log_warn("dead-lettering a %s message from %s: %s: %s",
+		 m->type_name[0] ? m->type_name : "(untyped)", m->queue, paytx_errcode(err), text);
+	return publish_raw(b, BROKER_DLX, m->queue, false, &p, m->body, m->len);
+}

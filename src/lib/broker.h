@@ -1,0 +1,123 @@
+/* The AMQP connection of one paytx process.
+ *
+ * A broker holds two connections to RabbitMQ: a consumer (manual acks,
+ * prefetch) and a publisher in confirm mode, so confirms never interleave
+ * with deliveries. Publishes are queued with broker_publish and confirmed
+ * together by broker_flush, which is how loops batch their confirms.
+ *
+ * On any connection failure a call returns PAYTX_EBROKER; the caller then
+ * calls broker_reconnect, which retries with backoff, redeclares the
+ * topology and the consumers, and returns when connected or told to stop.
+ * Unacked deliveries are redelivered by RabbitMQ; unconfirmed publishes are
+ * the caller's to redo. Single-threaded: one broker per thread.
+ */
+#ifndef PAYTX_BROKER_H
+#define PAYTX_BROKER_H
+
+#include <signal.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <amqp.h>
+
+#include "paytx/error.h"
+#include "paytx/message.h"
+#include "sign.h"
+
+#define BROKER_SUBMIT_QUEUE "paytx.submit"
+#define BROKER_PARTICIPANTS_EXCHANGE "paytx.participants"
+#define BROKER_EVENTS_EXCHANGE "paytx.events"
+#define BROKER_DLX "paytx.dlx"
+#define BROKER_DEAD_QUEUE "paytx.dead"
+#define BROKER_STATUS_QUEUE "paytx.status"
+#define BROKER_MAX_CONSUMERS 8
+
+#define BROKER_HDR_ERROR_CODE "x-paytx-error-code"
+#define BROKER_HDR_ERROR_TEXT "x-paytx-error-text"
+#define BROKER_HDR_ORIGIN_QUEUE "x-paytx-origin-queue"
+
+struct broker;
+
+struct broker_config {
+	const char *url;              /* amqp:// or amqps:// URL; borrowed */
+	const char *tls_ca;           /* PEM CA file for amqps, NULL = none */
+	const char *name;             /* connection name shown by RabbitMQ */
+	const struct sign_key *key;   /* borrowed; signs and verifies protocol msgs */
+	volatile sig_atomic_t *stop;  /* borrowed; reconnect gives up when set */
+};
+
+/* One received message; fields point into the delivery and are valid until
+ * broker_msg_release. */
+struct broker_msg {
+	uint64_t tag;                 /* delivery tag, for broker_ack */
+	enum paytx_msg_type type;
+	char type_name[64];           /* as received, for dead-letter headers */
+	const char *body;
+	size_t len;
+	char queue[128];              /* queue it came from */
+	char reply_to[256];
+	char correlation_id[256];
+	char message_id[128];
+	char traceparent[64];
+	bool redelivered;
+	bool signature_ok;            /* header present and verified */
+	int64_t timestamp_s;          /* AMQP timestamp property, 0 if absent */
+	amqp_envelope_t env;          /* owned */
+};
+
+struct broker_out {
+	const char *exchange;         /* "" = default exchange */
+	const char *routing_key;
+	enum paytx_msg_type type;
+	const void *body;
+	size_t len;
+	const char *reply_to;         /* NULL = none */
+	const char *correlation_id;   /* NULL = none */
+	bool persistent;              /* delivery_mode 2 */
+	bool mandatory;               /* unroutable -> PAYTX_EUNROUTABLE at flush */
+	bool sign;                    /* add the HMAC header */
+	const char *traceparent;      /* NULL = none */
+};
+
+/* cfg and its strings are borrowed for the broker's life. Does not connect. */
+struct broker *broker_create(const struct broker_config *cfg);
+void broker_destroy(struct broker *b);
+
+/* Declare the shared topology (section 2 of DESIGN.md) plus, when given,
+ * participant queues bound to paytx.participants. Runs again on reconnect. */
+int broker_want_participant_queue(struct broker *b, const char *name) PAYTX_MUST_CHECK;
+/* Declare a private reply queue (non-durable, expiring when unused). */
+int broker_want_reply_queue(struct broker *b, const char *name) PAYTX_MUST_CHECK;
+/* Consume queue with the given prefetch (applies from next (re)connect). */
+int broker_want_consumer(struct broker *b, const char *queue, uint16_t prefetch) PAYTX_MUST_CHECK;
+
+/* Connect both connections, declare, start consumers. Retries with backoff
+ * until connected or *stop. */
+int broker_connect(struct broker *b) PAYTX_MUST_CHECK;
+int broker_reconnect(struct broker *b) PAYTX_MUST_CHECK;
+bool broker_connected(const struct broker *b);
+uint64_t broker_reconnects(const struct broker *b);
+
+/* Wait up to timeout_ms (0 = only what is already buffered) for the next
+ * delivery. Returns 0 with *m filled, PAYTX_ETIMEOUT, or PAYTX_EBROKER. */
+int broker_next(struct broker *b, struct broker_msg *m, int timeout_ms) PAYTX_MUST_CHECK;
+void broker_msg_release(struct broker_msg *m);
+
+/* Queue a publish on the confirm channel. */
+int broker_publish(struct broker *b, const struct broker_out *o) PAYTX_MUST_CHECK;
+/* Wait for the confirms of every publish since the last flush. Returns 0,
+ * PAYTX_EBROKER (nacked or connection lost: republish), or
+ * PAYTX_EUNROUTABLE (at least one mandatory message had no queue; the
+ * others were confirmed). */
+int broker_flush(struct broker *b) PAYTX_MUST_CHECK;
+/* Ack one delivery. */
+int broker_ack(struct broker *b, uint64_t tag) PAYTX_MUST_CHECK;
+
+/* Copy m to paytx.dlx (routing key = origin queue) with error code and text
+ * headers, persistent; confirmed at the next broker_flush. The caller acks m
+ * after that flush. text must not contain secrets or metadata. */
+int broker_dead_letter(struct broker *b, const struct broker_msg *m, int err,
+		       const char *text) PAYTX_MUST_CHECK;
+
+#endif

@@ -1,0 +1,305 @@
+/* The participant SDK loop: consume, apply in batches, vote/ack, then ack. */
+#include "paytx/participant.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "broker.h"
+#include "clock.h"
+#include "crash.h"
+#include "log.h"
+#include "sign.h"
+
+#define PART_ITEM_ATTEMPTS 5
+#define PART_IN_DOUBT_MAX 256
+
+struct part_item {
+	struct broker_msg msg;
+	bool valid;                  /* decoded and signed; apply it */
+	bool applied;                /* its local effect is committed */
+	int dead_err;                /* != 0: dead-letter with this error */
+	char dead_text[PAYTX_DETAIL_MAX];
+	int attempts;
+	union {
+		struct paytx_prepare prepare;
+		struct paytx_decision decision;
+	} in;
+	struct paytx_vote vote;      /* for prepares */
+};
+
+struct part {
+	const struct paytx_participant_config *cfg;
+	const struct paytx_participant_ops *ops;
+	void *ctx;
+	volatile sig_atomic_t *stop;
+	struct broker *broker;
+	struct part_item *items;
+	struct paytx_buf out;
+	int64_t next_in_doubt_ms;
+};
+
+static int item_reject(struct part_item *it, int err, const char *text)
+{
+	it->valid = false;
+	it->dead_err = err;
+	snprintf(it->dead_text, sizeof(it->dead_text), "%s", text);
+	return 0;
+}
+
+/* Check and decode one delivery; invalid ones are marked for dead-lettering. */
+static int item_decode(struct part *p, struct part_item *it)
+{
+	struct broker_msg *m = &it->msg;
+	struct paytx_fault fault = { 0 };
+	int err;
+	it->valid = false;
+	it->dead_err = 0;
+	it->applied = false;
+	it->attempts = 0;
+	if (m->type != PAYTX_MSG_PREPARE && m->type != PAYTX_MSG_COMMIT &&
+	    m->type != PAYTX_MSG_ABORT)
+		return item_reject(it, PAYTX_EMSGTYPE, "participants accept txn.prepare, "
+			"txn.commit and txn.abort only");
+	if (!m->signature_ok)
+		return item_reject(it, PAYTX_ESIG, "missing or bad x-paytx-signature");
+	if (!m->reply_to[0])
+		return item_reject(it, PAYTX_EINVAL, "protocol message without reply_to");
+	if (m->type == PAYTX_MSG_PREPARE)
+		err = paytx_prepare_decode(m->body, m->len, &it->in.prepare, &fault);
+	else
+		err = paytx_decision_decode(m->body, m->len, m->type == PAYTX_MSG_COMMIT,
+					    &it->in.decision, &fault);
+	if (err)
+		return item_reject(it, err, fault.text);
+	it->valid = true;
+	(void)p;
+	return 0;
+}
+
+static int item_apply(struct part *p, struct part_item *it)
+{
+	const struct paytx_participant_ops *ops = p->ops;
+	if (it->msg.type == PAYTX_MSG_PREPARE) {
+		memset(&it->vote, 0, sizeof(it->vote));
+		it->vote.txn = it->in.prepare.txn;
+		snprintf(it->vote.participant, sizeof(it->vote.participant), "%s", p->cfg->name);
+		return ops->prepare(p->ctx, &it->in.prepare, &it->vote);
+	}
+	int64_t txn = it->in.decision.txn;
+	int err = it->msg.type == PAYTX_MSG_COMMIT ? ops->commit(p->ctx, txn)
+						   : ops->abort(p->ctx, txn);
+	if (err == PAYTX_EPROTO) {
+		item_reject(it, err, it->msg.type == PAYTX_MSG_COMMIT
+			? "commit for a transaction this participant did not vote yes on"
+			: "abort for a transaction this participant already committed");
+		return 0;
+	}
+	return err;
+}
+
+/* Apply items[0..n) in one local transaction. 0, or the first failure. */
+static int batch_try(struct part *p, struct part_item *items, size_t n)
+{
+	const struct paytx_participant_ops *ops = p->ops;
+	int err = ops->batch_begin ? ops->batch_begin(p->ctx) : 0;
+	for (size_t i = 0; !err && i < n; i++)
+		if (items[i].valid && !items[i].applied)
+			err = item_apply(p, &items[i]);
+	if (!err && ops->batch_commit)
+		err = ops->batch_commit(p->ctx);
+	if (err) {
+		if (ops->batch_rollback)
+			ops->batch_rollback(p->ctx);
+		return err;
+	}
+	crash_point("participant.after_local_commit");
+	for (size_t i = 0; i < n; i++)
+		if (items[i].valid)
+			items[i].applied = true;
+	return 0;
+}
+
+/* Whole batch first; on failure each item alone, so one bad item cannot
+ * hold back the rest. Returns non-zero only when told to stop. */
+static int batch_apply(struct part *p, size_t n)
+{
+	if (batch_try(p, p->items, n) == 0)
+		return 0;
+	int64_t backoff = 50;
+	for (size_t i = 0; i < n; i++) {
+		struct part_item *it = &p->items[i];
+		while (it->valid && !it->applied) {
+			if (*p->stop)
+				return -1;
+			if (batch_try(p, it, 1) == 0)
+				break;
+			/* Only failures against a healthy store count against the
+			 * item: an outage must not dead-letter good messages. */
+			bool store_ok = !p->ops->reset || p->ops->reset(p->ctx) == 0;
+			if (store_ok && ++it->attempts >= PART_ITEM_ATTEMPTS) {
+				item_reject(it, PAYTX_EDB, "participant failed to apply this "
+					    "message repeatedly");
+				break;
+			}
+			log_warn("participant: retrying a failed step in %lld ms",
+				 (long long)backoff);
+			clock_sleep_ms(backoff);
+			backoff = backoff * 2 > 5000 ? 5000 : backoff * 2;
+		}
+	}
+	return 0;
+}
+
+static int publish_reply(struct part *p, struct part_item *it)
+{
+	struct broker_msg *m = &it->msg;
+	struct broker_out o = { .exchange = "", .routing_key = m->reply_to,
+				.correlation_id = m->correlation_id, .sign = true,
+				.traceparent = m->traceparent };
+	int err;
+	paytx_buf_reset(&p->out);
+	if (m->type == PAYTX_MSG_PREPARE) {
+		o.type = PAYTX_MSG_VOTE;
+		err = paytx_vote_encode(&it->vote, &p->out);
+		log_txn(LOG_INFO, it->in.prepare.payment_id, it->vote.txn, "voted %s%s%s",
+			it->vote.yes ? "yes" : "no", it->vote.yes ? "" : ": ", it->vote.reason);
+	} else {
+		struct paytx_ack ack = { .txn = it->in.decision.txn,
+					 .commit = m->type == PAYTX_MSG_COMMIT };
+		snprintf(ack.participant, sizeof(ack.participant), "%s", p->cfg->name);
+		o.type = PAYTX_MSG_ACK;
+		err = paytx_ack_encode(&ack, &p->out);
+		log_txn(LOG_INFO, it->in.decision.payment_id, ack.txn, "%s applied",
+			ack.commit ? "commit" : "abort");
+	}
+	if (err)
+		return err;
+	o.body = p->out.data;
+	o.len = p->out.len;
+	return broker_publish(p->broker, &o);
+}
+
+/* Publish votes, acks and dead letters, wait for confirms, ack inputs. */
+static int batch_finish(struct part *p, size_t n)
+{
+	int err = 0;
+	for (size_t i = 0; !err && i < n; i++) {
+		struct part_item *it = &p->items[i];
+		if (it->dead_err)
+			err = broker_dead_letter(p->broker, &it->msg, it->dead_err, it->dead_text);
+		else if (it->applied)
+			err = publish_reply(p, it);
+	}
+	crash_point("participant.before_reply_confirm");
+	if (!err)
+		err = broker_flush(p->broker);
+	if (err == PAYTX_EUNROUTABLE) /* a reply queue is gone: its owner re-asks */
+		err = 0;
+	for (size_t i = 0; !err && i < n; i++)
+		err = broker_ack(p->broker, p->items[i].msg.tag);
+	crash_point("participant.after_input_ack");
+	return err;
+}
+
+/* Ask the coordinators for decisions on reservations held too long. */
+static void ask_in_doubt(struct part *p)
+{
+	int64_t now = clock_wall_ms();
+	if (!p->ops->in_doubt || now < p->next_in_doubt_ms)
+		return;
+	p->next_in_doubt_ms = now + p->cfg->status_after_ms / 2 + 1;
+	int64_t txns[PART_IN_DOUBT_MAX];
+	size_t n = 0;
+	if (p->ops->in_doubt(p->ctx, now - p->cfg->status_after_ms, txns, PART_IN_DOUBT_MAX, &n))
+		return;
+	for (size_t i = 0; i < n; i++) {
+		struct paytx_status_query q = { .txn = txns[i] };
+		snprintf(q.participant, sizeof(q.participant), "%s", p->cfg->name);
+		paytx_buf_reset(&p->out);
+		if (paytx_status_query_encode(&q, &p->out))
+			continue;
+		struct broker_out o = { .exchange = "", .routing_key = BROKER_STATUS_QUEUE,
+					.type = PAYTX_MSG_STATUS, .body = p->out.data,
+					.len = p->out.len, .sign = true, .reply_to = p->cfg->name };
+		log_txn(LOG_INFO, NULL, q.txn, "reservation in doubt: asking for the decision");
+		if (broker_publish(p->broker, &o))
+			return;
+	}
+	if (n && broker_flush(p->broker) == PAYTX_EBROKER)
+		log_warn("participant: status queries not confirmed; will ask again");
+}
+
+static size_t batch_collect(struct part *p)
+{
+	size_t n = 0;
+	while (n < p->cfg->batch_max) {
+		int err = broker_next(p->broker, &p->items[n].msg, n == 0 ? 200 : 0);
+		if (err)
+			break;
+		item_decode(p, &p->items[n]);
+		n++;
+	}
+	return n;
+}
+
+static void batch_release(struct part *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		broker_msg_release(&p->items[i].msg);
+}
+
+static int part_loop(struct part *p)
+{
+	while (!*p->stop) {
+		size_t n = batch_collect(p);
+		int err = 0;
+		if (n && batch_apply(p, n) == 0)
+			err = batch_finish(p, n);
+		batch_release(p, n);
+		if (!err)
+			ask_in_doubt(p);
+		if (!broker_connected(p->broker) && !*p->stop) {
+			if (broker_reconnect(p->broker))
+				return *p->stop ? 0 : PAYTX_EBROKER;
+		}
+	}
+	return 0;
+}
+
+int paytx_participant_run(const struct paytx_participant_config *cfg,
+			  const struct paytx_participant_ops *ops, void *ctx,
+			  volatile sig_atomic_t *stop)
+{
+	struct sign_key key;
+	struct part p = { .cfg = cfg, .ops = ops, .ctx = ctx, .stop = stop };
+	int err = PAYTX_ECONFIG;
+	if (!cfg->name || !paytx_id_valid(cfg->name, strlen(cfg->name)) || !ops->prepare ||
+	    !ops->commit || !ops->abort || cfg->batch_max == 0 || cfg->prefetch == 0)
+		return PAYTX_ECONFIG;
+	if (sign_key_init(&key, cfg->hmac_key, cfg->hmac_key ? strlen(cfg->hmac_key) : 0))
+		return PAYTX_ECONFIG;
+	struct broker_config bc = { .url = cfg->amqp_url, .tls_ca = cfg->amqp_tls_ca,
+				    .name = cfg->name, .key = &key, .stop = stop };
+	paytx_buf_init(&p.out);
+	err = PAYTX_ENOMEM;
+	p.items = calloc(cfg->batch_max, sizeof(*p.items));
+	p.broker = broker_create(&bc);
+	if (!p.items || !p.broker)
+		goto out;
+	err = broker_want_participant_queue(p.broker, cfg->name);
+	if (!err)
+		err = broker_want_consumer(p.broker, cfg->name, cfg->prefetch);
+	if (!err)
+		err = broker_connect(p.broker);
+	if (!err) {
+		log_info("participant %s ready", cfg->name);
+		err = part_loop(&p);
+	}
+out:
+	broker_destroy(p.broker);
+	free(p.items);
+	paytx_buf_finish(&p.out);
+	sign_key_finish(&key);
+	return err;
+}

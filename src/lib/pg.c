@@ -1,0 +1,91 @@
+/* PostgreSQL connections, statements and schema migration over libpq. */
+#include "pg.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "clock.h"
+#include "log.h"
+
+static void pg_notice(void *arg, const char *message)
+{
+	(void)arg;
+	log_debug("postgres: %.*s", (int)strcspn(message, "\n"), message);
+}
+
+int pg_connect(PGconn **out, const char *dsn, const char *app, volatile sig_atomic_t *stop)
+{
+	const char *keys[] = { "dbname", "application_name", "connect_timeout", NULL };
+	const char *vals[] = { dsn, app, "5", NULL };
+	int64_t backoff = 100;
+	*out = NULL;
+	for (;;) {
+		PGconn *c = PQconnectdbParams(keys, vals, 1);
+		if (c && PQstatus(c) == CONNECTION_OK) {
+			PQsetNoticeProcessor(c, pg_notice, NULL);
+			*out = c;
+			return 0;
+		}
+		/* libpq's message names host and port, never the password. */
+		const char *msg = c ? PQerrorMessage(c) : "out of memory";
+		log_warn("postgres connect failed: %.*s", (int)strcspn(msg, "\n"), msg);
+		PQfinish(c);
+		if (!stop || *stop)
+			return PAYTX_EDB;
+		clock_sleep_ms(backoff);
+		backoff = backoff * 2 > 5000 ? 5000 : backoff * 2;
+	}
+}
+
+static bool pg_result_ok(PGresult *res)
+{
+	ExecStatusType st = PQresultStatus(res);
+	return st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK;
+}
+
+int pg_exec(PGconn *conn, const char *sql)
+{
+	PGresult *res = PQexec(conn, sql);
+	bool ok = pg_result_ok(res);
+	if (!ok) {
+		const char *msg = PQerrorMessage(conn);
+		log_error("postgres: %.*s", (int)strcspn(msg, "\n"), msg);
+	}
+	PQclear(res);
+	return ok ? 0 : PAYTX_EDB;
+}
+
+PGresult *pg_query(PGconn *conn, const char *sql, int nparams, const char *const *params)
+{
+	PGresult *res = PQexecParams(conn, sql, nparams, NULL, params, NULL, NULL, 0);
+	if (pg_result_ok(res))
+		return res;
+	const char *msg = PQerrorMessage(conn);
+	log_error("postgres: %.*s (sqlstate %s)", (int)strcspn(msg, "\n"), msg,
+		  pg_sqlstate(res));
+	PQclear(res);
+	return NULL;
+}
+
+bool pg_broken(PGconn *conn)
+{
+	return !conn || PQstatus(conn) != CONNECTION_OK;
+}
+
+const char *pg_sqlstate(const PGresult *res)
+{
+	const char *s = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+	return s ? s : "";
+}
+
+int pg_migrate(PGconn *conn, const char *schema_sql)
+{
+	if (pg_exec(conn, "BEGIN") != 0)
+		return PAYTX_EDB;
+	if (pg_exec(conn, schema_sql) != 0) {
+		if (pg_exec(conn, "ROLLBACK") != 0)
+			log_warn("postgres: rollback failed");
+		return PAYTX_EDB;
+	}
+	return pg_exec(conn, "COMMIT");
+}

@@ -1,0 +1,33 @@
+/* PostgreSQL helpers over libpq: connect with retry, run statements, apply
+ * the embedded schema. Errors are logged with the server's message (never
+ * the DSN's password). One PGconn per thread, as libpq requires.
+ */
+#ifndef PAYTX_PG_H
+#define PAYTX_PG_H
+
+#include <libpq-fe.h>
+#include <signal.h>
+#include <stdbool.h>
+
+#include "paytx/error.h"
+
+/* Connect, retrying with backoff (100 ms doubling to 5 s) until it works or
+ * *stop becomes non-zero (stop may be NULL: one attempt only). */
+int pg_connect(PGconn **out, const char *dsn, const char *app,
+	       volatile sig_atomic_t *stop) PAYTX_MUST_CHECK;
+/* Run one command or script with no parameters; PAYTX_EDB on failure. */
+int pg_exec(PGconn *conn, const char *sql) PAYTX_MUST_CHECK;
+/* Run a parameterised statement; returns the result (caller PQclear) or NULL
+ * on failure (already logged). ok is PGRES_COMMAND_OK or PGRES_TUPLES_OK. */
+PGresult *pg_query(PGconn *conn, const char *sql, int nparams, const char *const *params);
+/* True when the connection is gone and must be re-made. */
+bool pg_broken(PGconn *conn);
+/* SQLSTATE of res or "" */
+const char *pg_sqlstate(const PGresult *res);
+
+/* Embedded schema scripts (the sql directory), applied idempotently. */
+extern const char schema_coordinator_sql[];
+extern const char schema_ledger_sql[];
+int pg_migrate(PGconn *conn, const char *schema_sql) PAYTX_MUST_CHECK;
+
+#endif

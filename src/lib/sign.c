@@ -1,0 +1,68 @@
+/* HMAC-SHA256 signatures of protocol messages (OpenSSL libcrypto). */
+#include "sign.h"
+
+#include <string.h>
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/params.h>
+
+int sign_key_init(struct sign_key *k, const char *key, size_t len)
+{
+	memset(k, 0, sizeof(*k));
+	if (!key || len < 16 || len > sizeof(k->bytes))
+		return PAYTX_ECONFIG;
+	memcpy(k->bytes, key, len);
+	k->len = len;
+	return 0;
+}
+
+void sign_key_finish(struct sign_key *k)
+{
+	OPENSSL_cleanse(k->bytes, sizeof(k->bytes));
+	k->len = 0;
+}
+
+static int sign_raw(const struct sign_key *k, const char *type, const void *body, size_t len,
+		    unsigned char mac[32])
+{
+	size_t maclen = 0;
+	EVP_MAC *hmac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+	EVP_MAC_CTX *ctx = hmac ? EVP_MAC_CTX_new(hmac) : NULL;
+	OSSL_PARAM params[] = { OSSL_PARAM_construct_utf8_string("digest", (char *)"SHA256", 0),
+				OSSL_PARAM_construct_end() };
+	int ok = ctx && EVP_MAC_init(ctx, k->bytes, k->len, params) &&
+		 EVP_MAC_update(ctx, (const unsigned char *)type, strlen(type)) &&
+		 EVP_MAC_update(ctx, (const unsigned char *)"\n", 1) &&
+		 EVP_MAC_update(ctx, body, len) && EVP_MAC_final(ctx, mac, &maclen, 32);
+	EVP_MAC_CTX_free(ctx);
+	EVP_MAC_free(hmac);
+	return ok && maclen == 32 ? 0 : PAYTX_ESIG;
+}
+
+int sign_compute(const struct sign_key *k, const char *type, const void *body, size_t len,
+		 char hex[SIGN_HEX_LEN + 1])
+{
+	static const char digits[] = "0123456789abcdef";
+	unsigned char mac[32];
+	int err = sign_raw(k, type, body, len, mac);
+	if (err)
+		return err;
+	for (size_t i = 0; i < 32; i++) {
+		hex[2 * i] = digits[mac[i] >> 4];
+		hex[2 * i + 1] = digits[mac[i] & 15];
+	}
+	hex[SIGN_HEX_LEN] = '\0';
+	return 0;
+}
+
+int sign_verify(const struct sign_key *k, const char *type, const void *body, size_t len,
+		const char *sig, size_t sig_len)
+{
+	char want[SIGN_HEX_LEN + 1];
+	if (!sig || sig_len != SIGN_HEX_LEN)
+		return PAYTX_ESIG;
+	if (sign_compute(k, type, body, len, want) != 0)
+		return PAYTX_ESIG;
+	return CRYPTO_memcmp(want, sig, SIGN_HEX_LEN) == 0 ? 0 : PAYTX_ESIG;
+}
