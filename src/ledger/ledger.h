@@ -1,0 +1,62 @@
+/* The double-entry ledger of one shard (one PostgreSQL database).
+ *
+ * Tables (sql/ledger.sql): accounts, holds, entries (append-only journal),
+ * barrier. This module implements the participant callbacks of
+ * paytx/participant.h over them:
+ *   prepare  = in the batch's local transaction, check each account
+ *              (exists, currency, funds net of held amounts unless external)
+ *              and record holds plus a barrier row; vote yes or no with a
+ *              reason (unknown_account, currency_mismatch,
+ *              insufficient_funds, account_closed).
+ *   commit   = post the holds: one immutable entries row per account leg,
+ *              balances updated, holds marked posted; barrier committed.
+ *   abort    = release the holds; barrier aborted. An abort that arrives
+ *              before its prepare records an aborted barrier so the late
+ *              prepare votes no.
+ * All steps are idempotent by txn. Account management (create, balance,
+ * journal) is here too, for paytxctl and tests.
+ *
+ * A struct ledger owns one PGconn; single-threaded.
+ */
+#ifndef PAYTX_LEDGER_H
+#define PAYTX_LEDGER_H
+
+#include <libpq-fe.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "paytx/error.h"
+#include "paytx/message.h"
+#include "paytx/participant.h"
+
+struct ledger {
+	PGconn *conn;          /* owned */
+	char participant[PAYTX_ID_MAX + 1];
+	bool in_batch;
+};
+
+struct ledger_account {
+	char id[PAYTX_ID_MAX + 1];
+	char currency[4];
+	int64_t balance;       /* minor units, posted */
+	int64_t held;          /* minor units reserved by pending debits (>= 0) */
+	bool external;         /* may go negative */
+	int64_t version;       /* bumped by every posting */
+};
+
+/* conn is taken over; participant is copied. */
+int ledger_init(struct ledger *l, PGconn *conn, const char *participant) PAYTX_MUST_CHECK;
+void ledger_finish(struct ledger *l);
+
+/* The participant callbacks; ctx is a struct ledger *. */
+extern const struct paytx_participant_ops ledger_ops;
+
+/* Account management, each in its own transaction. create is idempotent
+ * when the account exists with the same currency and flags, PAYTX_ECONFLICT
+ * otherwise. */
+int ledger_account_create(struct ledger *l, const char *id, const char *currency,
+			  bool external) PAYTX_MUST_CHECK;
+int ledger_account_get(struct ledger *l, const char *id,
+		       struct ledger_account *out) PAYTX_MUST_CHECK; /* PAYTX_ENOTFOUND */
+
+#endif

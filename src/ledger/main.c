@@ -1,0 +1,86 @@
+/* paytx-ledger: one ledger shard as a 2PC participant. */
+#include <stdio.h>
+#include <string.h>
+
+#include "config.h"
+#include "crash.h"
+#include "ledger.h"
+#include "log.h"
+#include "pg.h"
+#include "signals.h"
+
+static const struct config_def defs[] = {
+	{ "PAYTX_PARTICIPANT", "participant", NULL,
+	  "Name of this shard, e.g. ledger.0 (its queue and routing key).", CONFIG_REQUIRED },
+	{ "PAYTX_AMQP_URL", "amqp-url", "amqp://guest:guest@127.0.0.1:5672",
+	  "RabbitMQ URL (amqp:// or amqps://).", CONFIG_SECRET },
+	{ "PAYTX_AMQP_TLS_CA", "amqp-tls-ca", NULL, "CA certificate file for amqps.", 0 },
+	{ "PAYTX_PG_DSN", "pg-dsn", NULL, "PostgreSQL DSN of this shard's ledger database.",
+	  CONFIG_SECRET | CONFIG_REQUIRED },
+	{ "PAYTX_HMAC_KEY", "hmac-key", NULL, "Key signing protocol messages (16-64 bytes).",
+	  CONFIG_SECRET | CONFIG_REQUIRED },
+	{ "PAYTX_PREFETCH", "prefetch", "512", "Deliveries in flight.", 0 },
+	{ "PAYTX_BATCH_MAX", "batch-max", "256", "Messages per local transaction.", 0 },
+	{ "PAYTX_STATUS_AFTER_MS", "status-after-ms", "15000",
+	  "Ask the coordinator for the decision on a reservation held this long.", 0 },
+	{ "PAYTX_LOG_LEVEL", "log-level", "info", "debug, info, warn or error.", 0 },
+};
+
+static int build_config(const struct config *c, struct paytx_participant_config *pc)
+{
+	int64_t prefetch, batch, status_after;
+	if (config_int(c, "PAYTX_PREFETCH", 1, 65535, &prefetch) ||
+	    config_int(c, "PAYTX_BATCH_MAX", 1, 4096, &batch) ||
+	    config_int(c, "PAYTX_STATUS_AFTER_MS", 100, 86400000, &status_after))
+		return PAYTX_ECONFIG;
+	if (log_set_level_name(config_str(c, "PAYTX_LOG_LEVEL")) != 0) {
+		fprintf(stderr, "setting PAYTX_LOG_LEVEL: debug, info, warn or error\n");
+		return PAYTX_ECONFIG;
+	}
+	pc->name = config_str(c, "PAYTX_PARTICIPANT");
+	if (!paytx_id_valid(pc->name, strlen(pc->name))) {
+		fprintf(stderr, "setting PAYTX_PARTICIPANT: 1-64 of [A-Za-z0-9._:-]\n");
+		return PAYTX_ECONFIG;
+	}
+	pc->hmac_key = config_str(c, "PAYTX_HMAC_KEY");
+	if (strlen(pc->hmac_key) < 16 || strlen(pc->hmac_key) > 64) {
+		fprintf(stderr, "setting PAYTX_HMAC_KEY: must be 16 to 64 bytes long\n");
+		return PAYTX_ECONFIG;
+	}
+	pc->amqp_url = config_str(c, "PAYTX_AMQP_URL");
+	pc->amqp_tls_ca = config_str(c, "PAYTX_AMQP_TLS_CA");
+	pc->prefetch = (uint16_t)prefetch;
+	pc->batch_max = (size_t)batch;
+	pc->status_after_ms = status_after;
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	struct config c;
+	struct paytx_participant_config pc = { 0 };
+	struct ledger l;
+	PGconn *conn;
+	log_init("ledger");
+	crash_init();
+	if (config_load(&c, defs, sizeof(defs) / sizeof(defs[0]), argc, argv, "paytx-ledger",
+			"[options]", "Runs one ledger shard as a two-phase-commit participant.") ||
+	    build_config(&c, &pc))
+		return 2;
+	if (c.check_only) {
+		printf("paytx-ledger: configuration OK\n");
+		return 0;
+	}
+	signals_install();
+	if (pg_connect(&conn, config_str(&c, "PAYTX_PG_DSN"), pc.name, &signals_stop) != 0)
+		return 1;
+	if (pg_migrate(conn, schema_ledger_sql) != 0 || ledger_init(&l, conn, pc.name) != 0) {
+		PQfinish(conn);
+		return 1;
+	}
+	int err = paytx_participant_run(&pc, &ledger_ops, &l, &signals_stop);
+	ledger_finish(&l);
+	if (err)
+		log_error("ledger stopping: %s", paytx_strerror(err));
+	return err ? 1 : 0;
+}
