@@ -1,0 +1,134 @@
+/* Building and publishing the coordinator's outgoing messages. */
+#include "outbox.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include <json-c/json.h>
+
+#include "clock.h"
+#include "log.h"
+
+void outbox_init(struct outbox *o, struct broker *b, const char *reply_queue)
+{
+	o->broker = b;
+	o->reply_queue = reply_queue;
+	paytx_buf_init(&o->buf);
+}
+
+void outbox_finish(struct outbox *o)
+{
+	paytx_buf_finish(&o->buf);
+}
+
+static int to_participant(struct outbox *o, enum paytx_msg_type type, const char *participant)
+{
+	struct broker_out m = { .exchange = BROKER_PARTICIPANTS_EXCHANGE,
+				.routing_key = participant, .type = type, .body = o->buf.data,
+				.len = o->buf.len, .reply_to = o->reply_queue, .sign = true };
+	return broker_publish(o->broker, &m);
+}
+
+int outbox_prepare(struct outbox *o, const struct txn *t, const struct txn_part *part)
+{
+	struct paytx_prepare p;
+	txn_prepare_for(t, part, &p);
+	paytx_buf_reset(&o->buf);
+	int err = paytx_prepare_encode(&p, &o->buf);
+	return err ? err : to_participant(o, PAYTX_MSG_PREPARE, part->name);
+}
+
+int outbox_decision(struct outbox *o, int64_t txn, bool commit, const char *payment_id,
+		    const char *participant)
+{
+	struct paytx_decision d = { .txn = txn, .commit = commit };
+	snprintf(d.payment_id, sizeof(d.payment_id), "%s", payment_id);
+	paytx_buf_reset(&o->buf);
+	int err = paytx_decision_encode(&d, &o->buf);
+	return err ? err : to_participant(o, commit ? PAYTX_MSG_COMMIT : PAYTX_MSG_ABORT,
+					  participant);
+}
+
+static int reply(struct outbox *o, const char *reply_to, const char *corr)
+{
+	if (!reply_to || !*reply_to)
+		return 0;
+	struct broker_out m = { .exchange = "", .routing_key = reply_to,
+				.type = PAYTX_MSG_OUTCOME, .body = o->buf.data, .len = o->buf.len,
+				.correlation_id = corr, .persistent = true };
+	return broker_publish(o->broker, &m);
+}
+
+static int reply_waiters(struct outbox *o, const char *waiters_json)
+{
+	if (!waiters_json)
+		return 0;
+	struct json_object *arr = json_tokener_parse(waiters_json);
+	int err = 0;
+	size_t n = arr && json_object_is_type(arr, json_type_array)
+			   ? json_object_array_length(arr) : 0;
+	for (size_t i = 0; i < n && !err; i++) {
+		struct json_object *w = json_object_array_get_idx(arr, i), *rt, *ci;
+		if (json_object_object_get_ex(w, "reply_to", &rt) &&
+		    json_object_object_get_ex(w, "correlation_id", &ci))
+			err = reply(o, json_object_get_string(rt), json_object_get_string(ci));
+	}
+	json_object_put(arr);
+	return err;
+}
+
+int outbox_outcome(struct outbox *o, const struct paytx_outcome *out, const char *reply_to,
+		   const char *correlation_id, const char *waiters_json, bool event)
+{
+	paytx_buf_reset(&o->buf);
+	int err = paytx_outcome_encode(out, &o->buf);
+	if (!err)
+		err = reply(o, reply_to, correlation_id);
+	if (!err)
+		err = reply_waiters(o, waiters_json);
+	if (!err && event) {
+		char key[64];
+		snprintf(key, sizeof(key), "payment.%s", paytx_status_name(out->status));
+		struct broker_out m = { .exchange = BROKER_EVENTS_EXCHANGE, .routing_key = key,
+					.type = PAYTX_MSG_OUTCOME, .body = o->buf.data,
+					.len = o->buf.len, .persistent = true };
+		err = broker_publish(o->broker, &m);
+	}
+	return err;
+}
+
+/* The payment_id of a refused submit, when it has a usable one. */
+static void guess_payment_id(const struct broker_msg *m, char *out, size_t n)
+{
+	out[0] = '\0';
+	if (m->len > PAYTX_MESSAGE_MAX)
+		return;
+	struct json_tokener *tok = json_tokener_new_ex(PAYTX_JSON_DEPTH_MAX);
+	struct json_object *root = tok ? json_tokener_parse_ex(tok, m->body, (int)m->len) : NULL;
+	struct json_object *id;
+	if (root && json_object_object_get_ex(root, "payment_id", &id) &&
+	    json_object_is_type(id, json_type_string) &&
+	    paytx_id_valid(json_object_get_string(id), (size_t)json_object_get_string_len(id)))
+		snprintf(out, n, "%s", json_object_get_string(id));
+	json_object_put(root);
+	if (tok)
+		json_tokener_free(tok);
+}
+
+int outbox_reject(struct outbox *o, const struct broker_msg *m, int err, const char *text)
+{
+	bool submit = strcmp(m->queue, BROKER_SUBMIT_QUEUE) == 0;
+	if (submit) {
+		struct paytx_outcome out = { .status = PAYTX_STATUS_REJECTED,
+					     .submitted_ms = m->timestamp_s * 1000,
+					     .finished_ms = clock_wall_ms() };
+		guess_payment_id(m, out.payment_id, sizeof(out.payment_id));
+		snprintf(out.reason, sizeof(out.reason), "%s", paytx_errcode(err));
+		snprintf(out.detail, sizeof(out.detail), "%s", text);
+		log_txn(LOG_INFO, out.payment_id, 0, "rejected: %s: %s", out.reason, out.detail);
+		int e = outbox_outcome(o, &out, m->reply_to, m->correlation_id, NULL, true);
+		if (e)
+			return e;
+	}
+	return broker_dead_letter(o->broker, m, err, text);
+}

@@ -1,0 +1,37 @@
+/* The coordinator's outgoing messages: prepares and decisions to
+ * participants, outcomes to clients and events, rejections with their
+ * dead letters. Everything is queued on the broker's confirm channel; the
+ * caller's broker_flush confirms it. Single-threaded, like the broker.
+ */
+#ifndef PAYTX_OUTBOX_H
+#define PAYTX_OUTBOX_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "broker.h"
+#include "paytx/message.h"
+#include "txn.h"
+
+struct outbox {
+	struct broker *broker;       /* borrowed */
+	const char *reply_queue;     /* borrowed: where votes and acks come back */
+	struct paytx_buf buf;
+};
+
+void outbox_init(struct outbox *o, struct broker *b, const char *reply_queue);
+void outbox_finish(struct outbox *o);
+
+int outbox_prepare(struct outbox *o, const struct txn *t, const struct txn_part *part) PAYTX_MUST_CHECK;
+int outbox_decision(struct outbox *o, int64_t txn, bool commit, const char *payment_id,
+		    const char *participant) PAYTX_MUST_CHECK;
+/* Send out to reply_to (if any), to every waiter in waiters_json (a JSON
+ * array of {reply_to, correlation_id}, may be NULL) and, when event is
+ * true, to paytx.events as payment.<status>. */
+int outbox_outcome(struct outbox *o, const struct paytx_outcome *out, const char *reply_to,
+		   const char *correlation_id, const char *waiters_json, bool event) PAYTX_MUST_CHECK;
+/* Refuse a submit or protocol message: a rejected outcome to its reply_to
+ * and paytx.events (submits only), and a dead letter with the reason. */
+int outbox_reject(struct outbox *o, const struct broker_msg *m, int err, const char *text) PAYTX_MUST_CHECK;
+
+#endif

@@ -1,0 +1,305 @@
+/* The coordinator's durable 2PC log and leases in PostgreSQL. */
+#include "txlog.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/evp.h>
+
+#include "log.h"
+#include "pg.h"
+
+#define ROW_COLS                                                                        \
+	"txn, payment_id, state, reason, detail, owner, "                               \
+	"(extract(epoch from submitted_at) * 1000)::bigint, "                           \
+	"coalesce((extract(epoch from finished_at) * 1000)::bigint, 0), outcome_sent, " \
+	"coalesce(reply_to, ''), coalesce(correlation_id, ''), request, waiters::text"
+#define OPEN_STATES "state IN ('preparing', 'committing', 'aborting')"
+
+static void copy_field(char *dst, size_t n, const PGresult *res, int row, int col)
+{
+	snprintf(dst, n, "%s", PQgetvalue(res, row, col));
+}
+
+static void row_read(const PGresult *res, int i, struct txlog_row *r, bool heap)
+{
+	memset(r, 0, sizeof(*r));
+	r->txn = strtoll(PQgetvalue(res, i, 0), NULL, 10);
+	copy_field(r->payment_id, sizeof(r->payment_id), res, i, 1);
+	copy_field(r->state, sizeof(r->state), res, i, 2);
+	copy_field(r->reason, sizeof(r->reason), res, i, 3);
+	copy_field(r->detail, sizeof(r->detail), res, i, 4);
+	copy_field(r->owner, sizeof(r->owner), res, i, 5);
+	r->submitted_ms = strtoll(PQgetvalue(res, i, 6), NULL, 10);
+	r->finished_ms = strtoll(PQgetvalue(res, i, 7), NULL, 10);
+	r->outcome_sent = PQgetvalue(res, i, 8)[0] == 't';
+	copy_field(r->reply_to, sizeof(r->reply_to), res, i, 9);
+	copy_field(r->correlation_id, sizeof(r->correlation_id), res, i, 10);
+	if (heap) {
+		r->request = strdup(PQgetvalue(res, i, 11));
+		r->waiters = strdup(PQgetvalue(res, i, 12));
+	}
+}
+
+static void sha256_hex(const char *s, char out[65])
+{
+	unsigned char md[32];
+	unsigned int len = 0;
+	EVP_Digest(s, strlen(s), md, &len, EVP_sha256(), NULL);
+	for (unsigned i = 0; i < 32; i++)
+		snprintf(out + 2 * i, 3, "%02x", md[i]);
+}
+
+void txlog_row_finish(struct txlog_row *r)
+{
+	free(r->request);
+	free(r->waiters);
+	r->request = NULL;
+	r->waiters = NULL;
+}
+
+void txlog_init(struct txlog *l, PGconn *conn, const char *owner, int64_t lease_ms)
+{
+	memset(l, 0, sizeof(*l));
+	l->conn = conn;
+	snprintf(l->owner, sizeof(l->owner), "%s", owner);
+	l->lease_ms = lease_ms;
+}
+
+void txlog_finish(struct txlog *l)
+{
+	PQfinish(l->conn);
+	l->conn = NULL;
+}
+
+int txlog_begin(struct txlog *l)
+{
+	int err = pg_exec(l->conn, "BEGIN");
+	l->in_tx = err == 0;
+	return err;
+}
+
+int txlog_commit(struct txlog *l, bool durable)
+{
+	if (!durable && pg_exec(l->conn, "SET LOCAL synchronous_commit = off") != 0) {
+		txlog_rollback(l);
+		return PAYTX_EDB;
+	}
+	int err = pg_exec(l->conn, "COMMIT");
+	l->in_tx = false;
+	return err;
+}
+
+void txlog_rollback(struct txlog *l)
+{
+	if (l->in_tx && !pg_broken(l->conn))
+		if (pg_exec(l->conn, "ROLLBACK") != 0)
+			log_warn("postgres: rollback failed");
+	l->in_tx = false;
+}
+
+/* The payment_id exists: same content (duplicate) or not (conflict)? */
+static int insert_existing(struct txlog *l, const struct paytx_payment *p, const char *hash,
+			   const char *reply_to, const char *corr, enum txlog_insert *res,
+			   int64_t *txn, struct txlog_row *row)
+{
+	const char *sel[] = { p->payment_id };
+	PGresult *r = pg_query(l->conn, "SELECT " ROW_COLS ", request_hash FROM payments "
+				"WHERE payment_id = $1", 1, sel);
+	if (!r || PQntuples(r) != 1) {
+		PQclear(r);
+		return PAYTX_EDB;
+	}
+	row_read(r, 0, row, false);
+	bool same = strcmp(PQgetvalue(r, 0, 13), hash) == 0;
+	PQclear(r);
+	*txn = row->txn;
+	if (!same) {
+		*res = TXLOG_CONFLICT;
+		return 0;
+	}
+	bool open = strcmp(row->state, "committed") != 0 && strcmp(row->state, "aborted") != 0;
+	*res = open ? TXLOG_DUP_OPEN : TXLOG_DUP_FINAL;
+	if (!open || !reply_to || !*reply_to)
+		return 0;
+	const char *upd[] = { p->payment_id, reply_to, corr ? corr : "" };
+	r = pg_query(l->conn, "UPDATE payments SET waiters = waiters || "
+		     "jsonb_build_array(jsonb_build_object('reply_to', $2::text, "
+		     "'correlation_id', $3::text)) WHERE payment_id = $1", 3, upd);
+	PQclear(r);
+	return r ? 0 : PAYTX_EDB;
+}
+
+int txlog_insert(struct txlog *l, const struct paytx_payment *p, const char *canonical,
+		 const char *reply_to, const char *correlation_id, int64_t submitted_ms,
+		 enum txlog_insert *res, int64_t *txn, struct txlog_row *row)
+{
+	char hash[65], lease[32], ts[32];
+	struct paytx_buf req;
+	struct paytx_payment bare = *p;
+	bare.metadata = NULL;
+	paytx_buf_init(&req);
+	if (paytx_payment_encode(&bare, &req) != 0) {
+		paytx_buf_finish(&req);
+		return PAYTX_ENOMEM;
+	}
+	sha256_hex(canonical, hash);
+	snprintf(lease, sizeof(lease), "%" PRId64, l->lease_ms);
+	snprintf(ts, sizeof(ts), "%" PRId64, submitted_ms);
+	const char *params[] = { p->payment_id, hash, req.data, p->metadata,
+				 reply_to && *reply_to ? reply_to : NULL,
+				 correlation_id && *correlation_id ? correlation_id : NULL,
+				 l->owner, lease, ts };
+	PGresult *r = pg_query(l->conn,
+		"INSERT INTO payments (payment_id, request_hash, request, metadata, state, "
+		"reply_to, correlation_id, owner, lease_until, submitted_at) "
+		"VALUES ($1, $2, $3, $4, 'preparing', $5, $6, $7, "
+		"now() + $8::bigint * interval '1 millisecond', to_timestamp($9::bigint / 1000.0)) "
+		"ON CONFLICT (payment_id) DO NOTHING RETURNING txn", 9, params);
+	paytx_buf_finish(&req);
+	if (!r)
+		return PAYTX_EDB;
+	bool inserted = PQntuples(r) == 1;
+	if (inserted)
+		*txn = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+	PQclear(r);
+	if (inserted) {
+		*res = TXLOG_NEW;
+		return 0;
+	}
+	return insert_existing(l, p, hash, reply_to, correlation_id, res, txn, row);
+}
+
+int txlog_decide(struct txlog *l, int64_t txn, bool commit, const char *reason,
+		 const char *detail, bool *logged_commit, struct txlog_row *row)
+{
+	char id[32];
+	snprintf(id, sizeof(id), "%" PRId64, txn);
+	const char *params[] = { id, commit ? "t" : "f", reason, detail, l->owner };
+	PGresult *r = pg_query(l->conn,
+		"WITH d AS (INSERT INTO decisions (txn, commit, reason, detail, decided_by) "
+		"VALUES ($1, $2, $3, $4, $5) ON CONFLICT (txn) DO NOTHING RETURNING commit) "
+		"SELECT commit FROM d UNION ALL "
+		"SELECT commit FROM decisions WHERE txn = $1 AND NOT EXISTS (SELECT 1 FROM d)",
+		5, params);
+	if (!r || PQntuples(r) != 1) {
+		PQclear(r);
+		return PAYTX_EDB;
+	}
+	*logged_commit = PQgetvalue(r, 0, 0)[0] == 't';
+	PQclear(r);
+	const char *upd[] = { id, *logged_commit ? "committing" : "aborting" };
+	r = pg_query(l->conn, "UPDATE payments p SET state = $2, decided_at = now(), "
+		     "reason = d.reason, detail = d.detail FROM decisions d "
+		     "WHERE p.txn = $1 AND d.txn = p.txn AND p.state = 'preparing'", 2, upd);
+	PQclear(r);
+	if (!r)
+		return PAYTX_EDB;
+	r = pg_query(l->conn, "SELECT " ROW_COLS " FROM payments WHERE txn = $1", 1, upd);
+	if (!r || PQntuples(r) != 1) {
+		PQclear(r);
+		return PAYTX_EDB;
+	}
+	row_read(r, 0, row, true);
+	PQclear(r);
+	return row->waiters ? 0 : PAYTX_ENOMEM;
+}
+
+int txlog_finish_txn(struct txlog *l, int64_t txn, bool commit, struct txlog_row *row)
+{
+	char id[32];
+	snprintf(id, sizeof(id), "%" PRId64, txn);
+	const char *params[] = { id, commit ? "committed" : "aborted" };
+	PGresult *r = pg_query(l->conn,
+		"UPDATE payments SET state = $2, finished_at = coalesce(finished_at, now()) "
+		"WHERE txn = $1 RETURNING " ROW_COLS, 2, params);
+	if (!r || PQntuples(r) != 1) {
+		PQclear(r);
+		return PAYTX_EDB;
+	}
+	row_read(r, 0, row, true);
+	PQclear(r);
+	return row->waiters ? 0 : PAYTX_ENOMEM;
+}
+
+int txlog_outcome_sent(struct txlog *l, int64_t txn)
+{
+	char id[32];
+	snprintf(id, sizeof(id), "%" PRId64, txn);
+	const char *params[] = { id };
+	PGresult *r = pg_query(l->conn, "UPDATE payments SET outcome_sent = true WHERE txn = $1",
+			       1, params);
+	PQclear(r);
+	return r ? 0 : PAYTX_EDB;
+}
+
+int txlog_decision(struct txlog *l, int64_t txn, bool *commit, char *payment_id)
+{
+	char id[32];
+	snprintf(id, sizeof(id), "%" PRId64, txn);
+	const char *params[] = { id };
+	PGresult *r = pg_query(l->conn, "SELECT d.commit, p.payment_id FROM decisions d "
+			       "JOIN payments p USING (txn) WHERE d.txn = $1", 1, params);
+	if (!r)
+		return PAYTX_EDB;
+	int err = PQntuples(r) == 1 ? 0 : PAYTX_ENOTFOUND;
+	if (!err) {
+		*commit = PQgetvalue(r, 0, 0)[0] == 't';
+		snprintf(payment_id, PAYTX_ID_MAX + 1, "%s", PQgetvalue(r, 0, 1));
+	}
+	PQclear(r);
+	return err;
+}
+
+int txlog_renew(struct txlog *l)
+{
+	char lease[32];
+	snprintf(lease, sizeof(lease), "%" PRId64, l->lease_ms);
+	const char *params[] = { l->owner, lease };
+	PGresult *r = pg_query(l->conn,
+		"UPDATE payments SET lease_until = now() + $2::bigint * interval '1 millisecond' "
+		"WHERE owner = $1 AND (" OPEN_STATES " OR NOT outcome_sent)", 2, params);
+	PQclear(r);
+	return r ? 0 : PAYTX_EDB;
+}
+
+int txlog_adopt(struct txlog *l, bool all_mine, int (*fn)(void *arg, struct txlog_row *row),
+		void *arg)
+{
+	char lease[32];
+	snprintf(lease, sizeof(lease), "%" PRId64, l->lease_ms);
+	const char *params[] = { l->owner, lease, all_mine ? "t" : "f" };
+	PGresult *r = pg_query(l->conn,
+		"UPDATE payments SET owner = $1, "
+		"lease_until = now() + $2::bigint * interval '1 millisecond' "
+		"WHERE (" OPEN_STATES " OR NOT outcome_sent) "
+		"AND (lease_until < now() OR ($3::boolean AND owner = $1)) "
+		"RETURNING " ROW_COLS, 3, params);
+	if (!r)
+		return PAYTX_EDB;
+	int err = 0;
+	for (int i = 0; i < PQntuples(r) && !err; i++) {
+		struct txlog_row row;
+		row_read(r, i, &row, true);
+		err = row.request && row.waiters ? fn(arg, &row) : PAYTX_ENOMEM;
+		txlog_row_finish(&row);
+	}
+	PQclear(r);
+	return err;
+}
+
+int txlog_get(struct txlog *l, const char *payment_id, struct txlog_row *row)
+{
+	const char *params[] = { payment_id };
+	PGresult *r = pg_query(l->conn, "SELECT " ROW_COLS " FROM payments WHERE payment_id = $1",
+			       1, params);
+	if (!r)
+		return PAYTX_EDB;
+	int err = PQntuples(r) == 1 ? 0 : PAYTX_ENOTFOUND;
+	if (!err)
+		row_read(r, 0, row, false);
+	PQclear(r);
+	return err;
+}

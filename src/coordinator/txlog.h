@@ -1,0 +1,87 @@
+/* The coordinator's durable log in PostgreSQL (sql/coordinator.sql).
+ *
+ * Calls between txlog_begin and txlog_commit form one PostgreSQL
+ * transaction, so a loop iteration's inserts, decisions and completions
+ * cost one forced commit together. Leases: each coordinator owns the open
+ * payments it inserted or adopted and renews them; rows whose lease expired
+ * are adopted by whoever asks first. A struct txlog owns its PGconn and is
+ * used from the coordinator's thread only.
+ */
+#ifndef PAYTX_TXLOG_H
+#define PAYTX_TXLOG_H
+
+#include <libpq-fe.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "paytx/error.h"
+#include "paytx/message.h"
+
+struct txlog {
+	PGconn *conn;                /* owned */
+	char owner[128];
+	int64_t lease_ms;
+	bool in_tx;
+};
+
+enum txlog_insert {
+	TXLOG_NEW,                   /* first time: *txn assigned */
+	TXLOG_DUP_OPEN,              /* same content, still in flight: waiter added */
+	TXLOG_DUP_FINAL,             /* same content, finished: *row has the outcome */
+	TXLOG_CONFLICT,              /* same id, other content */
+};
+
+/* A payment row as read back for duplicates, status and recovery. */
+struct txlog_row {
+	int64_t txn;
+	char payment_id[PAYTX_ID_MAX + 1];
+	char state[16];
+	char reason[PAYTX_REASON_MAX];
+	char detail[PAYTX_DETAIL_MAX];
+	char owner[128];
+	int64_t submitted_ms;
+	int64_t finished_ms;         /* 0 while open */
+	bool outcome_sent;
+	char *request;               /* owned, heap; only filled by txlog_adopt */
+	char *waiters;               /* owned, heap JSON array; only by txlog_finish */
+	char reply_to[256];
+	char correlation_id[256];
+};
+
+void txlog_row_finish(struct txlog_row *r);
+
+/* conn is taken over; owner is copied. */
+void txlog_init(struct txlog *l, PGconn *conn, const char *owner, int64_t lease_ms);
+void txlog_finish(struct txlog *l);
+
+int txlog_begin(struct txlog *l) PAYTX_MUST_CHECK;
+/* durable: false lets the commit skip the WAL flush (completions only). */
+int txlog_commit(struct txlog *l, bool durable) PAYTX_MUST_CHECK;
+void txlog_rollback(struct txlog *l);
+
+/* Record a submit. p is borrowed; canonical is its canonical form. */
+int txlog_insert(struct txlog *l, const struct paytx_payment *p, const char *canonical,
+		 const char *reply_to, const char *correlation_id, int64_t submitted_ms,
+		 enum txlog_insert *res, int64_t *txn, struct txlog_row *row) PAYTX_MUST_CHECK;
+/* Record a decision; *logged_commit is the decision that is in the log
+ * (another coordinator's if it was first). row gets the payment's reply
+ * targets (waiters on the heap) so an abort can be answered at once. */
+int txlog_decide(struct txlog *l, int64_t txn, bool commit, const char *reason,
+		 const char *detail, bool *logged_commit, struct txlog_row *row) PAYTX_MUST_CHECK;
+/* Mark the payment finished; returns its waiters (row->waiters, reply_to,
+ * correlation_id, submitted_ms) for the outcome replies. */
+int txlog_finish_txn(struct txlog *l, int64_t txn, bool commit, struct txlog_row *row) PAYTX_MUST_CHECK;
+int txlog_outcome_sent(struct txlog *l, int64_t txn) PAYTX_MUST_CHECK;
+/* Look up a decision: PAYTX_ENOTFOUND when none is logged. */
+int txlog_decision(struct txlog *l, int64_t txn, bool *commit, char *payment_id) PAYTX_MUST_CHECK;
+
+/* Renew this owner's leases (own transaction). */
+int txlog_renew(struct txlog *l) PAYTX_MUST_CHECK;
+/* Take over open rows whose lease expired, or that this owner held before
+ * (all_mine). Calls fn for each adopted row. Own transaction. */
+int txlog_adopt(struct txlog *l, bool all_mine, int (*fn)(void *arg, struct txlog_row *row),
+		void *arg) PAYTX_MUST_CHECK;
+/* Status of one payment (PAYTX_ENOTFOUND). */
+int txlog_get(struct txlog *l, const char *payment_id, struct txlog_row *row) PAYTX_MUST_CHECK;
+
+#endif
