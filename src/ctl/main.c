@@ -1,0 +1,247 @@
+/* paytxctl: operator and client commands over the coordinator log, the
+ * ledger shards and the submit queue. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "clock.h"
+#include "ctl.h"
+#include "ledger.h"
+#include "log.h"
+#include "pg.h"
+
+static const struct config_def defs[] = {
+	{ "PAYTX_AMQP_URL", "amqp-url", "amqp://guest:guest@127.0.0.1:5672",
+	  "RabbitMQ URL (amqp:// or amqps://).", CONFIG_SECRET },
+	{ "PAYTX_AMQP_TLS_CA", "amqp-tls-ca", NULL, "CA certificate file for amqps.", 0 },
+	{ "PAYTX_PG_DSN", "pg-dsn", NULL, "PostgreSQL DSN of the coordinator log.", CONFIG_SECRET },
+	{ "PAYTX_LEDGER_DSNS", "ledger-dsns", NULL,
+	  "Ledger databases: name=dsn,name=dsn (for migrate, accounts, balances).",
+	  CONFIG_SECRET },
+	{ "PAYTX_SHARDS", "shards", "ledger.0,ledger.1",
+	  "Ledger shard participants, in placement order.", 0 },
+	{ "PAYTX_TIMEOUT_MS", "timeout-ms", "30000", "How long pay waits for the outcome.", 0 },
+	{ "PAYTX_OUTPUT", "output", "text", "text or json (--json is short for json).", 0 },
+};
+
+static const char usage[] =
+	"[options] COMMAND [ARGS]\n\n"
+	"Commands:\n"
+	"  migrate                             apply the schema to the coordinator log and\n"
+	"                                      every ledger database (idempotent)\n"
+	"  account create ID CURRENCY [external]  create an account on its shard\n"
+	"  balance ID                          balance, held amount and version\n"
+	"  pay PAYMENT_ID FROM TO AMOUNT CURRENCY  submit a transfer, wait for the outcome\n"
+	"  submit FILE                         submit a JSON payment (- = stdin), wait\n"
+	"  status PAYMENT_ID                   state and outcome of a payment\n\n"
+	"Exit codes: 0 done/committed, 1 service failure, 2 usage, 3 aborted,\n"
+	"4 rejected, 5 timeout, 6 not found.";
+
+const char *ctl_ledger_dsn(const struct ctl *c, const char *name)
+{
+	static char dsn[1024];
+	const char *list = config_str(&c->cfg, "PAYTX_LEDGER_DSNS");
+	size_t nlen = strlen(name);
+	for (const char *p = list; p && *p;) {
+		const char *end = strchr(p, ',');
+		size_t len = end ? (size_t)(end - p) : strlen(p);
+		if (len > nlen && strncmp(p, name, nlen) == 0 && p[nlen] == '=') {
+			snprintf(dsn, sizeof(dsn), "%.*s", (int)(len - nlen - 1), p + nlen + 1);
+			return dsn;
+		}
+		p = end ? end + 1 : NULL;
+	}
+	return NULL;
+}
+
+static int open_db(PGconn **conn, const char *dsn, const char *what)
+{
+	if (!dsn) {
+		fprintf(stderr, "paytxctl: no database configured for %s (set %s)\n", what,
+			strcmp(what, "the coordinator log") == 0 ? "PAYTX_PG_DSN"
+								 : "PAYTX_LEDGER_DSNS");
+		return CTL_USAGE;
+	}
+	return pg_connect(conn, dsn, "paytxctl", NULL) == 0 ? CTL_OK : CTL_FAILED;
+}
+
+static int cmd_migrate(struct ctl *c)
+{
+	PGconn *conn;
+	int rc = open_db(&conn, config_str(&c->cfg, "PAYTX_PG_DSN"), "the coordinator log");
+	if (rc)
+		return rc;
+	rc = pg_migrate(conn, schema_coordinator_sql) ? CTL_FAILED : CTL_OK;
+	PQfinish(conn);
+	for (size_t i = 0; !rc && i < c->shards.n; i++) {
+		rc = open_db(&conn, ctl_ledger_dsn(c, c->shards.names[i]), c->shards.names[i]);
+		if (rc)
+			return rc;
+		rc = pg_migrate(conn, schema_ledger_sql) ? CTL_FAILED : CTL_OK;
+		PQfinish(conn);
+	}
+	if (!rc)
+		printf("migrated the coordinator log and %zu ledger shards\n", c->shards.n);
+	return rc;
+}
+
+/* Open the ledger that owns account id. */
+static int open_ledger(struct ctl *c, const char *id, struct ledger *l)
+{
+	PGconn *conn;
+	const char *shard = c->shards.names[shardmap_index(&c->shards, id)];
+	int rc = open_db(&conn, ctl_ledger_dsn(c, shard), shard);
+	if (rc)
+		return rc;
+	if (ledger_init(l, conn, shard) != 0)
+		return CTL_FAILED;
+	return CTL_OK;
+}
+
+static int cmd_account_create(struct ctl *c)
+{
+	struct ledger l;
+	if (c->argc < 3 || c->argc > 4 || strcmp(c->argv[0], "create") != 0 ||
+	    (c->argc == 4 && strcmp(c->argv[3], "external") != 0)) {
+		fprintf(stderr, "usage: paytxctl account create ID CURRENCY [external]\n");
+		return CTL_USAGE;
+	}
+	const char *id = c->argv[1], *cur = c->argv[2];
+	if (!paytx_id_valid(id, strlen(id)) || strlen(cur) != 3) {
+		fprintf(stderr, "paytxctl: account ids are 1-64 of [A-Za-z0-9._:-]; currencies "
+			"3 letters\n");
+		return CTL_USAGE;
+	}
+	int rc = open_ledger(c, id, &l);
+	if (rc)
+		return rc;
+	int err = ledger_account_create(&l, id, cur, c->argc == 4);
+	if (err == PAYTX_ECONFLICT)
+		fprintf(stderr, "paytxctl: account %s exists with another currency or kind\n", id);
+	else if (!err)
+		printf(c->json ? "{\"account\":\"%s\",\"shard\":\"%s\",\"created\":true}\n"
+			       : "account %s on %s\n", id, l.participant);
+	ledger_finish(&l);
+	return err == PAYTX_ECONFLICT ? CTL_USAGE : err ? CTL_FAILED : CTL_OK;
+}
+
+static int cmd_balance(struct ctl *c)
+{
+	struct ledger l;
+	struct ledger_account a;
+	if (c->argc != 1) {
+		fprintf(stderr, "usage: paytxctl balance ID\n");
+		return CTL_USAGE;
+	}
+	int rc = open_ledger(c, c->argv[0], &l);
+	if (rc)
+		return rc;
+	int err = ledger_account_get(&l, c->argv[0], &a);
+	ledger_finish(&l);
+	if (err == PAYTX_ENOTFOUND) {
+		fprintf(stderr, "paytxctl: no account %s\n", c->argv[0]);
+		return CTL_NOT_FOUND;
+	}
+	if (err)
+		return CTL_FAILED;
+	if (c->json)
+		printf("{\"account\":\"%s\",\"currency\":\"%s\",\"balance\":%" PRId64
+		       ",\"held\":%" PRId64 ",\"external\":%s,\"version\":%" PRId64 "}\n",
+		       a.id, a.currency, a.balance, a.held, a.external ? "true" : "false",
+		       a.version);
+	else
+		printf("%-20s %s %15" PRId64 "  held %" PRId64 "%s\n", a.id, a.currency, a.balance,
+		       a.held, a.external ? "  (external)" : "");
+	return CTL_OK;
+}
+
+static int cmd_status(struct ctl *c)
+{
+	PGconn *conn;
+	if (c->argc != 1) {
+		fprintf(stderr, "usage: paytxctl status PAYMENT_ID\n");
+		return CTL_USAGE;
+	}
+	int rc = open_db(&conn, config_str(&c->cfg, "PAYTX_PG_DSN"), "the coordinator log");
+	if (rc)
+		return rc;
+	const char *params[] = { c->argv[0] };
+	PGresult *r = pg_query(conn,
+		"SELECT payment_id, txn, state, reason, detail, owner, "
+		"to_char(submitted_at, 'YYYY-MM-DD\"T\"HH24:MI:SS.MSOF'), "
+		"coalesce(to_char(finished_at, 'YYYY-MM-DD\"T\"HH24:MI:SS.MSOF'), '') "
+		"FROM payments WHERE payment_id = $1", 1, params);
+	rc = !r ? CTL_FAILED : PQntuples(r) == 0 ? CTL_NOT_FOUND : CTL_OK;
+	if (rc == CTL_NOT_FOUND)
+		fprintf(stderr, "paytxctl: no payment %s\n", c->argv[0]);
+	if (rc == CTL_OK && c->json)
+		printf("{\"payment_id\":\"%s\",\"txn\":%s,\"state\":\"%s\",\"reason\":\"%s\","
+		       "\"detail\":\"%s\",\"owner\":\"%s\",\"submitted_at\":\"%s\","
+		       "\"finished_at\":\"%s\"}\n", PQgetvalue(r, 0, 0), PQgetvalue(r, 0, 1),
+		       PQgetvalue(r, 0, 2), PQgetvalue(r, 0, 3), PQgetvalue(r, 0, 4),
+		       PQgetvalue(r, 0, 5), PQgetvalue(r, 0, 6), PQgetvalue(r, 0, 7));
+	else if (rc == CTL_OK)
+		printf("%s  txn %s  %s%s%s%s%s\n", PQgetvalue(r, 0, 0), PQgetvalue(r, 0, 1),
+		       PQgetvalue(r, 0, 2), PQgetvalue(r, 0, 3)[0] ? ": " : "",
+		       PQgetvalue(r, 0, 3), PQgetvalue(r, 0, 4)[0] ? " - " : "",
+		       PQgetvalue(r, 0, 4));
+	PQclear(r);
+	PQfinish(conn);
+	return rc;
+}
+
+static int dispatch(struct ctl *c, const char *cmd)
+{
+	if (strcmp(cmd, "migrate") == 0)
+		return cmd_migrate(c);
+	if (strcmp(cmd, "account") == 0)
+		return cmd_account_create(c);
+	if (strcmp(cmd, "balance") == 0)
+		return cmd_balance(c);
+	if (strcmp(cmd, "pay") == 0)
+		return ctl_pay(c);
+	if (strcmp(cmd, "submit") == 0)
+		return ctl_submit(c);
+	if (strcmp(cmd, "status") == 0)
+		return cmd_status(c);
+	fprintf(stderr, "paytxctl: unknown command %s (see --help)\n", cmd);
+	return CTL_USAGE;
+}
+
+int main(int argc, char **argv)
+{
+	struct ctl c = { 0 };
+	log_init("paytxctl");
+	log_set_format_json(0);
+	if (!getenv("PAYTX_LOG_LEVEL"))
+		(void)log_set_level_name("warn");
+	/* "--json" anywhere is the output switch, not a setting. */
+	int n = 0;
+	for (int i = 0; i < argc; i++) {
+		if (strcmp(argv[i], "--json") == 0)
+			c.json = true;
+		else
+			argv[n++] = argv[i];
+	}
+	argc = n;
+	if (config_load(&c.cfg, defs, sizeof(defs) / sizeof(defs[0]), argc, argv, "paytxctl",
+			usage, "Operate paytx and submit payments."))
+		return CTL_USAGE;
+	c.json = c.json || strcmp(config_str(&c.cfg, "PAYTX_OUTPUT"), "json") == 0;
+	if (shardmap_parse(&c.shards, config_str(&c.cfg, "PAYTX_SHARDS")) != 0) {
+		fprintf(stderr, "setting PAYTX_SHARDS: a comma-separated list of names\n");
+		return CTL_USAGE;
+	}
+	if (c.cfg.check_only) {
+		printf("paytxctl: configuration OK\n");
+		return CTL_OK;
+	}
+	if (c.cfg.argi >= argc) {
+		config_print_help(&c.cfg, "paytxctl", usage, "Operate paytx and submit payments.");
+		return CTL_USAGE;
+	}
+	c.argc = argc - c.cfg.argi - 1;
+	c.argv = argv + c.cfg.argi + 1;
+	return dispatch(&c, argv[c.cfg.argi]);
+}
