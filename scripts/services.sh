@@ -1,0 +1,626 @@
+#!/usr/bin/env bash
+# Private RabbitMQ node + PostgreSQL cluster for local paytx development and
+# tests. All state lives under $PAYTX_HOME (default: <repo>/.paytx); ports are
+# non-default so system-wide services never clash with these.
+#
+# Usage: scripts/services.sh COMMAND
+#   start           start both (idempotent), create databases and AMQP user
+#   stop            stop both cleanly (also stops our private epmd)
+#   status          show what runs (exit 0 if both run, 3 otherwise)
+#   restart-rabbit  stop RabbitMQ (rabbitmqctl stop) and start it, wait ready
+#   restart-pg      pg_ctl stop -m immediate, then start (crash recovery)
+#   kill-rabbit     kill -9 the RabbitMQ beam process (no restart)
+#   kill-pg         pg_ctl stop -m immediate (no restart)
+#   env             print `export` lines for the paytx environment variables
+#   rabbitmqctl ARGS...  run rabbitmqctl against the private node
+#   psql ARGS...         run psql against the private cluster (as "paytx")
+#
+# Environment knobs:
+#   PAYTX_HOME        state directory            (default <repo>/.paytx)
+#   PAYTX_PG_PORT     PostgreSQL port            (default 5439)
+#   PAYTX_AMQP_PORT   AMQP port                  (default 5679; Erlang
+#                     distribution uses PAYTX_AMQP_PORT+20000)
+#   PAYTX_EPMD_PORT   private epmd port          (default 4379)
+#   PAYTX_PG_BIN      PostgreSQL server binaries (default /usr/lib/postgresql/15/bin)
+#   PAYTX_PG_OS_USER  OS user running PostgreSQL when invoked as root
+#                     (default: "postgres" if it exists, else "paytx", created)
+#
+# Works as root (PostgreSQL then runs as PAYTX_PG_OS_USER through runuser;
+# RabbitMQ runs as root) or as a normal user (both run as that user).
+set -euo pipefail
+
+# --------------------------------------------------------------------------
+# configuration
+# --------------------------------------------------------------------------
+SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
+REPO_DIR=$(cd "$SCRIPT_DIR/.." && pwd -P)
+
+PAYTX_HOME=${PAYTX_HOME:-$REPO_DIR/.paytx}
+case "$PAYTX_HOME" in
+    /*) ;;
+    *) PAYTX_HOME="$PWD/$PAYTX_HOME" ;;
+esac
+
+PG_PORT=${PAYTX_PG_PORT:-5439}
+AMQP_PORT=${PAYTX_AMQP_PORT:-5679}
+DIST_PORT=$((AMQP_PORT + 20000))
+EPMD_PORT=${PAYTX_EPMD_PORT:-4379}
+
+PG_SUPERUSER=paytx
+PG_DATABASES=(paytx_coord paytx_ledger0 paytx_ledger1)
+PG_DIR="$PAYTX_HOME/pg"
+PG_DATA="$PG_DIR/data"
+PG_SOCK_DIR="$PG_DIR/run"
+PG_LOG="$PG_DIR/postgres.log"
+
+RABBIT_NODE=paytx@localhost
+RABBIT_USER=paytx
+RABBIT_PASS=paytx
+RABBIT_DIR="$PAYTX_HOME/rabbit"
+RABBIT_PID_FILE="$RABBIT_DIR/rabbit.pid"
+RABBIT_LOG_DIR="$RABBIT_DIR/log"
+RABBIT_STARTUP_LOG="$RABBIT_LOG_DIR/startup.log"
+RABBIT_START_TIMEOUT=90
+
+# Fixed development key. DEV-ONLY: never use it outside a local/test setup.
+DEV_HMAC_KEY='paytx-DEV-ONLY-hmac-key-do-not-use-in-production-0123456789'
+
+IS_ROOT=0
+[ "$(id -u)" -eq 0 ] && IS_ROOT=1
+
+# --------------------------------------------------------------------------
+# helpers
+# --------------------------------------------------------------------------
+log()  { printf '[paytx] %s\n' "$*"; }
+warn() { printf '[paytx] warning: %s\n' "$*" >&2; }
+die()  { printf '[paytx] error: %s\n' "$*" >&2; exit 1; }
+
+# True if something accepts TCP connections on 127.0.0.1:$1.
+port_in_use() {
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
+
+pid_alive() {
+    [ -n "${1:-}" ] && kill -0 "$1" 2>/dev/null
+}
+
+# PIDs of processes named $1 whose environment contains the exact entry $2.
+# Lets us find *our* beam/epmd processes without touching anyone else's.
+pids_by_comm_and_env() {
+    local comm=$1 entry=$2 d
+    for d in /proc/[0-9]*; do
+        [ -r "$d/comm" ] || continue
+        [ "$(cat "$d/comm" 2>/dev/null || true)" = "$comm" ] || continue
+        if { tr '\0' '\n' <"$d/environ"; } 2>/dev/null | grep -qxF -- "$entry"; then
+            printf '%s\n' "${d#/proc/}"
+        fi
+    done
+}
+
+tail_file() {
+    local f=$1 n=${2:-40}
+    if [ -r "$f" ]; then
+        printf -- '----- last %s lines of %s -----\n' "$n" "$f" >&2
+        tail -n "$n" "$f" >&2 || true
+        printf -- '-----\n' >&2
+    fi
+}
+
+ensure_home() {
+    if [ ! -d "$PAYTX_HOME" ]; then
+        mkdir -p "$PAYTX_HOME"
+        chmod 755 "$PAYTX_HOME"
+    fi
+}
+
+# --------------------------------------------------------------------------
+# PostgreSQL
+# --------------------------------------------------------------------------
+find_pg_bin() {
+    if [ -n "${PAYTX_PG_BIN:-}" ]; then
+        PG_BIN=$PAYTX_PG_BIN
+    elif [ -x /usr/lib/postgresql/15/bin/pg_ctl ]; then
+        PG_BIN=/usr/lib/postgresql/15/bin
+    else
+        # newest installed major version (Debian/Ubuntu layout), else PATH
+        PG_BIN=$(printf '%s\n' /usr/lib/postgresql/*/bin | grep -v '\*' | sort -V | tail -n 1 || true)
+        if [ -z "$PG_BIN" ] && command -v pg_ctl >/dev/null 2>&1; then
+            PG_BIN=$(dirname "$(command -v pg_ctl)")
+        fi
+    fi
+    if [ -z "$PG_BIN" ] || [ ! -x "$PG_BIN/pg_ctl" ]; then
+        die "PostgreSQL server binaries not found (set PAYTX_PG_BIN or run scripts/install-deps.sh)"
+    fi
+}
+
+# OS user that owns and runs the cluster.
+pg_os_user() {
+    if [ "$IS_ROOT" -eq 0 ]; then
+        id -un
+    elif [ -n "${PAYTX_PG_OS_USER:-}" ]; then
+        printf '%s\n' "$PAYTX_PG_OS_USER"
+    elif id -u postgres >/dev/null 2>&1; then
+        printf 'postgres\n'
+    else
+        printf 'paytx\n'
+    fi
+}
+
+ensure_pg_os_user() {
+    [ "$IS_ROOT" -eq 1 ] || return 0
+    local u
+    u=$(pg_os_user)
+    if ! id -u "$u" >/dev/null 2>&1; then
+        log "postgres: creating system user '$u' (PostgreSQL refuses to run as root)"
+        useradd --system --no-create-home --home-dir /nonexistent \
+            --shell /usr/sbin/nologin "$u"
+    fi
+}
+
+# Run a PostgreSQL server-side command as the cluster owner.
+pg_run() {
+    if [ "$IS_ROOT" -eq 1 ]; then
+        (cd / && runuser -u "$(pg_os_user)" -- "$@")
+    else
+        "$@"
+    fi
+}
+
+pg_running() {
+    [ -f "$PG_DATA/PG_VERSION" ] || return 1
+    pg_run "$PG_BIN/pg_ctl" -D "$PG_DATA" status >/dev/null 2>&1
+}
+
+pg_pid() {
+    head -n 1 "$PG_DATA/postmaster.pid" 2>/dev/null || true
+}
+
+pg_psql() {
+    "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$PG_PORT" -U "$PG_SUPERUSER" "$@"
+}
+
+pg_prepare_dirs() {
+    ensure_home
+    ensure_pg_os_user
+    mkdir -p "$PG_DIR" "$PG_SOCK_DIR"
+    local sock="$PG_SOCK_DIR/.s.PGSQL.$PG_PORT"
+    [ "${#sock}" -lt 100 ] ||
+        die "socket path too long for a unix socket ($sock); use a shorter PAYTX_HOME"
+    if [ "$IS_ROOT" -eq 1 ]; then
+        local u
+        u=$(pg_os_user)
+        chown -R "$u:" "$PG_DIR"
+        chmod 700 "$PG_DIR"
+        if ! pg_run test -w "$PG_DIR"; then
+            die "OS user '$u' cannot access $PG_DIR (is a parent directory, e.g. /root, not world-traversable?). Set PAYTX_HOME to a path '$u' can reach."
+        fi
+    fi
+}
+
+pg_initdb() {
+    if [ -f "$PG_DATA/PG_VERSION" ]; then
+        return 0
+    fi
+    if [ -d "$PG_DATA" ] && [ -n "$(ls -A "$PG_DATA" 2>/dev/null)" ]; then
+        die "$PG_DATA exists, is not empty and is not a cluster; remove it"
+    fi
+    log "postgres: initdb (first start) in $PG_DATA"
+    if ! pg_run "$PG_BIN/initdb" -D "$PG_DATA" -U "$PG_SUPERUSER" \
+            --auth=trust -E UTF8 --no-locale >"$PAYTX_HOME/initdb.log" 2>&1; then
+        tail_file "$PAYTX_HOME/initdb.log"
+        die "initdb failed"
+    fi
+    rm -f "$PAYTX_HOME/initdb.log"
+    local conf="$PG_DATA/postgresql.conf"
+    printf "\n# paytx: settings managed by scripts/services.sh\ninclude_if_exists = 'paytx.conf'\n" |
+        pg_run tee -a "$conf" >/dev/null
+}
+
+# Rewritten on every start so port/paths follow the environment.
+pg_write_conf() {
+    {
+        printf '# Generated by scripts/services.sh on every start. Do not edit.\n'
+        printf "listen_addresses = '127.0.0.1'\n"
+        printf 'port = %s\n' "$PG_PORT"
+        printf "unix_socket_directories = '%s'\n" "$PG_SOCK_DIR"
+        printf 'fsync = on\n'
+        printf 'synchronous_commit = on\n'
+        printf 'full_page_writes = on\n'
+        printf 'max_connections = 200\n'
+        printf "log_line_prefix = '%%m [%%p] %%u@%%d '\n"
+    } | pg_run tee "$PG_DATA/paytx.conf" >/dev/null
+}
+
+pg_ensure_databases() {
+    local db
+    for db in "${PG_DATABASES[@]}"; do
+        if [ "$(pg_psql -d postgres -Atc "SELECT 1 FROM pg_database WHERE datname = '$db'")" = 1 ]; then
+            continue
+        fi
+        log "postgres: creating database $db"
+        "$PG_BIN/createdb" -h 127.0.0.1 -p "$PG_PORT" -U "$PG_SUPERUSER" "$db"
+    done
+}
+
+pg_start() {
+    find_pg_bin
+    if pg_running; then
+        log "postgres: already running (pid $(pg_pid), 127.0.0.1:$PG_PORT)"
+    else
+        pg_prepare_dirs
+        pg_initdb
+        if port_in_use "$PG_PORT"; then
+            die "postgres: port $PG_PORT is already in use by another process (another PAYTX_HOME? set PAYTX_PG_PORT)"
+        fi
+        pg_write_conf
+        log "postgres: starting on 127.0.0.1:$PG_PORT"
+        if ! pg_run "$PG_BIN/pg_ctl" -D "$PG_DATA" -l "$PG_LOG" -w -t 120 start >/dev/null; then
+            tail_file "$PG_LOG"
+            die "postgres: failed to start"
+        fi
+        log "postgres: running (pid $(pg_pid))"
+    fi
+    pg_ensure_databases
+}
+
+# $1: shutdown mode (fast = clean, immediate = crash-like)
+pg_stop() {
+    local mode=${1:-fast}
+    find_pg_bin
+    if ! pg_running; then
+        log "postgres: not running"
+        return 0
+    fi
+    log "postgres: stopping (-m $mode, pid $(pg_pid))"
+    if ! pg_run "$PG_BIN/pg_ctl" -D "$PG_DATA" -m "$mode" -w -t 120 stop >/dev/null; then
+        tail_file "$PG_LOG"
+        die "postgres: failed to stop"
+    fi
+    log "postgres: stopped"
+}
+
+pg_status() {
+    find_pg_bin
+    if pg_running; then
+        log "postgres: running (pid $(pg_pid), 127.0.0.1:$PG_PORT, socket dir $PG_SOCK_DIR, data $PG_DATA)"
+        return 0
+    fi
+    log "postgres: stopped (data $PG_DATA$([ -f "$PG_DATA/PG_VERSION" ] || printf ', not initialised'))"
+    return 1
+}
+
+# --------------------------------------------------------------------------
+# RabbitMQ
+# --------------------------------------------------------------------------
+find_rabbit_sbin() {
+    if [ -n "${PAYTX_RABBIT_SBIN:-}" ]; then
+        RABBIT_SBIN=$PAYTX_RABBIT_SBIN
+    elif [ -x /usr/lib/rabbitmq/bin/rabbitmq-server ]; then
+        # Debian/Ubuntu: /usr/sbin/rabbitmq-* are wrappers that `su rabbitmq`
+        # (losing our environment); the real scripts live here.
+        RABBIT_SBIN=/usr/lib/rabbitmq/bin
+    elif command -v rabbitmq-server >/dev/null 2>&1; then
+        RABBIT_SBIN=$(dirname "$(command -v rabbitmq-server)")
+    else
+        die "rabbitmq-server not found (run scripts/install-deps.sh)"
+    fi
+    [ -x "$RABBIT_SBIN/rabbitmqctl" ] || die "rabbitmqctl not found in $RABBIT_SBIN"
+}
+
+# Run a command with the private node's environment (in a subshell).
+rabbit_env_run() {
+    (
+        # drop anything inherited that would point elsewhere
+        unset RABBITMQ_ENV_LOADED RABBITMQ_MNESIA_DIR RABBITMQ_LOGS \
+              RABBITMQ_FEATURE_FLAGS_FILE RABBITMQ_PLUGINS_EXPAND_DIR \
+              RABBITMQ_QUORUM_DIR RABBITMQ_STREAM_DIR RABBITMQ_USE_LONGNAME
+        export HOME="$RABBIT_DIR/home"
+        export RABBITMQ_NODENAME="$RABBIT_NODE"
+        export RABBITMQ_NODE_IP_ADDRESS=127.0.0.1
+        export RABBITMQ_NODE_PORT="$AMQP_PORT"
+        export RABBITMQ_DIST_PORT="$DIST_PORT"
+        export RABBITMQ_CONF_ENV_FILE="$RABBIT_DIR/rabbitmq-env.conf"
+        export RABBITMQ_CONFIG_FILE="$RABBIT_DIR/rabbitmq.conf"
+        export RABBITMQ_CONFIG_FILES="$RABBIT_DIR/conf.d"
+        export RABBITMQ_ADVANCED_CONFIG_FILE="$RABBIT_DIR/advanced.config"
+        export RABBITMQ_ENABLED_PLUGINS_FILE="$RABBIT_DIR/enabled_plugins"
+        export RABBITMQ_MNESIA_BASE="$RABBIT_DIR/mnesia"
+        export RABBITMQ_LOG_BASE="$RABBIT_LOG_DIR"
+        export RABBITMQ_PID_FILE="$RABBIT_PID_FILE"
+        export RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="-kernel inet_dist_use_interface {127,0,0,1}"
+        export ERL_EPMD_PORT="$EPMD_PORT"
+        export ERL_EPMD_ADDRESS=127.0.0.1
+        # the Elixir CLI warns (and mangles output) without a UTF-8 locale
+        export LANG=C.UTF-8 LC_ALL=C.UTF-8
+        cd "$RABBIT_DIR"
+        exec "$@"
+    )
+}
+
+rabbitmqctl_run() {
+    rabbit_env_run "$RABBIT_SBIN/rabbitmqctl" -n "$RABBIT_NODE" "$@"
+}
+
+# PIDs of our beam.smp (the RabbitMQ VM), found via its environment.
+rabbit_beam_pids() {
+    pids_by_comm_and_env beam.smp "RABBITMQ_PID_FILE=$RABBIT_PID_FILE"
+}
+
+rabbit_epmd_pids() {
+    pids_by_comm_and_env epmd "ERL_EPMD_PORT=$EPMD_PORT"
+}
+
+rabbit_pid() {
+    local p
+    p=$(cat "$RABBIT_PID_FILE" 2>/dev/null || true)
+    if pid_alive "$p"; then
+        printf '%s\n' "$p"
+        return 0
+    fi
+    rabbit_beam_pids | head -n 1
+}
+
+rabbit_running() {
+    [ -n "$(rabbit_pid)" ]
+}
+
+rabbit_prepare_dirs() {
+    ensure_home
+    mkdir -p "$RABBIT_DIR/home" "$RABBIT_DIR/mnesia" "$RABBIT_LOG_DIR" "$RABBIT_DIR/conf.d"
+    chmod 700 "$RABBIT_DIR"
+    local cookie="$RABBIT_DIR/home/.erlang.cookie"
+    if [ ! -s "$cookie" ]; then
+        (umask 077; od -An -N24 -tx1 /dev/urandom | tr -d ' \n' >"$cookie")
+    fi
+    chmod 400 "$cookie"
+    : >"$RABBIT_DIR/rabbitmq-env.conf"   # shields us from /etc/rabbitmq/rabbitmq-env.conf
+    printf '[].\n' >"$RABBIT_DIR/enabled_plugins"
+    cat >"$RABBIT_DIR/rabbitmq.conf" <<EOF
+# Generated by scripts/services.sh on every start. Do not edit.
+listeners.tcp.default = 127.0.0.1:$AMQP_PORT
+loopback_users.guest = true
+log.console = false
+log.file.level = info
+disk_free_limit.absolute = 50MB
+EOF
+}
+
+# Each rabbitmqctl call costs ~1-2 s of CLI start-up, so only one when the
+# user already exists.
+rabbit_ensure_user() {
+    if rabbitmqctl_run list_users --silent | awk '{print $1}' | grep -qxF "$RABBIT_USER"; then
+        return 0
+    fi
+    log "rabbitmq: creating user $RABBIT_USER (administrator, all permissions on vhost /)"
+    rabbitmqctl_run add_user "$RABBIT_USER" "$RABBIT_PASS" >/dev/null
+    rabbitmqctl_run set_user_tags "$RABBIT_USER" administrator >/dev/null
+    rabbitmqctl_run set_permissions -p / "$RABBIT_USER" '.*' '.*' '.*' >/dev/null
+}
+
+rabbit_wait_ready() {
+    local launcher_pid=$1 deadline=$((SECONDS + RABBIT_START_TIMEOUT))
+    while [ "$SECONDS" -lt "$deadline" ]; do
+        if rabbitmqctl_run await_startup --timeout 5 >/dev/null 2>&1; then
+            return 0
+        fi
+        if ! pid_alive "$launcher_pid" && ! rabbit_running; then
+            tail_file "$RABBIT_STARTUP_LOG"
+            tail_file "$RABBIT_LOG_DIR/$RABBIT_NODE.log"
+            die "rabbitmq: node exited during start-up"
+        fi
+        sleep 1
+    done
+    tail_file "$RABBIT_STARTUP_LOG"
+    tail_file "$RABBIT_LOG_DIR/$RABBIT_NODE.log"
+    die "rabbitmq: not ready after ${RABBIT_START_TIMEOUT}s"
+}
+
+rabbit_start() {
+    find_rabbit_sbin
+    if rabbit_running; then
+        log "rabbitmq: already running (pid $(rabbit_pid), 127.0.0.1:$AMQP_PORT)"
+        rabbitmqctl_run await_startup --timeout 60 >/dev/null ||
+            die "rabbitmq: running but not ready"
+    else
+        local p
+        for p in "$AMQP_PORT" "$DIST_PORT"; do
+            if port_in_use "$p"; then
+                die "rabbitmq: port $p is already in use by another process (another PAYTX_HOME? set PAYTX_AMQP_PORT)"
+            fi
+        done
+        rabbit_prepare_dirs
+        rm -f "$RABBIT_PID_FILE"
+        log "rabbitmq: starting node $RABBIT_NODE on 127.0.0.1:$AMQP_PORT (dist $DIST_PORT, epmd $EPMD_PORT)"
+        local launcher
+        # own session, so a Ctrl-C / process-group kill of the caller does not
+        # take the broker down; --wait keeps the launcher pid meaningful
+        if setsid --help 2>&1 | grep -q -- '--wait'; then
+            launcher=(setsid --wait)
+        elif command -v setsid >/dev/null 2>&1; then
+            launcher=(setsid)
+        else
+            launcher=()
+        fi
+        rabbit_env_run nohup "${launcher[@]}" "$RABBIT_SBIN/rabbitmq-server" \
+            </dev/null >"$RABBIT_STARTUP_LOG" 2>&1 &
+        local launcher_pid=$!
+        rabbit_wait_ready "$launcher_pid"
+        log "rabbitmq: running (pid $(rabbit_pid))"
+    fi
+    rabbit_ensure_user
+}
+
+rabbit_stop() {
+    find_rabbit_sbin
+    if ! rabbit_running; then
+        log "rabbitmq: not running"
+        return 0
+    fi
+    local pid
+    pid=$(rabbit_pid)
+    log "rabbitmq: stopping (pid $pid)"
+    if ! rabbitmqctl_run stop "$RABBIT_PID_FILE" >/dev/null 2>&1; then
+        warn "rabbitmq: rabbitmqctl stop failed; sending SIGTERM"
+        kill -TERM "$pid" 2>/dev/null || true
+    fi
+    local tries=0 p
+    while rabbit_running && [ "$tries" -lt 60 ]; do
+        sleep 0.5
+        tries=$((tries + 1))
+    done
+    if rabbit_running; then
+        warn "rabbitmq: still running; sending SIGKILL"
+        for p in $(rabbit_beam_pids); do
+            kill -9 "$p" 2>/dev/null || true
+        done
+    fi
+    rm -f "$RABBIT_PID_FILE"
+    log "rabbitmq: stopped"
+}
+
+rabbit_kill() {
+    find_rabbit_sbin
+    local pids
+    # (the pid file has no trailing newline)
+    pids=$( { printf '%s\n' "$(cat "$RABBIT_PID_FILE" 2>/dev/null || true)"; rabbit_beam_pids; } | sort -u)
+    local p killed=""
+    for p in $pids; do
+        if pid_alive "$p"; then
+            kill -9 "$p" 2>/dev/null && killed="$killed $p"
+        fi
+    done
+    if [ -z "$killed" ]; then
+        log "rabbitmq: not running"
+        return 0
+    fi
+    log "rabbitmq: killed -9 beam pid$killed"
+    for p in $(seq 1 20); do
+        rabbit_running || break
+        sleep 0.25
+    done
+    rm -f "$RABBIT_PID_FILE"
+}
+
+# Stop the epmd on our port, unless some node (e.g. another PAYTX_HOME
+# using the same PAYTX_EPMD_PORT) is still registered with it.
+epmd_stop() {
+    local pids
+    pids=$(rabbit_epmd_pids)
+    [ -n "$pids" ] || return 0
+    if ERL_EPMD_PORT="$EPMD_PORT" epmd -names 2>/dev/null | grep -q '^name '; then
+        log "epmd: left running on port $EPMD_PORT (other nodes still registered)"
+        return 0
+    fi
+    # epmd -kill refuses while names are registered; our node is gone by now
+    ERL_EPMD_PORT="$EPMD_PORT" epmd -kill >/dev/null 2>&1 || true
+    sleep 0.2
+    pids=$(rabbit_epmd_pids)
+    local p
+    for p in $pids; do
+        kill "$p" 2>/dev/null || true
+    done
+    log "epmd: stopped (port $EPMD_PORT)"
+}
+
+rabbit_status() {
+    find_rabbit_sbin
+    if rabbit_running; then
+        if rabbitmqctl_run await_startup --timeout 5 >/dev/null 2>&1; then
+            log "rabbitmq: running (pid $(rabbit_pid), node $RABBIT_NODE, amqp 127.0.0.1:$AMQP_PORT, epmd $EPMD_PORT)"
+            return 0
+        fi
+        log "rabbitmq: process $(rabbit_pid) exists but the node is not ready"
+        return 1
+    fi
+    log "rabbitmq: stopped"
+    return 1
+}
+
+# --------------------------------------------------------------------------
+# env
+# --------------------------------------------------------------------------
+print_env() {
+    local pg="postgresql://$PG_SUPERUSER@127.0.0.1:$PG_PORT"
+    # vhost "/" spelled %2f: per the AMQP URI spec (and librabbitmq's
+    # amqp_parse_url) a bare trailing "/" means the EMPTY vhost, which fails
+    # with "NOT_ALLOWED - vhost  not found".
+    local amqp="amqp://$RABBIT_USER:$RABBIT_PASS@127.0.0.1:$AMQP_PORT/%2f"
+    cat <<EOF
+# paytx local development environment (scripts/services.sh env)
+export PAYTX_HOME='$PAYTX_HOME'
+export PAYTX_AMQP_URL='$amqp'
+export PAYTX_PG_DSN='$pg/paytx_coord'
+export PAYTX_LEDGER_DSNS='ledger.0=$pg/paytx_ledger0,ledger.1=$pg/paytx_ledger1'
+export PAYTX_SHARDS='ledger.0,ledger.1'
+# DEV-ONLY HMAC key for the local stack; never use it anywhere real.
+export PAYTX_HMAC_KEY='$DEV_HMAC_KEY'
+export PAYTX_TEST_AMQP_URL='$amqp'
+export PAYTX_TEST_PG_DSN='$pg/postgres'
+export PAYTX_TEST_PG_ADMIN_DSN='$pg/postgres'
+EOF
+}
+
+# --------------------------------------------------------------------------
+# main
+# --------------------------------------------------------------------------
+usage() {
+    sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed -e '$d' -e 's/^# \{0,1\}//' >&2
+    exit 2
+}
+
+main() {
+    local cmd=${1:-}
+    [ $# -gt 0 ] && shift
+    case "$cmd" in
+        start)
+            pg_start
+            rabbit_start
+            log "all services up; environment: . $SCRIPT_DIR/env.sh"
+            ;;
+        stop)
+            rabbit_stop
+            epmd_stop
+            pg_stop fast
+            ;;
+        status)
+            local rc=0
+            pg_status || rc=3
+            rabbit_status || rc=3
+            return "$rc"
+            ;;
+        restart-rabbit)
+            rabbit_stop
+            rabbit_start
+            ;;
+        restart-pg)
+            pg_stop immediate
+            pg_start
+            ;;
+        kill-rabbit)
+            rabbit_kill
+            ;;
+        kill-pg)
+            pg_stop immediate
+            ;;
+        env)
+            print_env
+            ;;
+        rabbitmqctl)
+            find_rabbit_sbin
+            rabbitmqctl_run "$@"
+            ;;
+        psql)
+            find_pg_bin
+            pg_psql "$@"
+            ;;
+        -h|--help|help|"")
+            usage
+            ;;
+        *)
+            printf '[paytx] unknown command: %s\n' "$cmd" >&2
+            usage
+            ;;
+    esac
+}
+
+main "$@"
