@@ -1,0 +1,340 @@
+"""Integration-test harness: a private paytx deployment per test.
+
+Each test gets its own RabbitMQ vhost and its own PostgreSQL databases on
+the services that scripts/services.sh started (PAYTX_TEST_AMQP_URL,
+PAYTX_TEST_PG_DSN), runs the real binaries from the build directory
+(PAYTX_BUILD_DIR) and talks to them over AMQP like any client would.
+
+A test that finds no service configured exits 77 (skip); one that is told
+a service is there and cannot reach it fails.
+"""
+import hashlib
+import hmac
+import json
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import time
+import unittest
+import urllib.parse
+import uuid
+
+try:
+    import pika
+    import psycopg2
+except ImportError as e:  # the scripts install python3-pika / python3-psycopg2
+    print("missing Python module: %s" % e, file=sys.stderr)
+    sys.exit(1)
+
+AMQP_URL = os.environ.get("PAYTX_TEST_AMQP_URL")
+PG_DSN = os.environ.get("PAYTX_TEST_PG_DSN")
+BUILD = os.environ.get("PAYTX_BUILD_DIR", "build")
+RABBITMQCTL = os.environ.get("PAYTX_TEST_RABBITMQCTL")
+HMAC_KEY = "integration-test-key-0123456789"
+SHARDS = ["ledger.0", "ledger.1"]
+
+
+def require_services():
+    if not AMQP_URL or not PG_DSN or not RABBITMQCTL:
+        print("PAYTX_TEST_AMQP_URL / PAYTX_TEST_PG_DSN / PAYTX_TEST_RABBITMQCTL not "
+              "set: skipping (run scripts/test.sh to start the services)")
+        sys.exit(77)
+
+
+def fnv1a64(s):
+    h = 14695981039346656037
+    for b in s.encode():
+        h ^= b
+        h = (h * 1099511628211) % (1 << 64)
+    return h
+
+
+def shard_of(account, shards=SHARDS):
+    return shards[fnv1a64(account) % len(shards)]
+
+
+def accounts_on(shard, prefix, n=1, shards=SHARDS):
+    """n account ids with the given prefix that live on shard."""
+    out, i = [], 0
+    while len(out) < n:
+        cand = "%s-%d" % (prefix, i)
+        if shard_of(cand, shards) == shard:
+            out.append(cand)
+        i += 1
+    return out
+
+
+def sign(msg_type, body, key=HMAC_KEY):
+    return hmac.new(key.encode(), msg_type.encode() + b"\n" + body, hashlib.sha256).hexdigest()
+
+
+def _with_path(url, path):
+    p = urllib.parse.urlsplit(url)
+    return urllib.parse.urlunsplit((p.scheme, p.netloc, path, p.query, p.fragment))
+
+
+class Deployment:
+    """One vhost, one coordinator database, one database per shard, and
+    the processes running against them."""
+
+    def __init__(self, name, shards=SHARDS):
+        self.name = "t_%s_%d" % (name, os.getpid())
+        self.shards = shards
+        self.vhost = self.name
+        self.procs = {}
+        self.logs = {}
+        self.logdir = os.path.join(BUILD, "integration-logs", self.name)
+        os.makedirs(self.logdir, exist_ok=True)
+        self._ctl("add_vhost", self.vhost)
+        user = urllib.parse.urlsplit(AMQP_URL).username or "guest"
+        self._ctl("set_permissions", "-p", self.vhost, user, ".*", ".*", ".*")
+        self.amqp_url = _with_path(AMQP_URL, "/" + urllib.parse.quote(self.vhost, safe=""))
+        self.dbs = {"coord": self.name + "_coord"}
+        for i, s in enumerate(shards):
+            self.dbs[s] = "%s_l%d" % (self.name, i)
+        admin = psycopg2.connect(PG_DSN)
+        admin.autocommit = True
+        with admin.cursor() as cur:
+            for db in self.dbs.values():
+                cur.execute("DROP DATABASE IF EXISTS %s" % db)
+                cur.execute("CREATE DATABASE %s" % db)
+        admin.close()
+        self.conn = pika.BlockingConnection(pika.URLParameters(self.amqp_url))
+        self.ch = self.conn.channel()
+        self.ch.confirm_delivery()
+        self.reply_queue = self.ch.queue_declare("", exclusive=True).method.queue
+        self.events_queue = self.ch.queue_declare("", exclusive=True).method.queue
+        self._declare_shared()
+        self.ch.queue_bind(self.events_queue, "paytx.events", "payment.#")
+
+    # -- plumbing ---------------------------------------------------------
+    def _ctl(self, *args):
+        subprocess.run([*shlex.split(RABBITMQCTL), *args], check=True, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.PIPE, timeout=60)
+
+    def _declare_shared(self):
+        # Same arguments as the binaries declare, so the first to come wins.
+        self.ch.exchange_declare("paytx.dlx", "fanout", durable=True)
+        self.ch.queue_declare("paytx.dead", durable=True)
+        self.ch.queue_bind("paytx.dead", "paytx.dlx", "")
+        self.ch.queue_declare("paytx.submit", durable=True,
+                              arguments={"x-dead-letter-exchange": "paytx.dlx"})
+        self.ch.exchange_declare("paytx.events", "topic", durable=True)
+        self.ch.exchange_declare("paytx.participants", "direct", durable=True)
+
+    def dsn(self, which):
+        return _with_path(PG_DSN, "/" + self.dbs[which])
+
+    def env(self, **extra):
+        env = dict(os.environ)
+        env.update({
+            "PAYTX_AMQP_URL": self.amqp_url,
+            "PAYTX_HMAC_KEY": HMAC_KEY,
+            "PAYTX_SHARDS": ",".join(self.shards),
+            "PAYTX_LEDGER_DSNS": ",".join("%s=%s" % (s, self.dsn(s)) for s in self.shards),
+            "PAYTX_PG_DSN": self.dsn("coord"),
+            "PAYTX_LOG_FORMAT": "json",
+            "PAYTX_LOG_LEVEL": "debug",
+        })
+        env.pop("PAYTX_CRASH_AT", None)
+        env.update({k: str(v) for k, v in extra.items()})
+        return env
+
+    def start(self, name, argv, **env):
+        log = open(os.path.join(self.logdir, name + ".log"), "ab")
+        self.logs[name] = log
+        self.procs[name] = subprocess.Popen(argv, env=self.env(**env), stdout=log,
+                                            stderr=subprocess.STDOUT)
+        return self.procs[name]
+
+    def start_coordinator(self, name="coordinator", **env):
+        env.setdefault("PAYTX_COORDINATOR_ID", self.name + "-" + name)
+        env.setdefault("PAYTX_PREPARE_TIMEOUT_MS", 3000)
+        return self.start(name, [os.path.join(BUILD, "paytx-coordinator")], **env)
+
+    def start_ledger(self, shard, **env):
+        env.setdefault("PAYTX_STATUS_AFTER_MS", 2000)
+        return self.start(shard, [os.path.join(BUILD, "paytx-ledger")],
+                          PAYTX_PARTICIPANT=shard, PAYTX_PG_DSN=self.dsn(shard), **env)
+
+    def start_all(self, **coord_env):
+        self.ctl("migrate")
+        for s in self.shards:
+            self.start_ledger(s)
+        self.start_coordinator(**coord_env)
+
+    def stop(self, name, sig=signal.SIGTERM, timeout=10):
+        p = self.procs.pop(name, None)
+        if not p:
+            return None
+        if p.poll() is None:
+            p.send_signal(sig)
+            try:
+                p.wait(timeout)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+        self.logs.pop(name).close()
+        return p.returncode
+
+    def alive(self, name):
+        p = self.procs.get(name)
+        return p is not None and p.poll() is None
+
+    def ctl(self, *args, check=True, timeout=60):
+        r = subprocess.run([os.path.join(BUILD, "paytxctl"), *args], env=self.env(),
+                           capture_output=True, text=True, timeout=timeout)
+        if check and r.returncode != 0:
+            raise AssertionError("paytxctl %s failed (%d): %s%s" %
+                                 (" ".join(args), r.returncode, r.stdout, r.stderr))
+        return r
+
+    def close(self):
+        for name in list(self.procs):
+            self.stop(name)
+        try:
+            self.conn.close()
+        except Exception:
+            pass
+        self._ctl("delete_vhost", self.vhost)
+        admin = psycopg2.connect(PG_DSN)
+        admin.autocommit = True
+        with admin.cursor() as cur:
+            for db in self.dbs.values():
+                cur.execute("DROP DATABASE IF EXISTS %s WITH (FORCE)" % db)
+        admin.close()
+
+    # -- client side ------------------------------------------------------
+    def account(self, account, currency="EUR", external=False):
+        args = ["account", "create", account, currency] + (["external"] if external else [])
+        self.ctl(*args)
+
+    def fund(self, account, amount, currency="EUR", source="world"):
+        """Create source (external) if needed and move amount into account."""
+        self.account(source, currency, external=True)
+        out = self.pay_and_wait({"payment_id": "fund-%s-%s" % (account, uuid.uuid4().hex[:8]),
+                                 "from": source, "to": account, "amount": amount,
+                                 "currency": currency})
+        assert out["status"] == "committed", out
+
+    def publish_raw(self, body, props=None, routing_key="paytx.submit", exchange=""):
+        if isinstance(body, str):
+            body = body.encode()
+        props = props or pika.BasicProperties(content_type="application/json",
+                                              delivery_mode=2, reply_to=self.reply_queue,
+                                              correlation_id=uuid.uuid4().hex)
+        self.ch.basic_publish(exchange, routing_key, body, props)
+        return props.correlation_id
+
+    def submit(self, payment, reply=True, msg_type="payment.submit"):
+        body = payment if isinstance(payment, (bytes, str)) else json.dumps(payment)
+        props = pika.BasicProperties(content_type="application/json", delivery_mode=2,
+                                     type=msg_type,
+                                     reply_to=self.reply_queue if reply else None,
+                                     correlation_id=uuid.uuid4().hex)
+        return self.publish_raw(body, props)
+
+    def wait_reply(self, correlation_id=None, timeout=30, queue=None):
+        queue = queue or self.reply_queue
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            method, props, body = self.ch.basic_get(queue, auto_ack=True)
+            if method is None:
+                self.conn.sleep(0.02)
+                continue
+            if correlation_id is None or props.correlation_id == correlation_id:
+                return json.loads(body), props
+        raise AssertionError("no reply on %s within %ss" % (queue, timeout))
+
+    def pay_and_wait(self, payment, timeout=30):
+        corr = self.submit(payment)
+        out, _ = self.wait_reply(corr, timeout)
+        return out
+
+    def events(self):
+        out = []
+        while True:
+            method, props, body = self.ch.basic_get(self.events_queue, auto_ack=True)
+            if method is None:
+                return out
+            out.append((method.routing_key, json.loads(body)))
+
+    def dead_letters(self):
+        out = []
+        while True:
+            method, props, body = self.ch.basic_get("paytx.dead", auto_ack=True)
+            if method is None:
+                return out
+            out.append((props, body))
+
+    # -- database views ---------------------------------------------------
+    def query(self, which, sql, args=()):
+        c = psycopg2.connect(self.dsn(which))
+        try:
+            with c.cursor() as cur:
+                cur.execute(sql, args)
+                return cur.fetchall() if cur.description else None
+        finally:
+            c.close()
+
+    def balance(self, account):
+        rows = self.query(shard_of(account, self.shards),
+                          "SELECT balance, held FROM accounts WHERE id = %s", (account,))
+        return rows[0] if rows else None
+
+    def journal(self, account):
+        return self.query(shard_of(account, self.shards),
+                          "SELECT payment_id, amount FROM entries WHERE account = %s "
+                          "ORDER BY id", (account,))
+
+    def check_invariants(self, tc):
+        """Money conserved, nothing negative that may not be, no open hold."""
+        totals = {}
+        for s in self.shards:
+            for cur, total in self.query(s, "SELECT currency, sum(balance) FROM accounts "
+                                            "GROUP BY currency"):
+                totals[cur] = totals.get(cur, 0) + int(total)
+            neg = self.query(s, "SELECT id FROM accounts WHERE NOT external AND balance < 0")
+            tc.assertEqual(neg, [], "negative non-external accounts on %s" % s)
+            held = self.query(s, "SELECT txn, account FROM holds WHERE state = 'held'")
+            tc.assertEqual(held, [], "open holds on %s" % s)
+            bad = self.query(s, "SELECT id FROM accounts a WHERE balance <> "
+                                "(SELECT coalesce(sum(amount), 0) FROM entries e "
+                                "WHERE e.account = a.id)")
+            tc.assertEqual(bad, [], "balances that disagree with the journal on %s" % s)
+        for cur, total in totals.items():
+            tc.assertEqual(total, 0, "sum of %s balances" % cur)
+
+    def wait_for(self, predicate, timeout=30, what="condition"):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if predicate():
+                return
+            time.sleep(0.05)
+        raise AssertionError("timed out waiting for " + what)
+
+    def log_text(self, name):
+        path = os.path.join(self.logdir, name + ".log")
+        with open(path, "rb") as f:
+            return f.read().decode(errors="replace")
+
+
+class PaytxTestCase(unittest.TestCase):
+    """Starts a fresh deployment per test; checks the ledger invariants at
+    the end of every test that did not fail."""
+
+    start_services = True
+    coord_env = {}
+
+    def setUp(self):
+        self.d = Deployment(self._testMethodName[5:25])
+        self.addCleanup(self.d.close)
+        if self.start_services:
+            self.d.start_all(**self.coord_env)
+
+
+def main():
+    require_services()
+    unittest.main(verbosity=2)

@@ -1,0 +1,716 @@
+/* Unit tests of the ledger shard (votes, postings, releases, journal) against a real PostgreSQL. */
+#include <check.h>
+#include <inttypes.h>
+#include <libpq-fe.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "clock.h"
+#include "ledger.h"
+#include "log.h"
+#include "pg.h"
+
+#define PARTICIPANT "ledger.0"
+
+static const char *admin_dsn;   /* PAYTX_TEST_PG_DSN: superuser, any database */
+static char test_dsn[2048];     /* the fresh database of this run */
+
+/* Per test case (checked fixture): a ledger and three USD accounts with
+ * names unique to the test, so cases never see each other's money. */
+static struct ledger L;
+static char world[PAYTX_ID_MAX + 1], alice[PAYTX_ID_MAX + 1], bob[PAYTX_ID_MAX + 1];
+static char prefix[32];
+
+/* keyword=value DSN for dbname on the server of admin_dsn. */
+static int dsn_for_db(const char *dbname, char *out, size_t outsz)
+{
+	char *errmsg = NULL;
+	PQconninfoOption *opts = PQconninfoParse(admin_dsn, &errmsg);
+	if (!opts) {
+		fprintf(stderr, "PAYTX_TEST_PG_DSN: %s", errmsg ? errmsg : "out of memory\n");
+		PQfreemem(errmsg);
+		return -1;
+	}
+	size_t len = 0;
+	out[0] = '\0';
+	for (PQconninfoOption *o = opts; o->keyword; o++) {
+		const char *val = strcmp(o->keyword, "dbname") == 0 ? NULL : o->val;
+		if (!val)
+			continue;
+		len += (size_t)snprintf(out + len, len < outsz ? outsz - len : 0, "%s='", o->keyword);
+		for (const char *c = val; *c; c++)
+			len += (size_t)snprintf(out + len, len < outsz ? outsz - len : 0, "%s%c",
+						*c == '\'' || *c == '\\' ? "\\" : "", *c);
+		len += (size_t)snprintf(out + len, len < outsz ? outsz - len : 0, "' ");
+	}
+	len += (size_t)snprintf(out + len, len < outsz ? outsz - len : 0, "dbname='%s'", dbname);
+	PQconninfoFree(opts);
+	return len < outsz ? 0 : -1;
+}
+
+static int admin_exec(const char *sql)
+{
+	PGconn *c;
+	if (pg_connect(&c, admin_dsn, "test_ledger", NULL) != 0)
+		return -1;
+	int err = pg_exec(c, sql);
+	PQfinish(c);
+	return err;
+}
+
+static int db_create(const char *name, char *dsn, size_t dsnsz)
+{
+	char sql[128];
+	snprintf(sql, sizeof(sql), "CREATE DATABASE %s", name);
+	return admin_exec(sql) || dsn_for_db(name, dsn, dsnsz) ? -1 : 0;
+}
+
+static void db_drop(const char *name)
+{
+	char sql[128];
+	snprintf(sql, sizeof(sql), "DROP DATABASE IF EXISTS %s WITH (FORCE)", name);
+	if (admin_exec(sql) != 0)
+		fprintf(stderr, "could not drop test database %s\n", name);
+}
+
+static int64_t scalar(const char *sql, const char *arg)
+{
+	const char *params[] = { arg };
+	PGresult *res = pg_query(L.conn, sql, arg ? 1 : 0, params);
+	ck_assert_msg(res != NULL, "query failed: %s", sql);
+	ck_assert_int_eq(PQntuples(res), 1);
+	int64_t v = PQgetisnull(res, 0, 0) ? 0 : strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+	PQclear(res);
+	return v;
+}
+
+static int64_t scalar_txn(const char *sql, int64_t txn)
+{
+	char s[24];
+	snprintf(s, sizeof(s), "%" PRId64, txn);
+	return scalar(sql, s);
+}
+
+static int64_t next_txn(void)
+{
+	return scalar("SELECT nextval('test_txn')", NULL);
+}
+
+static void account(char *out, const char *name, const char *currency, bool external)
+{
+	snprintf(out, PAYTX_ID_MAX + 1, "%s%s", prefix, name);
+	ck_assert_int_eq(ledger_account_create(&L, out, currency, external), 0);
+}
+
+static struct ledger_account get(const char *id)
+{
+	struct ledger_account a;
+	ck_assert_int_eq(ledger_account_get(&L, id, &a), 0);
+	return a;
+}
+
+static struct paytx_prepare transfer(int64_t txn, const char *from, const char *to,
+				     int64_t amount, const char *currency)
+{
+	struct paytx_prepare p = { .txn = txn, .nlegs = 2, .deadline_ms = clock_wall_ms() + 5000 };
+	snprintf(p.payment_id, sizeof(p.payment_id), "pay-%" PRId64, txn);
+	snprintf(p.legs[0].account, sizeof(p.legs[0].account), "%s", from);
+	snprintf(p.legs[1].account, sizeof(p.legs[1].account), "%s", to);
+	p.legs[0].amount = -amount;
+	p.legs[1].amount = amount;
+	memcpy(p.legs[0].currency, currency, 4);
+	memcpy(p.legs[1].currency, currency, 4);
+	return p;
+}
+
+/* One callback in its own batch, as the SDK runs a retried message. */
+static struct paytx_vote prepare_alone(const struct paytx_prepare *p)
+{
+	struct paytx_vote v = { .txn = p->txn, .participant = PARTICIPANT };
+	ck_assert_int_eq(ledger_ops.batch_begin(&L), 0);
+	ck_assert_int_eq(ledger_ops.prepare(&L, p, &v), 0);
+	ck_assert_int_eq(ledger_ops.batch_commit(&L), 0);
+	return v;
+}
+
+static int decide_alone(int64_t txn, bool commit)
+{
+	ck_assert_int_eq(ledger_ops.batch_begin(&L), 0);
+	int err = commit ? ledger_ops.commit(&L, txn) : ledger_ops.abort(&L, txn);
+	ck_assert_int_eq(ledger_ops.batch_commit(&L), 0);
+	return err;
+}
+
+/* Move amount from the external world account to id, committed. */
+static void fund(const char *id, int64_t amount)
+{
+	struct paytx_prepare p = transfer(next_txn(), world, id, amount, "USD");
+	ck_assert(prepare_alone(&p).yes);
+	ck_assert_int_eq(decide_alone(p.txn, true), 0);
+}
+
+static int64_t holds_in(int64_t txn, const char *state)
+{
+	char sql[128];
+	snprintf(sql, sizeof(sql), "SELECT count(*) FROM holds WHERE txn = $1 AND state = '%s'",
+		 state);
+	return scalar_txn(sql, txn);
+}
+
+static const char *barrier_state(int64_t txn, char *buf, size_t n)
+{
+	char s[24];
+	snprintf(s, sizeof(s), "%" PRId64, txn);
+	const char *params[] = { s };
+	PGresult *res = pg_query(L.conn, "SELECT state FROM barrier WHERE txn = $1", 1, params);
+	ck_assert(res != NULL);
+	snprintf(buf, n, "%s", PQntuples(res) ? PQgetvalue(res, 0, 0) : "(none)");
+	PQclear(res);
+	return buf;
+}
+
+static void setup(void)
+{
+	PGconn *c;
+	ck_assert_int_eq(pg_connect(&c, test_dsn, "test_ledger", NULL), 0);
+	ck_assert_int_eq(ledger_init(&L, c, PARTICIPANT), 0);
+	snprintf(prefix, sizeof(prefix), "t%" PRId64 ".",
+		 scalar("SELECT nextval('test_case')", NULL));
+	account(world, "world", "USD", true);
+	account(alice, "alice", "USD", false);
+	account(bob, "bob", "USD", false);
+}
+
+static void teardown(void)
+{
+	ledger_finish(&L);
+}
+
+START_TEST(test_prepare_reserves_funds_and_votes_yes)
+{
+	fund(alice, 100);
+	struct paytx_prepare p = transfer(next_txn(), alice, bob, 60, "USD");
+	struct paytx_vote v = prepare_alone(&p);
+	ck_assert(v.yes);
+	ck_assert_str_eq(v.reason, "");
+	struct ledger_account a = get(alice), b = get(bob);
+	ck_assert_int_eq(a.balance, 100);
+	ck_assert_int_eq(a.held, 60);
+	ck_assert_int_eq(b.balance, 0);
+	ck_assert_int_eq(b.held, 0);
+	ck_assert_int_eq(holds_in(p.txn, "held"), 2);
+	char st[16];
+	ck_assert_str_eq(barrier_state(p.txn, st, sizeof(st)), "prepared");
+}
+END_TEST
+
+START_TEST(test_insufficient_funds_votes_no_and_leaves_no_hold)
+{
+	fund(alice, 50);
+	struct paytx_prepare p = transfer(next_txn(), alice, bob, 100, "USD");
+	struct paytx_vote v = prepare_alone(&p);
+	ck_assert(!v.yes);
+	ck_assert_str_eq(v.reason, "insufficient_funds");
+	ck_assert_ptr_nonnull(strstr(v.detail, alice));
+	ck_assert_ptr_nonnull(strstr(v.detail, "has 50 available, needs 100"));
+	ck_assert_int_eq(get(alice).held, 0);
+	ck_assert_int_eq(scalar_txn("SELECT count(*) FROM holds WHERE txn = $1", p.txn), 0);
+	char st[16];
+	ck_assert_str_eq(barrier_state(p.txn, st, sizeof(st)), "refused");
+}
+END_TEST
+
+START_TEST(test_unknown_account_votes_no)
+{
+	fund(alice, 100);
+	char ghost[PAYTX_ID_MAX + 1];
+	snprintf(ghost, sizeof(ghost), "%sghost", prefix);
+	struct paytx_prepare p = transfer(next_txn(), alice, ghost, 10, "USD");
+	struct paytx_vote v = prepare_alone(&p);
+	ck_assert(!v.yes);
+	ck_assert_str_eq(v.reason, "unknown_account");
+	ck_assert_ptr_nonnull(strstr(v.detail, ghost));
+	ck_assert_int_eq(get(alice).held, 0);
+	ck_assert_int_eq(scalar_txn("SELECT count(*) FROM holds WHERE txn = $1", p.txn), 0);
+}
+END_TEST
+
+START_TEST(test_currency_mismatch_votes_no)
+{
+	fund(alice, 100);
+	char eur[PAYTX_ID_MAX + 1];
+	account(eur, "eur", "EUR", false);
+	struct paytx_prepare p = transfer(next_txn(), alice, eur, 10, "USD");
+	struct paytx_vote v = prepare_alone(&p);
+	ck_assert(!v.yes);
+	ck_assert_str_eq(v.reason, "currency_mismatch");
+	ck_assert_ptr_nonnull(strstr(v.detail, eur));
+	p = transfer(next_txn(), alice, bob, 10, "EUR");
+	ck_assert_str_eq(prepare_alone(&p).reason, "currency_mismatch");
+	ck_assert_int_eq(get(alice).held, 0);
+}
+END_TEST
+
+START_TEST(test_external_account_may_go_negative)
+{
+	struct paytx_prepare p = transfer(next_txn(), world, alice, 1000, "USD");
+	ck_assert(prepare_alone(&p).yes);
+	ck_assert_int_eq(decide_alone(p.txn, true), 0);
+	ck_assert_int_eq(get(world).balance, -1000);
+	p = transfer(next_txn(), alice, bob, 1001, "USD");
+	ck_assert_str_eq(prepare_alone(&p).reason, "insufficient_funds");
+}
+END_TEST
+
+START_TEST(test_commit_posts_journal_and_balances)
+{
+	fund(alice, 100);
+	struct paytx_prepare p = transfer(next_txn(), alice, bob, 30, "USD");
+	ck_assert(prepare_alone(&p).yes);
+	ck_assert_int_eq(decide_alone(p.txn, true), 0);
+	struct ledger_account a = get(alice), b = get(bob);
+	ck_assert_int_eq(a.balance, 70);
+	ck_assert_int_eq(a.held, 0);
+	ck_assert_int_eq(a.version, 2);
+	ck_assert_int_eq(b.balance, 30);
+	ck_assert_int_eq(b.version, 1);
+	ck_assert_int_eq(holds_in(p.txn, "posted"), 2);
+	ck_assert_int_eq(scalar_txn("SELECT count(*) FROM entries WHERE txn = $1 AND "
+				    "payment_id = 'pay-' || $1 AND currency = 'USD' AND "
+				    "((amount = -30 AND balance_after = 70) OR "
+				    " (amount = 30 AND balance_after = 30))", p.txn), 2);
+	char st[16];
+	ck_assert_str_eq(barrier_state(p.txn, st, sizeof(st)), "committed");
+}
+END_TEST
+
+START_TEST(test_commit_is_idempotent)
+{
+	fund(alice, 100);
+	struct paytx_prepare p = transfer(next_txn(), alice, bob, 30, "USD");
+	ck_assert(prepare_alone(&p).yes);
+	ck_assert_int_eq(decide_alone(p.txn, true), 0);
+	ck_assert_int_eq(decide_alone(p.txn, true), 0);
+	ck_assert(prepare_alone(&p).yes); /* a late duplicate prepare re-votes */
+	ck_assert_int_eq(decide_alone(p.txn, true), 0);
+	ck_assert_int_eq(get(alice).balance, 70);
+	ck_assert_int_eq(get(alice).held, 0);
+	ck_assert_int_eq(get(bob).balance, 30);
+	ck_assert_int_eq(scalar_txn("SELECT count(*) FROM entries WHERE txn = $1", p.txn), 2);
+}
+END_TEST
+
+START_TEST(test_abort_releases_hold)
+{
+	fund(alice, 100);
+	struct paytx_prepare p = transfer(next_txn(), alice, bob, 60, "USD");
+	ck_assert(prepare_alone(&p).yes);
+	ck_assert_int_eq(get(alice).held, 60);
+	ck_assert_int_eq(decide_alone(p.txn, false), 0);
+	ck_assert_int_eq(decide_alone(p.txn, false), 0);
+	struct ledger_account a = get(alice);
+	ck_assert_int_eq(a.held, 0);
+	ck_assert_int_eq(a.balance, 100);
+	ck_assert_int_eq(holds_in(p.txn, "released"), 2);
+	ck_assert_int_eq(scalar_txn("SELECT count(*) FROM entries WHERE txn = $1", p.txn), 0);
+	struct paytx_prepare all = transfer(next_txn(), alice, bob, 100, "USD");
+	ck_assert(prepare_alone(&all).yes);
+}
+END_TEST
+
+START_TEST(test_abort_before_prepare_votes_no)
+{
+	fund(alice, 100);
+	struct paytx_prepare p = transfer(next_txn(), alice, bob, 60, "USD");
+	ck_assert_int_eq(decide_alone(p.txn, false), 0);
+	struct paytx_vote v = prepare_alone(&p);
+	ck_assert(!v.yes);
+	ck_assert_str_eq(v.reason, "aborted");
+	ck_assert_int_eq(get(alice).held, 0);
+	ck_assert_int_eq(scalar_txn("SELECT count(*) FROM holds WHERE txn = $1", p.txn), 0);
+	ck_assert_int_eq(decide_alone(p.txn, true), PAYTX_EPROTO);
+	ck_assert_int_eq(decide_alone(p.txn, false), 0);
+}
+END_TEST
+
+START_TEST(test_duplicate_prepare_revotes_same)
+{
+	fund(alice, 100);
+	struct paytx_prepare p = transfer(next_txn(), alice, bob, 60, "USD");
+	ck_assert(prepare_alone(&p).yes);
+	ck_assert(prepare_alone(&p).yes);
+	ck_assert_int_eq(get(alice).held, 60);
+	ck_assert_int_eq(holds_in(p.txn, "held"), 2);
+
+	struct paytx_prepare q = transfer(next_txn(), alice, bob, 60, "USD");
+	struct paytx_vote first = prepare_alone(&q);
+	ck_assert(!first.yes);
+	ck_assert_int_eq(decide_alone(p.txn, false), 0); /* funds free again... */
+	struct paytx_vote again = prepare_alone(&q);      /* ...but the vote stands */
+	ck_assert(!again.yes);
+	ck_assert_str_eq(again.reason, first.reason);
+	ck_assert_str_eq(again.detail, first.detail);
+}
+END_TEST
+
+START_TEST(test_commit_without_prepare_is_protocol_violation)
+{
+	int64_t txn = next_txn();
+	ck_assert_int_eq(decide_alone(txn, true), PAYTX_EPROTO);
+	ck_assert_int_eq(scalar_txn("SELECT count(*) FROM barrier WHERE txn = $1", txn), 0);
+
+	struct paytx_prepare p = transfer(next_txn(), alice, bob, 10, "USD");
+	ck_assert(!prepare_alone(&p).yes);
+	ck_assert_int_eq(decide_alone(p.txn, true), PAYTX_EPROTO);
+	char st[16];
+	ck_assert_str_eq(barrier_state(p.txn, st, sizeof(st)), "refused");
+	ck_assert_int_eq(get(bob).balance, 0);
+}
+END_TEST
+
+START_TEST(test_abort_after_commit_is_refused)
+{
+	fund(alice, 100);
+	struct paytx_prepare p = transfer(next_txn(), alice, bob, 40, "USD");
+	ck_assert(prepare_alone(&p).yes);
+	ck_assert_int_eq(decide_alone(p.txn, true), 0);
+	ck_assert_int_eq(decide_alone(p.txn, false), PAYTX_EPROTO);
+	ck_assert_int_eq(get(alice).balance, 60);
+	ck_assert_int_eq(get(bob).balance, 40);
+	char st[16];
+	ck_assert_str_eq(barrier_state(p.txn, st, sizeof(st)), "committed");
+}
+END_TEST
+
+static const char *exec_sqlstate(const char *sql, char *buf, size_t n)
+{
+	PGresult *res = PQexec(L.conn, sql);
+	snprintf(buf, n, "%s", pg_sqlstate(res));
+	PQclear(res);
+	return buf;
+}
+
+START_TEST(test_journal_rows_cannot_be_updated_or_deleted)
+{
+	fund(alice, 100);
+	int64_t before = scalar("SELECT count(*) FROM entries", NULL);
+	char st[8];
+	ck_assert_str_eq(exec_sqlstate("UPDATE entries SET amount = 0", st, sizeof(st)), "23001");
+	ck_assert_str_eq(exec_sqlstate("DELETE FROM entries", st, sizeof(st)), "23001");
+	ck_assert_str_eq(exec_sqlstate("TRUNCATE entries CASCADE", st, sizeof(st)), "23001");
+	ck_assert_int_eq(scalar("SELECT count(*) FROM entries", NULL), before);
+	ck_assert_int_eq(scalar("SELECT count(*) FROM entries WHERE amount = 0", NULL), 0);
+}
+END_TEST
+
+START_TEST(test_batch_of_prepares_sees_earlier_holds)
+{
+	fund(alice, 100);
+	struct paytx_prepare p = transfer(next_txn(), alice, bob, 70, "USD");
+	struct paytx_prepare q = transfer(next_txn(), alice, bob, 70, "USD");
+	struct paytx_vote vp = { .txn = p.txn }, vq = { .txn = q.txn };
+	ck_assert_int_eq(ledger_ops.batch_begin(&L), 0);
+	ck_assert_int_eq(ledger_ops.prepare(&L, &p, &vp), 0);
+	ck_assert_int_eq(ledger_ops.prepare(&L, &q, &vq), 0);
+	ck_assert_int_eq(ledger_ops.batch_commit(&L), 0);
+	ck_assert(vp.yes);
+	ck_assert(!vq.yes);
+	ck_assert_str_eq(vq.reason, "insufficient_funds");
+	ck_assert_ptr_nonnull(strstr(vq.detail, "has 30 available, needs 70"));
+	ck_assert_int_eq(get(alice).held, 70);
+}
+END_TEST
+
+START_TEST(test_rolled_back_batch_leaves_nothing)
+{
+	fund(alice, 100);
+	struct paytx_prepare p = transfer(next_txn(), alice, bob, 70, "USD");
+	struct paytx_vote v = { .txn = p.txn };
+	ck_assert_int_eq(ledger_ops.batch_begin(&L), 0);
+	ck_assert_int_eq(ledger_ops.prepare(&L, &p, &v), 0);
+	ck_assert_int_eq(ledger_ops.abort(&L, next_txn()), 0);
+	ledger_ops.batch_rollback(&L);
+	ck_assert_int_eq(get(alice).held, 0);
+	ck_assert_int_eq(scalar_txn("SELECT count(*) FROM barrier WHERE txn = $1", p.txn), 0);
+	ck_assert(prepare_alone(&p).yes);
+	ck_assert_int_eq(get(alice).held, 70);
+}
+END_TEST
+
+START_TEST(test_legs_on_one_account_are_merged)
+{
+	fund(alice, 100);
+	struct paytx_prepare p = transfer(next_txn(), alice, bob, 40, "USD");
+	p.legs[2] = p.legs[0];
+	p.legs[3] = p.legs[1];
+	p.nlegs = 4; /* alice -40 twice, bob +40 twice */
+	ck_assert(prepare_alone(&p).yes);
+	ck_assert_int_eq(get(alice).held, 80);
+	ck_assert_int_eq(decide_alone(p.txn, true), 0);
+	ck_assert_int_eq(get(alice).balance, 20);
+	ck_assert_int_eq(get(bob).balance, 80);
+	ck_assert_int_eq(scalar_txn("SELECT count(*) FROM entries WHERE txn = $1", p.txn), 2);
+	p = transfer(next_txn(), alice, bob, 15, "USD");
+	p.legs[2] = p.legs[0];
+	p.nlegs = 3; /* alice -30 in all: more than 20 */
+	ck_assert_str_eq(prepare_alone(&p).reason, "insufficient_funds");
+}
+END_TEST
+
+START_TEST(test_in_doubt_lists_old_yes_votes_only)
+{
+	fund(alice, 100);
+	struct paytx_prepare p = transfer(next_txn(), alice, bob, 10, "USD");
+	ck_assert(prepare_alone(&p).yes);
+	int64_t txns[64];
+	size_t n;
+	ck_assert_int_eq(ledger_ops.in_doubt(&L, clock_wall_ms() - 60000, txns, 64, &n), 0);
+	for (size_t i = 0; i < n; i++)
+		ck_assert(txns[i] != p.txn);
+	bool seen = false;
+	ck_assert_int_eq(ledger_ops.in_doubt(&L, clock_wall_ms() + 1000, txns, 64, &n), 0);
+	for (size_t i = 0; i < n; i++)
+		seen = seen || txns[i] == p.txn;
+	ck_assert(seen);
+	ck_assert_int_eq(ledger_ops.in_doubt(&L, clock_wall_ms() + 1000, txns, 0, &n), 0);
+	ck_assert_uint_eq(n, 0);
+	ck_assert_int_eq(decide_alone(p.txn, true), 0);
+	ck_assert_int_eq(ledger_ops.in_doubt(&L, clock_wall_ms() + 1000, txns, 64, &n), 0);
+	for (size_t i = 0; i < n; i++)
+		ck_assert(txns[i] != p.txn);
+}
+END_TEST
+
+START_TEST(test_account_create_is_idempotent_and_detects_conflict)
+{
+	ck_assert_int_eq(ledger_account_create(&L, alice, "USD", false), 0);
+	ck_assert_int_eq(ledger_account_create(&L, alice, "EUR", false), PAYTX_ECONFLICT);
+	ck_assert_int_eq(ledger_account_create(&L, alice, "USD", true), PAYTX_ECONFLICT);
+	ck_assert_int_eq(ledger_account_create(&L, "bad id", "USD", false), PAYTX_EINVAL);
+	ck_assert_int_eq(ledger_account_create(&L, "x", "usd", false), PAYTX_EINVAL);
+	struct ledger_account a = get(world);
+	ck_assert_str_eq(a.id, world);
+	ck_assert_str_eq(a.currency, "USD");
+	ck_assert(a.external);
+	char ghost[PAYTX_ID_MAX + 1];
+	snprintf(ghost, sizeof(ghost), "%sghost", prefix);
+	ck_assert_int_eq(ledger_account_get(&L, ghost, &a), PAYTX_ENOTFOUND);
+}
+END_TEST
+
+START_TEST(test_reset_recovers_a_lost_connection)
+{
+	fund(alice, 100);
+	struct paytx_prepare p = transfer(next_txn(), alice, bob, 10, "USD");
+	char pid[16];
+	snprintf(pid, sizeof(pid), "%d", PQbackendPID(L.conn));
+	PGconn *admin;
+	ck_assert_int_eq(pg_connect(&admin, admin_dsn, "test_ledger", NULL), 0);
+	const char *params[] = { pid };
+	PQclear(pg_query(admin, "SELECT pg_terminate_backend($1::int)", 1, params));
+	PQfinish(admin);
+	struct paytx_vote v = { .txn = p.txn };
+	ck_assert_int_lt(ledger_ops.prepare(&L, &p, &v), 0);
+	ck_assert_int_eq(ledger_ops.reset(&L), 0);
+	ck_assert(prepare_alone(&p).yes);
+}
+END_TEST
+
+/* A second replica's duplicate prepare waits for the first and re-votes. */
+START_TEST(test_concurrent_duplicate_prepare_waits_and_revotes)
+{
+	fund(alice, 100);
+	struct paytx_prepare p = transfer(next_txn(), alice, bob, 60, "USD");
+	struct paytx_vote v = { .txn = p.txn };
+	struct ledger other;
+	PGconn *c;
+	ck_assert_int_eq(pg_connect(&c, test_dsn, "test_ledger", NULL), 0);
+	ck_assert_int_eq(ledger_init(&other, c, PARTICIPANT), 0);
+	ck_assert_int_eq(ledger_ops.batch_begin(&L), 0);
+	ck_assert_int_eq(ledger_ops.prepare(&L, &p, &v), 0);
+
+	char txn[24], pid[16];
+	snprintf(txn, sizeof(txn), "%" PRId64, p.txn);
+	snprintf(pid, sizeof(pid), "%d", PQbackendPID(other.conn));
+	char legs[512];
+	snprintf(legs, sizeof(legs), "[{\"account\":\"%s\",\"amount\":-60,\"currency\":\"USD\"},"
+		 "{\"account\":\"%s\",\"amount\":60,\"currency\":\"USD\"}]", alice, bob);
+	const char *params[] = { txn, PARTICIPANT, p.payment_id, legs };
+	ck_assert(PQsendQueryParams(other.conn, "SELECT vote FROM ledger_prepare($1::bigint, "
+				    "$2, $3, $4::jsonb)", 4, NULL, params, NULL, NULL, 0));
+	/* pg_locks, not pg_stat_activity: that one is snapshotted per transaction. */
+	const char *wait_sql = "SELECT count(*) FROM pg_locks WHERE pid = $1::int AND NOT granted";
+	int64_t until = clock_mono_ms() + 10000;
+	while (scalar(wait_sql, pid) == 0 && clock_mono_ms() < until)
+		clock_sleep_ms(10);
+	ck_assert_int_eq(ledger_ops.batch_commit(&L), 0);
+	ck_assert(v.yes);
+
+	PGresult *res = PQgetResult(other.conn);
+	ck_assert_int_eq(PQresultStatus(res), PGRES_TUPLES_OK);
+	ck_assert_str_eq(PQgetvalue(res, 0, 0), "t");
+	PQclear(res);
+	ck_assert_ptr_null(PQgetResult(other.conn));
+	ledger_finish(&other);
+	ck_assert_int_eq(get(alice).held, 60);
+	ck_assert_int_eq(holds_in(p.txn, "held"), 2);
+}
+END_TEST
+
+START_TEST(test_balances_sum_to_zero_per_currency)
+{
+	/* Own currency, so other cases' accounts do not count. */
+	char ext[PAYTX_ID_MAX + 1], acc[4][PAYTX_ID_MAX + 1];
+	account(ext, "xts-world", "XTS", true);
+	for (int i = 0; i < 4; i++) {
+		char name[16];
+		snprintf(name, sizeof(name), "xts-%d", i);
+		account(acc[i], name, "XTS", false);
+	}
+	const char *sum_sql = "SELECT sum(balance) FROM accounts WHERE currency = 'XTS'";
+	uint32_t seed = 12345;
+	int committed = 0;
+	for (int round = 0; round < 60; round++) {
+		seed = seed * 1103515245u + 12345u;
+		int from = (int)(seed >> 8) % 5, to = (int)(seed >> 16) % 4;
+		int64_t amount = 1 + (int64_t)((seed >> 4) % 500);
+		struct paytx_prepare p = transfer(next_txn(), from == 4 ? ext : acc[from],
+						  acc[to], amount, "XTS");
+		if (round % 7 == 3) { /* three legs: one debit, two credits */
+			p.legs[1].amount = amount / 2;
+			p.legs[2] = p.legs[1];
+			snprintf(p.legs[2].account, sizeof(p.legs[2].account), "%s", acc[(to + 1) % 4]);
+			p.legs[2].amount = amount - amount / 2;
+			p.nlegs = 3;
+		}
+		bool yes = prepare_alone(&p).yes;
+		bool commit = yes && round % 5 != 0;
+		ck_assert_int_eq(decide_alone(p.txn, commit), 0);
+		committed += commit;
+		ck_assert_int_eq(scalar(sum_sql, NULL), 0);
+	}
+	ck_assert_int_gt(committed, 20);
+	ck_assert_int_eq(scalar("SELECT sum(held) FROM accounts WHERE currency = 'XTS'", NULL), 0);
+	ck_assert_int_eq(scalar("SELECT sum(amount) FROM entries WHERE currency = 'XTS'", NULL), 0);
+	/* Every balance is the sum of its journal. */
+	ck_assert_int_eq(scalar("SELECT count(*) FROM accounts a WHERE currency = 'XTS' AND "
+				"balance <> (SELECT coalesce(sum(amount), 0) FROM entries e "
+				"WHERE e.account = a.id)", NULL), 0);
+}
+END_TEST
+
+START_TEST(test_migrate_is_idempotent)
+{
+	fund(alice, 100);
+	ck_assert_int_eq(pg_migrate(L.conn, schema_ledger_sql), 0);
+	ck_assert_int_eq(pg_migrate(L.conn, schema_ledger_sql), 0);
+	ck_assert_int_eq(get(alice).balance, 100);
+	struct paytx_prepare p = transfer(next_txn(), alice, bob, 100, "USD");
+	ck_assert(prepare_alone(&p).yes);
+}
+END_TEST
+
+/* Processes starting together on an empty shard all migrate it. */
+START_TEST(test_concurrent_migrations_do_not_conflict)
+{
+	char name[64], dsn[sizeof(test_dsn)];
+	snprintf(name, sizeof(name), "paytx_test_ledger_%ld_m", (long)getpid());
+	ck_assert_int_eq(db_create(name, dsn, sizeof(dsn)), 0);
+	pid_t kids[4];
+	for (int i = 0; i < 4; i++) {
+		kids[i] = fork();
+		ck_assert_int_ge(kids[i], 0);
+		if (kids[i] == 0) {
+			PGconn *c;
+			int err = pg_connect(&c, dsn, "test_ledger", NULL);
+			if (!err)
+				err = pg_migrate(c, schema_ledger_sql);
+			PQfinish(c);
+			_exit(err ? 1 : 0);
+		}
+	}
+	int failed = 0;
+	for (int i = 0; i < 4; i++) {
+		int status;
+		ck_assert_int_eq(waitpid(kids[i], &status, 0), kids[i]);
+		failed += !WIFEXITED(status) || WEXITSTATUS(status) != 0;
+	}
+	db_drop(name);
+	ck_assert_int_eq(failed, 0);
+}
+END_TEST
+
+#define ADD_CASE(s, fn)                                             \
+	do {                                                        \
+		TCase *tc = tcase_create(#fn);                      \
+		tcase_add_checked_fixture(tc, setup, teardown);     \
+		tcase_set_timeout(tc, 60);                          \
+		tcase_add_test(tc, fn);                             \
+		suite_add_tcase(s, tc);                             \
+	} while (0)
+
+static Suite *ledger_suite(void)
+{
+	Suite *s = suite_create("ledger");
+	ADD_CASE(s, test_prepare_reserves_funds_and_votes_yes);
+	ADD_CASE(s, test_insufficient_funds_votes_no_and_leaves_no_hold);
+	ADD_CASE(s, test_unknown_account_votes_no);
+	ADD_CASE(s, test_currency_mismatch_votes_no);
+	ADD_CASE(s, test_external_account_may_go_negative);
+	ADD_CASE(s, test_commit_posts_journal_and_balances);
+	ADD_CASE(s, test_commit_is_idempotent);
+	ADD_CASE(s, test_abort_releases_hold);
+	ADD_CASE(s, test_abort_before_prepare_votes_no);
+	ADD_CASE(s, test_duplicate_prepare_revotes_same);
+	ADD_CASE(s, test_commit_without_prepare_is_protocol_violation);
+	ADD_CASE(s, test_abort_after_commit_is_refused);
+	ADD_CASE(s, test_journal_rows_cannot_be_updated_or_deleted);
+	ADD_CASE(s, test_batch_of_prepares_sees_earlier_holds);
+	ADD_CASE(s, test_rolled_back_batch_leaves_nothing);
+	ADD_CASE(s, test_legs_on_one_account_are_merged);
+	ADD_CASE(s, test_in_doubt_lists_old_yes_votes_only);
+	ADD_CASE(s, test_account_create_is_idempotent_and_detects_conflict);
+	ADD_CASE(s, test_reset_recovers_a_lost_connection);
+	ADD_CASE(s, test_concurrent_duplicate_prepare_waits_and_revotes);
+	ADD_CASE(s, test_balances_sum_to_zero_per_currency);
+	ADD_CASE(s, test_migrate_is_idempotent);
+	ADD_CASE(s, test_concurrent_migrations_do_not_conflict);
+	return s;
+}
+
+int main(void)
+{
+	log_init("test_ledger");
+	if (!getenv("PAYTX_LOG_LEVEL"))
+		(void)log_set_level_name("warn");
+	admin_dsn = getenv("PAYTX_TEST_PG_DSN");
+	if (!admin_dsn || !*admin_dsn) {
+		printf("PAYTX_TEST_PG_DSN is not set: skipping the ledger tests\n");
+		return 77;
+	}
+	char db[64];
+	snprintf(db, sizeof(db), "paytx_test_ledger_%ld", (long)getpid());
+	if (db_create(db, test_dsn, sizeof(test_dsn)) != 0) {
+		fprintf(stderr, "cannot create test database %s\n", db);
+		return 1;
+	}
+	PGconn *c = NULL;
+	int err = pg_connect(&c, test_dsn, "test_ledger", NULL);
+	if (!err)
+		err = pg_migrate(c, schema_ledger_sql);
+	if (!err)
+		err = pg_exec(c, "CREATE SEQUENCE test_txn; CREATE SEQUENCE test_case");
+	PQfinish(c);
+	int failed = 1;
+	if (!err) {
+		SRunner *sr = srunner_create(ledger_suite());
+		srunner_run_all(sr, CK_NORMAL);
+		failed = srunner_ntests_failed(sr);
+		srunner_free(sr);
+	}
+	db_drop(db);
+	return failed ? 1 : 0;
+}
