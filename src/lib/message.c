@@ -163,8 +163,8 @@ static int fld_string(const struct fields *f, const char *key, bool required,
 static int fld_id(const struct fields *f, const char *key, bool allow_empty,
 		  char out[PAYTX_ID_MAX + 1])
 {
-	const char *s;
-	size_t n;
+	const char *s = NULL;
+	size_t n = 0;
 	int err = fld_string(f, key, true, &s, &n);
 
 	if (err)
@@ -181,8 +181,8 @@ static int fld_id(const struct fields *f, const char *key, bool allow_empty,
 static int fld_text(const struct fields *f, const char *key, bool required, char *out,
 		    size_t size)
 {
-	const char *s;
-	size_t n;
+	const char *s = NULL;
+	size_t n = 0;
 	int err = fld_string(f, key, required, &s, &n);
 
 	out[0] = '\0';
@@ -198,8 +198,8 @@ static int fld_text(const struct fields *f, const char *key, bool required, char
 
 static int fld_currency(const struct fields *f, const char *key, char out[4])
 {
-	const char *s;
-	size_t n;
+	const char *s = NULL;
+	size_t n = 0;
 	int err = fld_string(f, key, true, &s, &n);
 
 	if (err)
@@ -217,8 +217,8 @@ static int fld_currency(const struct fields *f, const char *key, char out[4])
 static int fld_choice(const struct fields *f, const char *key, const char *const *choices,
 		      const char *rule, size_t *index)
 {
-	const char *s;
-	size_t n;
+	const char *s = NULL;
+	size_t n = 0;
 	int err = fld_string(f, key, true, &s, &n);
 
 	if (err)
@@ -255,7 +255,7 @@ static int decode_legs(const struct fields *f, size_t min, struct paytx_leg *leg
 		       size_t *nlegs)
 {
 	struct json_object *arr;
-	size_t n;
+	size_t n = 0;
 	int err = fld_find(f, "legs", true, &arr);
 
 	if (err)
@@ -295,6 +295,21 @@ static int check_balance(const struct fields *f, const struct paytx_leg *legs, s
 	return 0;
 }
 
+/* Legs that net to zero on every (account, currency) would post nothing. */
+static int check_moves_money(const struct fields *f, const struct paytx_leg *legs, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		int64_t net = 0;
+		for (size_t j = 0; j < n; j++)
+			if (strcmp(legs[j].account, legs[i].account) == 0 &&
+			    strcmp(legs[j].currency, legs[i].currency) == 0)
+				net += legs[j].amount;
+		if (net != 0)
+			return 0;
+	}
+	return fld_fail(f, "legs", PAYTX_EINVAL, "the payment moves no money");
+}
+
 static int decode_shorthand(const struct fields *f, struct paytx_payment *p)
 {
 	int64_t amount;
@@ -318,8 +333,8 @@ static int decode_shorthand(const struct fields *f, struct paytx_payment *p)
 static int decode_metadata(const struct fields *f, char **out)
 {
 	struct json_object *v;
-	const char *s;
-	size_t n;
+	const char *s = NULL;
+	size_t n = 0;
 	int err = fld_find(f, "metadata", false, &v);
 
 	*out = NULL;
@@ -366,7 +381,8 @@ static int payment_from_json(struct json_object *root, void *out, struct paytx_f
 		return fld_fail(&f, "legs", PAYTX_EMISSING, "required (or from, to, amount, currency)");
 	else
 		err = decode_shorthand(&f, p);
-	if (err < 0 || (err = check_balance(&f, p->legs, p->nlegs)) < 0)
+	if (err < 0 || (err = check_balance(&f, p->legs, p->nlegs)) < 0 ||
+	    (err = check_moves_money(&f, p->legs, p->nlegs)) < 0)
 		return err;
 	return decode_metadata(&f, &p->metadata);
 }

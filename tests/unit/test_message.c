@@ -871,6 +871,21 @@ START_TEST(test_unbalanced_legs_are_unbalanced)
 }
 END_TEST
 
+START_TEST(test_legs_that_move_no_money_are_invalid)
+{
+	/* each account's legs net to zero: nothing would be posted */
+	fails(PAYTX_MSG_SUBMIT,
+	      "{'payment_id':'p1','legs':[{'account':'a','amount':-100,'currency':'EUR'},"
+	      "{'account':'a','amount':100,'currency':'EUR'}]}",
+	      PAYTX_EINVAL, "legs: the payment moves no money");
+	fails(PAYTX_MSG_SUBMIT,
+	      "{'payment_id':'p1','legs':[{'account':'a','amount':-5,'currency':'EUR'},"
+	      "{'account':'b','amount':7,'currency':'EUR'},{'account':'a','amount':5,'currency':'EUR'},"
+	      "{'account':'b','amount':-7,'currency':'EUR'}]}",
+	      PAYTX_EINVAL, "moves no money");
+}
+END_TEST
+
 START_TEST(test_multi_currency_legs_balanced_per_currency_are_accepted)
 {
 	passes(PAYTX_MSG_SUBMIT,
@@ -1551,6 +1566,7 @@ static Suite *message_suite(void)
 	Suite *s = suite_create("message");
 
 	ADD(s, test_errcode_gives_the_documented_codes);
+	ADD(s, test_legs_that_move_no_money_are_invalid);
 	ADD(s, test_unknown_error_values_give_unknown_error);
 	ADD(s, test_strerror_gives_a_sentence_for_every_value);
 	ADD(s, test_buf_append_grows_and_stays_nul_terminated);
