@@ -85,6 +85,7 @@ int main(int argc, char **argv)
 	struct config c;
 	struct coordinator_config cc = { 0 };
 	char host[128] = { 0 };
+	signals_install();
 	log_init("coordinator");
 	crash_init();
 	if (config_load(&c, defs, sizeof(defs) / sizeof(defs[0]), argc, argv,
@@ -92,11 +93,14 @@ int main(int argc, char **argv)
 			"Runs two-phase commit for payments submitted to paytx.submit.") ||
 	    build_config(&c, &cc, host, sizeof(host)))
 		return 2;
+	if (c.argi < argc) {
+		fprintf(stderr, "paytx-coordinator: unexpected argument '%s' (see --help)\n", argv[c.argi]);
+		return 2;
+	}
 	if (c.check_only) {
 		printf("paytx-coordinator: configuration OK\n");
 		return 0;
 	}
-	signals_install();
 	struct coordinator *co = coordinator_create(&cc, &signals_stop);
 	if (!co)
 		return 1;

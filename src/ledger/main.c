@@ -61,17 +61,21 @@ int main(int argc, char **argv)
 	struct paytx_participant_config pc = { 0 };
 	struct ledger l;
 	PGconn *conn;
+	signals_install();
 	log_init("ledger");
 	crash_init();
 	if (config_load(&c, defs, sizeof(defs) / sizeof(defs[0]), argc, argv, "paytx-ledger",
 			"[options]", "Runs one ledger shard as a two-phase-commit participant.") ||
 	    build_config(&c, &pc))
 		return 2;
+	if (c.argi < argc) {
+		fprintf(stderr, "paytx-ledger: unexpected argument '%s' (see --help)\n", argv[c.argi]);
+		return 2;
+	}
 	if (c.check_only) {
 		printf("paytx-ledger: configuration OK\n");
 		return 0;
 	}
-	signals_install();
 	if (pg_connect(&conn, config_str(&c, "PAYTX_PG_DSN"), pc.name, &signals_stop) != 0)
 		return 1;
 	if (pg_migrate(conn, schema_ledger_sql) != 0 || ledger_init(&l, conn, pc.name) != 0) {

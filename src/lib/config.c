@@ -73,14 +73,22 @@ int config_load(struct config *c, const struct config_def *defs, size_t n, int a
 		const char *env = getenv(defs[i].env);
 		c->values[i] = env && *env ? env : defs[i].dflt;
 	}
-	int i = 1;
-	for (; i < argc; i++) {
-		if (strcmp(argv[i], "--") == 0) {
-			i++;
-			break;
+	/* Flags may come anywhere before "--"; positional arguments keep their
+	 * order and are moved to argv[argi..]. */
+	int npos = 0;
+	char *pos[256];
+	bool rest = false;
+	for (int i = 1; i < argc; i++) {
+		if (!rest && strcmp(argv[i], "--") == 0) {
+			rest = true;
+			continue;
 		}
-		if (strncmp(argv[i], "--", 2) != 0)
-			break;
+		if (rest || strncmp(argv[i], "--", 2) != 0) {
+			if (npos == (int)(sizeof(pos) / sizeof(pos[0])))
+				return PAYTX_ECONFIG;
+			pos[npos++] = argv[i];
+			continue;
+		}
 		int r = config_flag(c, argc, argv, &i);
 		if (r == 1) {
 			config_print_help(c, prog, usage, summary);
@@ -89,7 +97,9 @@ int config_load(struct config *c, const struct config_def *defs, size_t n, int a
 		if (r < 0)
 			return r;
 	}
-	c->argi = i;
+	c->argi = argc - npos;
+	for (int i = 0; i < npos; i++)
+		argv[c->argi + i] = pos[i];
 	for (size_t k = 0; k < n; k++) {
 		if ((defs[k].flags & CONFIG_REQUIRED) && !c->values[k]) {
 			fprintf(stderr, "%s: setting %s (--%s) is required: %s\n", prog,
