@@ -281,6 +281,8 @@ static int log_try(struct coordinator *c, bool *logged)
 	if (!err)
 		err = log_done_rows(c);
 	if (!err)
+		crash_point("coordinator.before_log_commit");
+	if (!err)
 		err = txlog_commit(&c->log, durable);
 	if (err)
 		txlog_rollback(&c->log);
@@ -549,9 +551,14 @@ static int publish_all(struct coordinator *c)
 		err = send_kicked(c);
 	if (!err)
 		err = scan(c);
-	crash_point("coordinator.before_publish_confirm");
+	/* Idle iterations publish nothing: only real boundaries count. */
+	bool publishing = broker_pending(c->broker) > 0;
+	if (publishing)
+		crash_point("coordinator.before_publish_confirm");
 	if (!err)
 		err = broker_flush(c->broker);
+	if (publishing && (!err || err == PAYTX_EUNROUTABLE))
+		crash_point("coordinator.after_publish_confirm");
 	return err == PAYTX_EUNROUTABLE ? 0 : err;
 }
 
@@ -572,7 +579,8 @@ static int ack_all(struct coordinator *c)
 		if (err)
 			return err;
 	}
-	crash_point("coordinator.after_input_ack");
+	if (c->nitems)
+		crash_point("coordinator.after_input_ack");
 	return 0;
 }
 
@@ -583,17 +591,25 @@ static int iteration(struct coordinator *c)
 	bool *logged = calloc(c->decide.n + 1, sizeof(*logged));
 	size_t sent = c->sent.n;
 	int err = logged ? 0 : PAYTX_ENOMEM;
-	if (!err && needs_log(c))
+	bool logging = !err && needs_log(c);
+	if (logging)
 		err = log_batch(c, logged);
 	if (!err) {
-		crash_point("coordinator.after_log_commit");
+		if (logging)
+			crash_point("coordinator.after_log_commit");
 		/* Outcomes confirmed last time are now marked sent. */
-		memmove(c->sent.v, c->sent.v + sent, (c->sent.n - sent) * sizeof(*c->sent.v));
-		c->sent.n -= sent;
+		if (sent) {
+			memmove(c->sent.v, c->sent.v + sent,
+				(c->sent.n - sent) * sizeof(*c->sent.v));
+			c->sent.n -= sent;
+		}
 		err = apply_decisions(c, logged);
 	}
 	if (!err)
 		err = publish_all(c);
+	/* Outcomes are queued: the rows are not needed any more (ack_all
+	 * empties the done list, so free them now). */
+	rows_free(c->done_rows, c->done.n < c->done_rows_cap ? c->done.n : c->done_rows_cap);
 	if (!err)
 		err = ack_all(c);
 	free_rows(c);

@@ -11,6 +11,7 @@
 #include <amqp_tcp_socket.h>
 
 #include "clock.h"
+#include "crash.h"
 #include "log.h"
 
 #define BROKER_MAX_QUEUES 32
@@ -583,7 +584,10 @@ int broker_publish(struct broker *b, const struct broker_out *o)
 			.value = { .kind = AMQP_FIELD_KIND_UTF8,
 				   .value.bytes = amqp_cstring_bytes(o->traceparent) } };
 	p.headers = (amqp_table_t){ .num_entries = nh, .entries = hdr };
-	return publish_raw(b, o->exchange, o->routing_key, o->mandatory, &p, o->body, o->len);
+	int err = publish_raw(b, o->exchange, o->routing_key, o->mandatory, &p, o->body, o->len);
+	if (!err && o->sign && crash_duplicate())
+		err = publish_raw(b, o->exchange, o->routing_key, o->mandatory, &p, o->body, o->len);
+	return err;
 }
 
 int broker_flush(struct broker *b)
@@ -603,6 +607,11 @@ int broker_flush(struct broker *b)
 		return PAYTX_EBROKER;
 	}
 	return returned ? PAYTX_EUNROUTABLE : 0;
+}
+
+size_t broker_pending(const struct broker *b)
+{
+	return b->window_len;
 }
 
 int broker_ack(struct broker *b, uint64_t tag)

@@ -111,6 +111,8 @@ int broker_publish(struct broker *b, const struct broker_out *o) PAYTX_MUST_CHEC
  * PAYTX_EUNROUTABLE (at least one mandatory message had no queue; the
  * others were confirmed). */
 int broker_flush(struct broker *b) PAYTX_MUST_CHECK;
+/* Publishes queued since the last flush. */
+size_t broker_pending(const struct broker *b);
 /* Ack one delivery. */
 int broker_ack(struct broker *b, uint64_t tag) PAYTX_MUST_CHECK;
 

@@ -2,6 +2,7 @@
 #include "crash.h"
 
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,10 +12,28 @@ bool crash_armed = false;
 static const char *crash_spec;
 static unsigned long crash_counts[32];
 
+unsigned crash_duplicate_pct = 0;
+static uint64_t crash_rng;
+
 void crash_init(void)
 {
 	crash_spec = getenv("PAYTX_CRASH_AT");
 	crash_armed = crash_spec && crash_spec[0];
+	const char *dup = getenv("PAYTX_FAULT_DUPLICATE_PCT");
+	const char *seed = getenv("PAYTX_FAULT_SEED");
+	crash_duplicate_pct = dup ? (unsigned)strtoul(dup, NULL, 10) : 0;
+	crash_rng = seed ? strtoull(seed, NULL, 10) : (uint64_t)getpid();
+	crash_rng = crash_rng * 2862933555777941757ULL + 3037000493ULL;
+}
+
+bool crash_duplicate(void)
+{
+	if (!crash_duplicate_pct)
+		return false;
+	crash_rng ^= crash_rng << 13; /* xorshift64 */
+	crash_rng ^= crash_rng >> 7;
+	crash_rng ^= crash_rng << 17;
+	return crash_rng % 100 < crash_duplicate_pct;
 }
 
 /* Find name in the comma-separated spec; return its index and wanted hit. */

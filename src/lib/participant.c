@@ -106,6 +106,8 @@ static int batch_try(struct part *p, struct part_item *items, size_t n)
 	for (size_t i = 0; !err && i < n; i++)
 		if (items[i].valid && !items[i].applied)
 			err = item_apply(p, &items[i]);
+	if (!err)
+		crash_point("participant.before_local_commit");
 	if (!err && ops->batch_commit)
 		err = ops->batch_commit(p->ctx);
 	if (err) {
@@ -196,6 +198,8 @@ static int batch_finish(struct part *p, size_t n)
 		err = broker_flush(p->broker);
 	if (err == PAYTX_EUNROUTABLE) /* a reply queue is gone: its owner re-asks */
 		err = 0;
+	if (!err)
+		crash_point("participant.after_reply_confirm");
 	for (size_t i = 0; !err && i < n; i++)
 		err = broker_ack(p->broker, p->items[i].msg.tag);
 	crash_point("participant.after_input_ack");
