@@ -85,6 +85,8 @@ class Deployment:
         self.vhost = self.name
         self.procs = {}
         self.logs = {}
+        self.problems = []   # processes that crashed or exited badly
+        self.pending_replies = {}  # queue -> [(props, body)] not yet asked for
         self.logdir = os.path.join(BUILD, "integration-logs", self.name)
         os.makedirs(self.logdir, exist_ok=True)
         self._ctl("add_vhost", self.vhost)
@@ -123,6 +125,10 @@ class Deployment:
                               arguments={"x-dead-letter-exchange": "paytx.dlx"})
         self.ch.exchange_declare("paytx.events", "topic", durable=True)
         self.ch.exchange_declare("paytx.participants", "direct", durable=True)
+        for shard in self.shards:  # so nothing sent before a ledger starts is lost
+            self.ch.queue_declare(shard, durable=True,
+                                  arguments={"x-dead-letter-exchange": "paytx.dlx"})
+            self.ch.queue_bind(shard, "paytx.participants", shard)
 
     def dsn(self, which):
         return _with_path(PG_DSN, "/" + self.dbs[which])
@@ -165,18 +171,32 @@ class Deployment:
             self.start_ledger(s)
         self.start_coordinator(**coord_env)
 
-    def stop(self, name, sig=signal.SIGTERM, timeout=10):
+    def stop(self, name, sig=signal.SIGTERM, timeout=20):
+        """Stop a process. One that died by itself must have been killed
+        (crash points use SIGKILL); one asked to stop must exit 0."""
         p = self.procs.pop(name, None)
         if not p:
             return None
-        if p.poll() is None:
+        died = p.poll()
+        if died is not None and died not in (0, -signal.SIGKILL):
+            self.problems.append("%s died with status %s" % (name, died))
+        if died is None:
             p.send_signal(sig)
             try:
                 p.wait(timeout)
             except subprocess.TimeoutExpired:
+                self.problems.append("%s did not stop within %ss" % (name, timeout))
                 p.kill()
                 p.wait()
+            if sig == signal.SIGTERM and p.returncode != 0:
+                self.problems.append("%s exited with status %s on SIGTERM" %
+                                     (name, p.returncode))
         self.logs.pop(name).close()
+        for marker in ("ERROR: AddressSanitizer", "runtime error:", "ERROR: LeakSanitizer"):
+            if marker in self.log_text(name):
+                self.problems.append("%s: sanitizer report (%s) in %s" %
+                                     (name, marker, os.path.join(self.logdir, name + ".log")))
+                break
         return p.returncode
 
     def alive(self, name):
@@ -205,6 +225,8 @@ class Deployment:
             for db in self.dbs.values():
                 cur.execute("DROP DATABASE IF EXISTS %s WITH (FORCE)" % db)
         admin.close()
+        if self.problems:
+            raise AssertionError("; ".join(self.problems))
 
     # -- client side ------------------------------------------------------
     def account(self, account, currency="EUR", external=False):
@@ -237,16 +259,23 @@ class Deployment:
         return self.publish_raw(body, props)
 
     def wait_reply(self, correlation_id=None, timeout=30, queue=None):
+        """The next reply (with that correlation_id, if given). Replies for
+        other correlation ids are kept for later calls, not dropped."""
         queue = queue or self.reply_queue
+        pending = self.pending_replies.setdefault(queue, [])
         deadline = time.time() + timeout
-        while time.time() < deadline:
+        while True:
+            for i, (props, body) in enumerate(pending):
+                if correlation_id is None or props.correlation_id == correlation_id:
+                    del pending[i]
+                    return json.loads(body), props
+            if time.time() >= deadline:
+                raise AssertionError("no reply on %s within %ss" % (queue, timeout))
             method, props, body = self.ch.basic_get(queue, auto_ack=True)
             if method is None:
                 self.conn.sleep(0.02)
-                continue
-            if correlation_id is None or props.correlation_id == correlation_id:
-                return json.loads(body), props
-        raise AssertionError("no reply on %s within %ss" % (queue, timeout))
+            else:
+                pending.append((props, body))
 
     def pay_and_wait(self, payment, timeout=30):
         corr = self.submit(payment)

@@ -97,7 +97,7 @@ class Failures(PaytxTestCase):
     def test_coordinator_restart_resends_a_logged_decision(self):
         # The coordinator dies right after logging commit, before sending it.
         self.d.stop("coordinator")
-        self.d.start_coordinator(PAYTX_CRASH_AT="coordinator.after_log_commit@3")
+        self.d.start_coordinator(PAYTX_CRASH_AT="coordinator.after_log_commit@2")
         corr = self.d.submit(self.pay("resend-1"))
         self.d.wait_for(lambda: not self.d.alive("coordinator"), what="coordinator crash")
         self.assertEqual(self.d.query("coord", "SELECT state FROM payments WHERE "

@@ -10,9 +10,12 @@ from harness import PaytxTestCase, accounts_on, main, sign
 
 class Protocol(PaytxTestCase):
 
+    start_services = False  # the test plays the coordinator
+
     def setUp(self):
         super().setUp()
-        self.d.stop("coordinator")  # we play the coordinator here
+        self.d.ctl("migrate")
+        self.d.start_ledger("ledger.0")
         self.a, self.a2 = accounts_on("ledger.0", "alice", 2)
         self.d.account(self.a)
         self.d.account(self.a2)

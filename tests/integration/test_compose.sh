@@ -1,0 +1,231 @@
+#!/usr/bin/env bash
+# docker-compose.yml agrees with the programs: the file is valid Compose, and
+# every paytx service's command, run from the build directory with exactly
+# that service's environment plus --check-config, accepts its settings. A
+# broken setting must be refused with a message naming it. Needs no Docker
+# engine (`docker-compose config` works without one) and no services.
+#
+# Usage: tests/integration/test_compose.sh
+#   PAYTX_BUILD_DIR     build directory with the binaries (default <repo>/build)
+#   PAYTX_COMPOSE_FILE  the compose file to check (default <repo>/docker-compose.yml)
+#   PAYTX_TEST_COMPOSE  if set, a missing docker-compose is a failure, not a skip
+#
+# Exit: 0 pass, 1 fail, 77 skipped (docker-compose missing, PAYTX_TEST_COMPOSE unset).
+set -euo pipefail
+
+REPO_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd -P)
+BUILD_DIR=${PAYTX_BUILD_DIR:-$REPO_DIR/build}
+case "$BUILD_DIR" in
+    /*) ;;
+    *) BUILD_DIR="$PWD/$BUILD_DIR" ;;
+esac
+COMPOSE_FILE=${PAYTX_COMPOSE_FILE:-$REPO_DIR/docker-compose.yml}
+# Debian's python3 with python3-yaml (a dependency of Debian's docker-compose),
+# not whatever python3 comes first on PATH.
+PYTHON=/usr/bin/python3
+
+missing() {
+    if [ -z "${PAYTX_TEST_COMPOSE:-}" ]; then
+        printf 'test_compose: SKIP: %s (set PAYTX_TEST_COMPOSE=1 to make this a failure)\n' "$1"
+        exit 77
+    fi
+    printf 'test_compose: FAIL: %s\n' "$1" >&2
+    exit 1
+}
+
+command -v docker-compose >/dev/null 2>&1 ||
+    missing "docker-compose is not installed (apt-get install docker-compose)"
+if ! { [ -x "$PYTHON" ] && "$PYTHON" -c 'import yaml' 2>/dev/null; }; then
+    missing "$PYTHON with the yaml module is not available (apt-get install python3-yaml)"
+fi
+
+for b in paytx-coordinator paytx-ledger paytxctl; do
+    if [ ! -x "$BUILD_DIR/$b" ]; then
+        printf 'test_compose: FAIL: %s not built (run ninja -C %s)\n' "$BUILD_DIR/$b" "$BUILD_DIR" >&2
+        exit 1
+    fi
+done
+
+TMP=$(mktemp -d)
+trap 'rm -rf "$TMP"' EXIT
+: >"$TMP/empty.env"
+
+# Resolve the file as Compose itself does, with the file's own defaults: no
+# PAYTX_* from the caller's environment (e.g. scripts/env.sh) leaks into
+# ${VAR:-default} interpolation, and no .env file either.
+compose() {
+    local v unset=()
+    for v in $(compgen -e); do
+        case "$v" in PAYTX_*) unset+=(-u "$v") ;; esac
+    done
+    env "${unset[@]}" docker-compose --env-file "$TMP/empty.env" \
+        --project-directory "$REPO_DIR" -f "$COMPOSE_FILE" "$@"
+}
+
+echo "test_compose: docker-compose $(docker-compose version --short 2>/dev/null || echo '?')"
+echo "test_compose: docker-compose config -q"
+if ! compose config -q; then
+    echo "test_compose: FAIL: docker-compose config -q rejected $COMPOSE_FILE" >&2
+    exit 1
+fi
+compose config >"$TMP/resolved.yml"
+
+PAYTX_BUILD_DIR="$BUILD_DIR" "$PYTHON" - "$TMP/resolved.yml" <<'PY'
+import os
+import subprocess
+import sys
+
+import yaml
+
+# Where the Dockerfile installs the programs (meson's default prefix).
+IMAGE_BIN_DIR = "/usr/local/bin"
+PROGRAMS = ("paytx-coordinator", "paytx-ledger", "paytxctl")
+
+build_dir = os.environ["PAYTX_BUILD_DIR"]
+with open(sys.argv[1], encoding="utf-8") as f:
+    doc = yaml.safe_load(f)
+
+failures = []
+
+
+def check(ok, what):
+    print(("ok     " if ok else "FAILED ") + what, flush=True)
+    if not ok:
+        failures.append(what)
+
+
+def as_list(command):
+    # Compose allows a string command (shell-split) or a list.
+    if isinstance(command, str):
+        import shlex
+        return shlex.split(command)
+    return list(command or [])
+
+
+def as_env(environment):
+    if isinstance(environment, dict):
+        return {k: "" if v is None else str(v) for k, v in environment.items()}
+    env = {}
+    for item in environment or []:
+        k, _, v = item.partition("=")
+        env[k] = v
+    return env
+
+
+def run(argv, env):
+    # A clean environment: only what the container would get (plus nothing
+    # from the caller, so a stray PAYTX_* cannot make a test pass).
+    try:
+        p = subprocess.run(argv, env=env, stdin=subprocess.DEVNULL,
+                           capture_output=True, text=True, timeout=30)
+    except subprocess.TimeoutExpired:
+        return None, "", "timed out (did --check-config try to connect?)"
+    return p.returncode, p.stdout, p.stderr
+
+
+def show(rc, out, err):
+    for line in (out + err).strip().splitlines():
+        print("         | " + line)
+
+
+services = doc.get("services") or {}
+paytx = {name: s for name, s in services.items() if "build" in s}
+check(bool(paytx), "docker-compose.yml has services built from the Dockerfile")
+
+used = set()
+cases = {}  # program -> (service name, argv, env) of its first service
+for name in sorted(paytx):
+    s = paytx[name]
+    cmd = as_list(s.get("command"))
+    if not cmd:
+        check(False, f"{name}: has a command (the image's default is --help)")
+        continue
+    prog = cmd[0]
+    if prog.startswith("/"):
+        if os.path.dirname(prog) != IMAGE_BIN_DIR:
+            check(False, f"{name}: {prog} is not in the image's {IMAGE_BIN_DIR}")
+            continue
+        prog = os.path.basename(prog)
+    if prog not in PROGRAMS:
+        check(False, f"{name}: command {prog} is one of {', '.join(PROGRAMS)}")
+        continue
+    used.add(prog)
+    env = as_env(s.get("environment"))
+    # Settings are flags, parsed up to the first positional argument (the
+    # paytxctl command): --check-config goes before the service's arguments.
+    argv = [os.path.join(build_dir, prog), "--check-config"] + cmd[1:]
+    cases.setdefault(prog, (name, argv, env))
+    rc, out, err = run(argv, env)
+    check(rc == 0, f"{name}: {' '.join([prog, '--check-config'] + cmd[1:])} "
+                   f"with the service's {len(env)} settings exits 0 (got {rc})")
+    if rc != 0:
+        show(rc, out, err)
+
+for prog in PROGRAMS:
+    check(prog in used, f"some service runs {prog}")
+
+# Settings that must agree between services (no program can see the others).
+by_prog = {p: [] for p in PROGRAMS}
+for name in sorted(paytx):
+    cmd = as_list(paytx[name].get("command"))
+    if cmd and os.path.basename(cmd[0]) in by_prog:
+        by_prog[os.path.basename(cmd[0])].append((name, as_env(paytx[name].get("environment"))))
+coords, ledgers, ctls = by_prog["paytx-coordinator"], by_prog["paytx-ledger"], by_prog["paytxctl"]
+
+
+def same(setting, group, what):
+    values = {env.get(setting) for _, env in group}
+    check(len(values) == 1 and None not in values, f"{what} have one {setting}")
+    return next(iter(values)) if len(values) == 1 else None
+
+
+amqp = same("PAYTX_AMQP_URL", coords + ledgers, "coordinators and ledgers")
+check(amqp is None or not amqp.endswith("/"),
+      "PAYTX_AMQP_URL has no bare trailing / (librabbitmq: the empty vhost)")
+same("PAYTX_HMAC_KEY", coords + ledgers, "coordinators and ledgers")
+coord_dsn = same("PAYTX_PG_DSN", coords, "coordinators")
+ids = [env.get("PAYTX_COORDINATOR_ID") for _, env in coords]
+check(None not in ids and len(set(ids)) == len(ids), "coordinators have distinct PAYTX_COORDINATOR_ID")
+shards = (same("PAYTX_SHARDS", coords, "coordinators") or "ledger.0,ledger.1").split(",")
+served = {env.get("PAYTX_PARTICIPANT"): env.get("PAYTX_PG_DSN") for _, env in ledgers}
+for shard in shards:
+    check(shard in served, f"shard {shard} has a ledger service")
+for part in served:
+    check(part in shards, f"ledger participant {part} is in the coordinators' PAYTX_SHARDS")
+for name, env in ctls:
+    check(env.get("PAYTX_PG_DSN") == coord_dsn, f"{name}: PAYTX_PG_DSN is the coordinators' log")
+    dsns = dict(item.split("=", 1) for item in (env.get("PAYTX_LEDGER_DSNS") or "").split(",")
+                if "=" in item)
+    for shard in shards:
+        check(shard in dsns and dsns[shard] == served.get(shard),
+              f"{name}: PAYTX_LEDGER_DSNS has {shard} at its ledger service's database")
+
+
+def refused(prog, setting, change):
+    if prog not in cases:
+        return
+    name, argv, env = cases[prog]
+    env = dict(env)
+    change(env)
+    rc, out, err = run(argv, env)
+    ok = rc not in (0, None) and setting in err
+    check(ok, f"{name}: {prog} --check-config refuses a broken {setting} "
+              f"naming it (exit {rc})")
+    if not ok or os.environ.get("V"):
+        show(rc, out, err)
+
+
+refused("paytx-coordinator", "PAYTX_PREPARE_TIMEOUT_MS",
+        lambda e: e.__setitem__("PAYTX_PREPARE_TIMEOUT_MS", "abc"))
+refused("paytx-coordinator", "PAYTX_HMAC_KEY",
+        lambda e: e.__setitem__("PAYTX_HMAC_KEY", "too-short"))
+refused("paytx-ledger", "PAYTX_PARTICIPANT",
+        lambda e: e.pop("PAYTX_PARTICIPANT", None))
+refused("paytxctl", "PAYTX_SHARDS",
+        lambda e: e.__setitem__("PAYTX_SHARDS", "ledger 0"))
+
+if failures:
+    print(f"test_compose: {len(failures)} check(s) failed", file=sys.stderr)
+    sys.exit(1)
+print("test_compose: all checks passed")
+PY
