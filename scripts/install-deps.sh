@@ -14,7 +14,7 @@ PACKAGES=(
     build-essential meson ninja-build pkg-config
     librabbitmq-dev libjson-c-dev libpq-dev check libssl-dev
     rabbitmq-server postgresql postgresql-contrib amqp-tools
-    python3 python3-pika python3-psycopg2
+    python3 python3-pika python3-psycopg2 python3-yaml docker-compose
     valgrind clang
 )
 

@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# Start or stop the paytx daemons of the local stack: one coordinator and
+# two ledger shards, logs and pid files under $PAYTX_HOME/run.
+#
+#   scripts/daemons.sh start|stop|status
+set -euo pipefail
+. "$(dirname "$0")/common.sh"
+paytx_load_env
+RUN_DIR=$PAYTX_HOME/run
+mkdir -p "$RUN_DIR"
+
+pg_uri() { # database name -> URI on the private cluster
+    printf '%s' "${PAYTX_PG_DSN%/*}/$1"
+}
+
+start_one() { # name, then env assignments, then the command
+    local name=$1; shift
+    if [ -f "$RUN_DIR/$name.pid" ] && kill -0 "$(cat "$RUN_DIR/$name.pid")" 2>/dev/null; then
+        say "$name already running"
+        return
+    fi
+    env "$@" >>"$RUN_DIR/$name.log" 2>&1 &
+    echo $! >"$RUN_DIR/$name.pid"
+    say "$name started (log: $RUN_DIR/$name.log)"
+}
+
+stop_one() {
+    local name=$1 pid
+    [ -f "$RUN_DIR/$name.pid" ] || return 0
+    pid=$(cat "$RUN_DIR/$name.pid")
+    if kill -0 "$pid" 2>/dev/null; then
+        kill -TERM "$pid"
+        for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+        kill -0 "$pid" 2>/dev/null && kill -KILL "$pid"
+        say "$name stopped"
+    fi
+    rm -f "$RUN_DIR/$name.pid"
+}
+
+case "${1:-}" in
+start)
+    "$BUILD_DIR/paytxctl" migrate
+    start_one ledger.0 PAYTX_PARTICIPANT=ledger.0 PAYTX_PG_DSN="$(pg_uri paytx_ledger0)" \
+        "$BUILD_DIR/paytx-ledger"
+    start_one ledger.1 PAYTX_PARTICIPANT=ledger.1 PAYTX_PG_DSN="$(pg_uri paytx_ledger1)" \
+        "$BUILD_DIR/paytx-ledger"
+    start_one coordinator PAYTX_COORDINATOR_ID=local-1 "$BUILD_DIR/paytx-coordinator"
+    ;;
+stop)
+    for n in coordinator ledger.0 ledger.1; do stop_one "$n"; done
+    ;;
+status)
+    for n in coordinator ledger.0 ledger.1; do
+        if [ -f "$RUN_DIR/$n.pid" ] && kill -0 "$(cat "$RUN_DIR/$n.pid")" 2>/dev/null; then
+            echo "$n: running (pid $(cat "$RUN_DIR/$n.pid"))"
+        else
+            echo "$n: stopped"
+        fi
+    done
+    ;;
+*)
+    echo "usage: $0 start|stop|status" >&2
+    exit 2
+    ;;
+esac
