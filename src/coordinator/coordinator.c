@@ -616,7 +616,9 @@ static int iteration(struct coordinator *c)
 	c->early.n = 0;
 	release_items(c);
 	free(logged);
-	if (err == PAYTX_EBROKER && !*c->stop)
+	/* A consume can fail with nothing else to do: reconnect (with
+	 * backoff) on any loss, not only on a failed publish. */
+	if ((err == PAYTX_EBROKER || !broker_connected(c->broker)) && !*c->stop)
 		return broker_reconnect(c->broker);
 	return *c->stop ? 0 : err;
 }

@@ -8,6 +8,7 @@ PAYTX_TEST_PG_DSN), runs the real binaries from the build directory
 A test that finds no service configured exits 77 (skip); one that is told
 a service is there and cannot reach it fails.
 """
+import atexit
 import hashlib
 import hmac
 import json
@@ -34,6 +35,20 @@ BUILD = os.environ.get("PAYTX_BUILD_DIR", "build")
 RABBITMQCTL = os.environ.get("PAYTX_TEST_RABBITMQCTL")
 HMAC_KEY = "integration-test-key-0123456789"
 SHARDS = ["ledger.0", "ledger.1"]
+
+
+_background = []  # rabbitmqctl calls left running; reaped at exit
+
+
+def _reap():
+    for p in _background:
+        try:
+            p.wait(60)
+        except subprocess.TimeoutExpired:
+            p.kill()
+
+
+atexit.register(_reap)
 
 
 def require_services():
@@ -79,14 +94,18 @@ class Deployment:
     """One vhost, one coordinator database, one database per shard, and
     the processes running against them."""
 
+    count = 0
+
     def __init__(self, name, shards=SHARDS):
-        self.name = "t_%s_%d" % (name, os.getpid())
+        Deployment.count += 1  # unique even when test names share a prefix
+        self.name = "t_%s_%d_%d" % (name, os.getpid(), Deployment.count)
         self.shards = shards
         self.vhost = self.name
         self.procs = {}
         self.logs = {}
         self.problems = []   # processes that crashed or exited badly
         self.pending_replies = {}  # queue -> [(props, body)] not yet asked for
+        self.conn = None
         self.logdir = os.path.join(BUILD, "integration-logs", self.name)
         os.makedirs(self.logdir, exist_ok=True)
         self._ctl("add_vhost", self.vhost)
@@ -103,6 +122,15 @@ class Deployment:
                 cur.execute("DROP DATABASE IF EXISTS %s" % db)
                 cur.execute("CREATE DATABASE %s" % db)
         admin.close()
+        self.connect_amqp()
+
+    def connect_amqp(self):
+        """(Re)open the test client's connection, with fresh private reply
+        and event queues (they die with the connection or the broker)."""
+        try:
+            self.conn.close()
+        except Exception:
+            pass
         self.conn = pika.BlockingConnection(pika.URLParameters(self.amqp_url))
         self.ch = self.conn.channel()
         self.ch.confirm_delivery()
@@ -218,7 +246,10 @@ class Deployment:
             self.conn.close()
         except Exception:
             pass
-        self._ctl("delete_vhost", self.vhost)
+        # Deleting the vhost takes a second; the next test need not wait.
+        _background.append(subprocess.Popen([*shlex.split(RABBITMQCTL), "delete_vhost",
+                                             self.vhost], stdout=subprocess.DEVNULL,
+                                            stderr=subprocess.DEVNULL))
         admin = psycopg2.connect(PG_DSN)
         admin.autocommit = True
         with admin.cursor() as cur:
@@ -343,6 +374,12 @@ class Deployment:
                 return
             time.sleep(0.05)
         raise AssertionError("timed out waiting for " + what)
+
+    def cpu_seconds(self, name):
+        """CPU time (user + system) the process has used so far."""
+        with open("/proc/%d/stat" % self.procs[name].pid) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def log_text(self, name):
         path = os.path.join(self.logdir, name + ".log")
