@@ -5,193 +5,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "broker.h"
 #include "clock.h"
+#include "coordinator_state.h"
 #include "crash.h"
-#include "log.h"
-#include "outbox.h"
 #include "pg.h"
-#include "sign.h"
-#include "txlog.h"
-#include "txn.h"
-#include "txtable.h"
-
-#define SCAN_INTERVAL_MS 100
-
-enum in_kind { IN_SUBMIT, IN_VOTE, IN_ACK, IN_STATUS, IN_REJECT };
-
-struct in_item {
-	struct broker_msg msg;
-	enum in_kind kind;
-	int err;                        /* IN_REJECT: why */
-	char text[PAYTX_DETAIL_MAX];
-	struct paytx_payment pay;       /* IN_SUBMIT (metadata owned) */
-	struct paytx_status_query query;/* IN_STATUS */
-	enum txlog_insert ins;          /* IN_SUBMIT result */
-	int64_t txn;
-	struct txlog_row row;
-	bool decided;                   /* IN_STATUS result */
-	bool commit;
-	char payment_id[PAYTX_ID_MAX + 1];
-};
-
-struct idlist {
-	int64_t *v;
-	size_t n, cap;
-};
-
-struct coordinator {
-	struct coordinator_config cfg;
-	volatile sig_atomic_t *stop;
-	char reply_queue[192];
-	struct sign_key key;
-	struct broker *broker;
-	struct outbox outbox;
-	struct txlog log;
-	struct txtable table;
-	struct in_item *items;
-	size_t nitems;
-	struct idlist decide;           /* decision chosen: log it */
-	struct idlist done;             /* all acked: finish, publish outcome */
-	struct idlist sent;             /* outcome confirmed: mark it sent */
-	struct idlist kick;             /* send requests now */
-	struct idlist early;            /* abort outcome published before the acks */
-	struct txlog_row *done_rows;    /* parallel to done */
-	size_t done_rows_cap;
-	struct txlog_row *decide_rows;  /* parallel to decide */
-	size_t decide_rows_cap;
-	int64_t next_scan_ms, next_renew_ms, next_adopt_ms;
-};
-
-static int idlist_push(struct idlist *l, int64_t id)
-{
-	if (l->n == l->cap) {
-		size_t cap = l->cap ? l->cap * 2 : 64;
-		int64_t *v = realloc(l->v, cap * sizeof(*v));
-		if (!v)
-			return PAYTX_ENOMEM;
-		l->v = v;
-		l->cap = cap;
-	}
-	l->v[l->n++] = id;
-	return 0;
-}
-
-static void push_or_die(struct idlist *l, int64_t id)
-{
-	if (idlist_push(l, id) != 0) {
-		log_error("out of memory");
-		abort();
-	}
-}
-
-/* ---- inputs ---------------------------------------------------------- */
-
-static int item_reject(struct in_item *it, int err, const char *text)
-{
-	it->kind = IN_REJECT;
-	it->err = err;
-	snprintf(it->text, sizeof(it->text), "%s", text);
-	return 0;
-}
-
-static int decode_submit(struct in_item *it)
-{
-	struct paytx_fault f = { 0 };
-	if (it->msg.type_name[0] && it->msg.type != PAYTX_MSG_SUBMIT)
-		return item_reject(it, PAYTX_EMSGTYPE, "paytx.submit accepts payment.submit only");
-	int err = paytx_payment_decode(it->msg.body, it->msg.len, &it->pay, &f);
-	if (err)
-		return item_reject(it, err, f.text);
-	it->kind = IN_SUBMIT;
-	return 0;
-}
-
-static int on_vote(struct coordinator *c, struct in_item *it)
-{
-	struct paytx_vote v;
-	struct paytx_fault f = { 0 };
-	int err = paytx_vote_decode(it->msg.body, it->msg.len, &v, &f);
-	if (err)
-		return item_reject(it, err, f.text);
-	it->kind = IN_VOTE;
-	struct txn *t = txtable_get(&c->table, v.txn);
-	if (t && txn_on_vote(t, &v) == TXN_STEP_DECIDE)
-		push_or_die(&c->decide, t->id);
-	return 0;
-}
-
-static int on_ack(struct coordinator *c, struct in_item *it)
-{
-	struct paytx_ack a;
-	struct paytx_fault f = { 0 };
-	int err = paytx_ack_decode(it->msg.body, it->msg.len, &a, &f);
-	if (err)
-		return item_reject(it, err, f.text);
-	it->kind = IN_ACK;
-	struct txn *t = txtable_get(&c->table, a.txn);
-	if (t && txn_on_ack(t, &a) == TXN_STEP_DONE)
-		push_or_die(&c->done, t->id);
-	return 0;
-}
-
-static int on_status(struct in_item *it)
-{
-	struct paytx_fault f = { 0 };
-	int err = paytx_status_query_decode(it->msg.body, it->msg.len, &it->query, &f);
-	if (err)
-		return item_reject(it, err, f.text);
-	it->kind = IN_STATUS;
-	return 0;
-}
-
-static int classify(struct coordinator *c, struct in_item *it)
-{
-	struct broker_msg *m = &it->msg;
-	if (strcmp(m->queue, BROKER_SUBMIT_QUEUE) == 0)
-		return decode_submit(it);
-	bool from_replies = strcmp(m->queue, c->reply_queue) == 0;
-	bool ok_type = from_replies ? (m->type == PAYTX_MSG_VOTE || m->type == PAYTX_MSG_ACK)
-				    : m->type == PAYTX_MSG_STATUS;
-	if (!ok_type)
-		return item_reject(it, PAYTX_EMSGTYPE, "unexpected message type on this queue");
-	if (!m->signature_ok)
-		return item_reject(it, PAYTX_ESIG, "missing or bad x-paytx-signature");
-	if (m->type == PAYTX_MSG_VOTE)
-		on_vote(c, it);
-	else if (m->type == PAYTX_MSG_ACK)
-		on_ack(c, it);
-	else
-		on_status(it);
-	return 0;
-}
-
-static void collect(struct coordinator *c)
-{
-	bool busy = c->decide.n || c->done.n || c->sent.n || c->kick.n;
-	int64_t wait = busy ? 0 : c->next_scan_ms - clock_mono_ms();
-	if (wait < 0)
-		wait = 0;
-	c->nitems = 0;
-	while (c->nitems < c->cfg.batch_max) {
-		struct in_item *it = &c->items[c->nitems];
-		memset(it, 0, sizeof(*it));
-		int err = broker_next(c->broker, &it->msg, c->nitems == 0 ? (int)wait : 0);
-		if (err)
-			break;
-		c->nitems++;
-		classify(c, it);
-	}
-}
-
-static void release_items(struct coordinator *c)
-{
-	for (size_t i = 0; i < c->nitems; i++) {
-		paytx_payment_finish(&c->items[i].pay);
-		broker_msg_release(&c->items[i].msg);
-	}
-	c->nitems = 0;
-}
 
 /* ---- the log transaction ---------------------------------------------- */
 
@@ -358,7 +175,7 @@ static int submit_result(struct coordinator *c, struct in_item *it)
 				      NULL, false);
 	}
 	case TXLOG_CONFLICT:
-		item_reject(it, PAYTX_ECONFLICT, "payment_id was used before for a different "
+		inbox_reject(it, PAYTX_ECONFLICT, "payment_id was used before for a different "
 			    "payment");
 		return 0;
 	}
@@ -461,64 +278,6 @@ static int scan(struct coordinator *c)
 	return err;
 }
 
-/* ---- leases and recovery ---------------------------------------------- */
-
-static int adopt_row(void *arg, struct txlog_row *row)
-{
-	struct coordinator *c = arg;
-	struct paytx_payment p;
-	struct paytx_fault f;
-	if (txtable_get(&c->table, row->txn))
-		return 0;
-	if (paytx_payment_decode(row->request, strlen(row->request), &p, &f) != 0) {
-		log_txn(LOG_ERROR, row->payment_id, row->txn, "stored request unreadable: %s",
-			f.text);
-		return 0;
-	}
-	struct txn *t = malloc(sizeof(*t));
-	int err = t ? txn_init(t, row->txn, &p, &c->cfg.shards, &c->cfg.extra,
-			       row->submitted_ms, clock_mono_ms(), c->cfg.prepare_timeout_ms)
-		    : PAYTX_ENOMEM;
-	paytx_payment_finish(&p);
-	if (!err)
-		err = txtable_put(&c->table, t);
-	if (err) {
-		free(t);
-		return err;
-	}
-	snprintf(t->reason, sizeof(t->reason), "%s", row->reason);
-	snprintf(t->detail, sizeof(t->detail), "%s", row->detail);
-	log_txn(LOG_INFO, row->payment_id, row->txn, "adopted in state %s", row->state);
-	if (strcmp(row->state, "preparing") == 0) {
-		/* Presumed abort: no decision was logged. */
-		(void)txn_decide(t, false, "coordinator_recovery",
-				 "coordinator failed before all votes arrived");
-		return idlist_push(&c->decide, t->id);
-	}
-	bool commit = strcmp(row->state, "committing") == 0 || strcmp(row->state, "committed") == 0;
-	txn_decided(t, commit, clock_mono_ms());
-	if (strcmp(row->state, "committed") == 0 || strcmp(row->state, "aborted") == 0) {
-		t->state = commit ? TXN_COMMITTED : TXN_ABORTED;
-		return idlist_push(&c->done, t->id);
-	}
-	return idlist_push(&c->kick, t->id);
-}
-
-static void leases(struct coordinator *c, bool startup)
-{
-	int64_t now = clock_mono_ms();
-	if (startup || now >= c->next_renew_ms) {
-		c->next_renew_ms = now + c->cfg.lease_ms / 3;
-		if (txlog_renew(&c->log) != 0)
-			log_warn("lease renewal failed");
-	}
-	if (startup || now >= c->next_adopt_ms) {
-		c->next_adopt_ms = now + c->cfg.lease_ms / 2;
-		if (txlog_adopt(&c->log, startup, adopt_row, c) != 0)
-			log_warn("adopting expired transactions failed");
-	}
-}
-
 /* ---- the loop ----------------------------------------------------------- */
 
 static bool needs_log(const struct coordinator *c)
@@ -586,8 +345,8 @@ static int ack_all(struct coordinator *c)
 
 static int iteration(struct coordinator *c)
 {
-	collect(c);
-	leases(c, false);
+	inbox_collect(c);
+	recovery_leases(c, false);
 	bool *logged = calloc(c->decide.n + 1, sizeof(*logged));
 	size_t sent = c->sent.n;
 	int err = logged ? 0 : PAYTX_ENOMEM;
@@ -614,7 +373,7 @@ static int iteration(struct coordinator *c)
 		err = ack_all(c);
 	free_rows(c);
 	c->early.n = 0;
-	release_items(c);
+	inbox_release(c);
 	free(logged);
 	/* A consume can fail with nothing else to do: reconnect (with
 	 * backoff) on any loss, not only on a failed publish. */
@@ -633,7 +392,7 @@ int coordinator_run(struct coordinator *c)
 		return PAYTX_EDB;
 	if (broker_connect(c->broker) != 0)
 		return PAYTX_EBROKER;
-	leases(c, true);
+	recovery_leases(c, true);
 	log_info("coordinator %s ready: %zu shards, %zu other participants, prepare timeout "
 		 "%lld ms", c->cfg.id, c->cfg.shards.n, c->cfg.extra.n,
 		 (long long)c->cfg.prepare_timeout_ms);

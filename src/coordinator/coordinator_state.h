@@ -1,0 +1,93 @@
+/* The coordinator's state, shared by its loop (coordinator.c), its input
+ * side (inbox.c) and its recovery (recovery.c). Private to the
+ * coordinator; one thread. */
+#ifndef PAYTX_COORDINATOR_STATE_H
+#define PAYTX_COORDINATOR_STATE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdlib.h>
+
+#include "broker.h"
+#include "coordinator.h"
+#include "log.h"
+#include "outbox.h"
+#include "sign.h"
+#include "txlog.h"
+#include "txn.h"
+#include "txtable.h"
+
+#define SCAN_INTERVAL_MS 100
+
+enum in_kind { IN_SUBMIT, IN_VOTE, IN_ACK, IN_STATUS, IN_REJECT };
+
+struct in_item {
+	struct broker_msg msg;
+	enum in_kind kind;
+	int err;                        /* IN_REJECT: why */
+	char text[PAYTX_DETAIL_MAX];
+	struct paytx_payment pay;       /* IN_SUBMIT (metadata owned) */
+	struct paytx_status_query query;/* IN_STATUS */
+	enum txlog_insert ins;          /* IN_SUBMIT result */
+	int64_t txn;
+	struct txlog_row row;
+	bool decided;                   /* IN_STATUS result */
+	bool commit;
+	char payment_id[PAYTX_ID_MAX + 1];
+};
+
+struct idlist {
+	int64_t *v;
+	size_t n, cap;
+};
+
+struct coordinator {
+	struct coordinator_config cfg;
+	volatile sig_atomic_t *stop;
+	char reply_queue[192];
+	struct sign_key key;
+	struct broker *broker;
+	struct outbox outbox;
+	struct txlog log;
+	struct txtable table;
+	struct in_item *items;
+	size_t nitems;
+	struct idlist decide;           /* decision chosen: log it */
+	struct idlist done;             /* all acked: finish, publish outcome */
+	struct idlist sent;             /* outcome confirmed: mark it sent */
+	struct idlist kick;             /* send requests now */
+	struct idlist early;            /* abort outcome published before the acks */
+	struct txlog_row *done_rows;    /* parallel to done */
+	size_t done_rows_cap;
+	struct txlog_row *decide_rows;  /* parallel to decide */
+	size_t decide_rows_cap;
+	int64_t next_scan_ms, next_renew_ms, next_adopt_ms;
+};
+
+/* Growable list of txn ids. */
+static inline int idlist_push(struct idlist *l, int64_t id)
+{
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? l->cap * 2 : 64;
+		int64_t *v = realloc(l->v, cap * sizeof(*v));
+		if (!v)
+			return PAYTX_ENOMEM;
+		l->v = v;
+		l->cap = cap;
+	}
+	l->v[l->n++] = id;
+	return 0;
+}
+
+/* inbox.c: take a batch of deliveries and decode them; votes and acks are
+ * fed to their transactions at once. */
+void inbox_collect(struct coordinator *c);
+void inbox_release(struct coordinator *c);
+/* Mark an input refused: it is answered and dead-lettered with err/text. */
+int inbox_reject(struct in_item *it, int err, const char *text);
+
+/* recovery.c: renew this coordinator's leases and adopt payments whose
+ * lease expired (at start-up also the ones it held before a restart). */
+void recovery_leases(struct coordinator *c, bool startup);
+
+#endif

@@ -1,0 +1,120 @@
+/* The coordinator's input side: a batch of deliveries, decoded and sorted. */
+#include <stdio.h>
+#include <string.h>
+
+#include "clock.h"
+#include "coordinator_state.h"
+
+static void push_or_die(struct idlist *l, int64_t id)
+{
+	if (idlist_push(l, id) != 0) {
+		log_error("out of memory");
+		abort();
+	}
+}
+
+int inbox_reject(struct in_item *it, int err, const char *text)
+{
+	it->kind = IN_REJECT;
+	it->err = err;
+	snprintf(it->text, sizeof(it->text), "%s", text);
+	return 0;
+}
+
+static int decode_submit(struct in_item *it)
+{
+	struct paytx_fault f = { 0 };
+	if (it->msg.type_name[0] && it->msg.type != PAYTX_MSG_SUBMIT)
+		return inbox_reject(it, PAYTX_EMSGTYPE, "paytx.submit accepts payment.submit only");
+	int err = paytx_payment_decode(it->msg.body, it->msg.len, &it->pay, &f);
+	if (err)
+		return inbox_reject(it, err, f.text);
+	it->kind = IN_SUBMIT;
+	return 0;
+}
+
+static int on_vote(struct coordinator *c, struct in_item *it)
+{
+	struct paytx_vote v;
+	struct paytx_fault f = { 0 };
+	int err = paytx_vote_decode(it->msg.body, it->msg.len, &v, &f);
+	if (err)
+		return inbox_reject(it, err, f.text);
+	it->kind = IN_VOTE;
+	struct txn *t = txtable_get(&c->table, v.txn);
+	if (t && txn_on_vote(t, &v) == TXN_STEP_DECIDE)
+		push_or_die(&c->decide, t->id);
+	return 0;
+}
+
+static int on_ack(struct coordinator *c, struct in_item *it)
+{
+	struct paytx_ack a;
+	struct paytx_fault f = { 0 };
+	int err = paytx_ack_decode(it->msg.body, it->msg.len, &a, &f);
+	if (err)
+		return inbox_reject(it, err, f.text);
+	it->kind = IN_ACK;
+	struct txn *t = txtable_get(&c->table, a.txn);
+	if (t && txn_on_ack(t, &a) == TXN_STEP_DONE)
+		push_or_die(&c->done, t->id);
+	return 0;
+}
+
+static int on_status(struct in_item *it)
+{
+	struct paytx_fault f = { 0 };
+	int err = paytx_status_query_decode(it->msg.body, it->msg.len, &it->query, &f);
+	if (err)
+		return inbox_reject(it, err, f.text);
+	it->kind = IN_STATUS;
+	return 0;
+}
+
+static int classify(struct coordinator *c, struct in_item *it)
+{
+	struct broker_msg *m = &it->msg;
+	if (strcmp(m->queue, BROKER_SUBMIT_QUEUE) == 0)
+		return decode_submit(it);
+	bool from_replies = strcmp(m->queue, c->reply_queue) == 0;
+	bool ok_type = from_replies ? (m->type == PAYTX_MSG_VOTE || m->type == PAYTX_MSG_ACK)
+				    : m->type == PAYTX_MSG_STATUS;
+	if (!ok_type)
+		return inbox_reject(it, PAYTX_EMSGTYPE, "unexpected message type on this queue");
+	if (!m->signature_ok)
+		return inbox_reject(it, PAYTX_ESIG, "missing or bad x-paytx-signature");
+	if (m->type == PAYTX_MSG_VOTE)
+		on_vote(c, it);
+	else if (m->type == PAYTX_MSG_ACK)
+		on_ack(c, it);
+	else
+		on_status(it);
+	return 0;
+}
+
+void inbox_collect(struct coordinator *c)
+{
+	bool busy = c->decide.n || c->done.n || c->sent.n || c->kick.n;
+	int64_t wait = busy ? 0 : c->next_scan_ms - clock_mono_ms();
+	if (wait < 0)
+		wait = 0;
+	c->nitems = 0;
+	while (c->nitems < c->cfg.batch_max) {
+		struct in_item *it = &c->items[c->nitems];
+		memset(it, 0, sizeof(*it));
+		int err = broker_next(c->broker, &it->msg, c->nitems == 0 ? (int)wait : 0);
+		if (err)
+			break;
+		c->nitems++;
+		classify(c, it);
+	}
+}
+
+void inbox_release(struct coordinator *c)
+{
+	for (size_t i = 0; i < c->nitems; i++) {
+		paytx_payment_finish(&c->items[i].pay);
+		broker_msg_release(&c->items[i].msg);
+	}
+	c->nitems = 0;
+}
