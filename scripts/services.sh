@@ -35,7 +35,19 @@ set -euo pipefail
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
 REPO_DIR=$(cd "$SCRIPT_DIR/.." && pwd -P)
 
-PAYTX_HOME=${PAYTX_HOME:-$REPO_DIR/.paytx}
+# PostgreSQL refuses to run as root, so as root it runs as another user who
+# must be able to reach PAYTX_HOME. A clone under /root (mode 700) is not
+# reachable: its state then lives under /var/tmp, named after the clone.
+# Every script asks this one for the place, so they all agree.
+default_home() {
+    local home=$REPO_DIR/.paytx
+    # "nobody" always exists, unlike postgres before the packages are in.
+    if [ "$(id -u)" = 0 ] && ! runuser -u nobody -- test -x "$REPO_DIR" 2>/dev/null; then
+        home=/var/tmp/paytx-$(printf '%s' "$REPO_DIR" | md5sum | cut -c1-10)
+    fi
+    printf '%s' "$home"
+}
+PAYTX_HOME=${PAYTX_HOME:-$(default_home)}
 case "$PAYTX_HOME" in
     /*) ;;
     *) PAYTX_HOME="$PWD/$PAYTX_HOME" ;;

@@ -23,8 +23,10 @@ export PAYTX_TEST_COMPOSE=1   # installed above: a missing docker-compose fails
 
 passed=0 failed=0 skipped=0
 tally() { # count the results of the last meson test run in $1
-    local counts
-    counts=$(/usr/bin/python3 - "$1/meson-logs/testlog.json" <<'PY'
+    local counts log
+    # meson names the log after the wrapper (testlog-valgrind.json): newest wins
+    log=$(ls -t "$1"/meson-logs/testlog*.json | head -n 1)
+    counts=$(/usr/bin/python3 - "$log" <<'PY'
 import json, sys
 c = {"OK": 0, "FAIL": 0, "SKIP": 0}
 for line in open(sys.argv[1]):

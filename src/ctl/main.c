@@ -169,6 +169,8 @@ static int cmd_status(struct ctl *c)
 	const char *params[] = { c->argv[0] };
 	PGresult *r = pg_query(conn,
 		"SELECT payment_id, txn, state, reason, detail, owner, "
+		"CASE WHEN state IN ('committing', 'committed') THEN 'committed' "
+		"WHEN state IN ('aborting', 'aborted') THEN 'aborted' ELSE 'pending' END, "
 		"to_char(submitted_at, 'YYYY-MM-DD\"T\"HH24:MI:SS.MSOF'), "
 		"coalesce(to_char(finished_at, 'YYYY-MM-DD\"T\"HH24:MI:SS.MSOF'), '') "
 		"FROM payments WHERE payment_id = $1", 1, params);
@@ -176,14 +178,15 @@ static int cmd_status(struct ctl *c)
 	if (rc == CTL_NOT_FOUND)
 		fprintf(stderr, "paytxctl: no payment %s\n", c->argv[0]);
 	if (rc == CTL_OK && c->json)
-		printf("{\"payment_id\":\"%s\",\"txn\":%s,\"state\":\"%s\",\"reason\":\"%s\","
-		       "\"detail\":\"%s\",\"owner\":\"%s\",\"submitted_at\":\"%s\","
-		       "\"finished_at\":\"%s\"}\n", PQgetvalue(r, 0, 0), PQgetvalue(r, 0, 1),
-		       PQgetvalue(r, 0, 2), PQgetvalue(r, 0, 3), PQgetvalue(r, 0, 4),
-		       PQgetvalue(r, 0, 5), PQgetvalue(r, 0, 6), PQgetvalue(r, 0, 7));
+		printf("{\"payment_id\":\"%s\",\"txn\":%s,\"outcome\":\"%s\",\"state\":\"%s\","
+		       "\"reason\":\"%s\",\"detail\":\"%s\",\"owner\":\"%s\","
+		       "\"submitted_at\":\"%s\",\"finished_at\":\"%s\"}\n", PQgetvalue(r, 0, 0),
+		       PQgetvalue(r, 0, 1), PQgetvalue(r, 0, 6), PQgetvalue(r, 0, 2),
+		       PQgetvalue(r, 0, 3), PQgetvalue(r, 0, 4), PQgetvalue(r, 0, 5),
+		       PQgetvalue(r, 0, 7), PQgetvalue(r, 0, 8));
 	else if (rc == CTL_OK)
-		printf("%s  txn %s  %s%s%s%s%s\n", PQgetvalue(r, 0, 0), PQgetvalue(r, 0, 1),
-		       PQgetvalue(r, 0, 2), PQgetvalue(r, 0, 3)[0] ? ": " : "",
+		printf("%s  txn %s  %s (%s)%s%s%s%s\n", PQgetvalue(r, 0, 0), PQgetvalue(r, 0, 1),
+		       PQgetvalue(r, 0, 6), PQgetvalue(r, 0, 2), PQgetvalue(r, 0, 3)[0] ? ": " : "",
 		       PQgetvalue(r, 0, 3), PQgetvalue(r, 0, 4)[0] ? " - " : "",
 		       PQgetvalue(r, 0, 4));
 	PQclear(r);

@@ -400,6 +400,17 @@ class PaytxTestCase(unittest.TestCase):
         if self.start_services:
             self.d.start_all(**self.coord_env)
 
+    def alice_and_bob(self, funds=1000, currency="EUR"):
+        """Accounts self.a on ledger.0 (funded from an external account) and
+        self.b on ledger.1, so a transfer between them crosses shards."""
+        self.a = accounts_on("ledger.0", "alice")[0]
+        self.b = accounts_on("ledger.1", "bob")[0]
+        self.d.account(self.a, currency)
+        self.d.account(self.b, currency)
+        if funds:
+            self.d.fund(self.a, funds, currency)
+        return self.a, self.b
+
 
 def main():
     require_services()

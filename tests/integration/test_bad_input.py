@@ -5,18 +5,14 @@ import json
 
 import pika
 
-from harness import PaytxTestCase, accounts_on, main, sign
+from harness import PaytxTestCase, main, sign
 
 
 class BadInput(PaytxTestCase):
 
     def setUp(self):
         super().setUp()
-        self.a = accounts_on("ledger.0", "alice")[0]
-        self.b = accounts_on("ledger.1", "bob")[0]
-        self.d.account(self.a)
-        self.d.account(self.b)
-        self.d.fund(self.a, 1000)
+        self.alice_and_bob(1000)
 
     def good(self, **kw):
         p = {"payment_id": "ok", "from": self.a, "to": self.b, "amount": 1, "currency": "EUR"}

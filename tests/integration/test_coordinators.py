@@ -4,7 +4,7 @@ log, a decision race settled by the log, duplicated protocol messages."""
 import signal
 import time
 
-from harness import PaytxTestCase, accounts_on, main
+from harness import PaytxTestCase, main
 
 
 class Coordinators(PaytxTestCase):
@@ -17,11 +17,7 @@ class Coordinators(PaytxTestCase):
         self.d.start_ledger("ledger.0")
         self.d.start_ledger("ledger.1")
         self.d.start_coordinator("coord-a", PAYTX_LEASE_MS=2000)
-        self.a = accounts_on("ledger.0", "alice")[0]
-        self.b = accounts_on("ledger.1", "bob")[0]
-        self.d.account(self.a)
-        self.d.account(self.b)
-        self.d.fund(self.a, 100000)
+        self.alice_and_bob(100000)
 
     def pay(self, pid, amount=100):
         return {"payment_id": pid, "from": self.a, "to": self.b, "amount": amount,

@@ -8,7 +8,7 @@ decision, completion) and each participant boundary twice (prepare,
 decision), so @1 and @2 always fire during the payment under test."""
 import signal
 
-from harness import PaytxTestCase, accounts_on, main
+from harness import PaytxTestCase, main
 
 COORDINATOR_POINTS = [
     "coordinator.before_log_commit",
@@ -30,11 +30,7 @@ class CrashPoints(PaytxTestCase):
 
     def setUp(self):
         super().setUp()
-        self.a = accounts_on("ledger.0", "alice")[0]
-        self.b = accounts_on("ledger.1", "bob")[0]
-        self.d.account(self.a)
-        self.d.account(self.b)
-        self.d.fund(self.a, 1000)
+        self.alice_and_bob(1000)
 
     def restart_with(self, name, point):
         self.d.stop(name)

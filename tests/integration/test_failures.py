@@ -3,18 +3,14 @@
 import signal
 import time
 
-from harness import PaytxTestCase, accounts_on, main
+from harness import PaytxTestCase, main
 
 
 class Failures(PaytxTestCase):
 
     def setUp(self):
         super().setUp()
-        self.a = accounts_on("ledger.0", "alice")[0]
-        self.b = accounts_on("ledger.1", "bob")[0]
-        self.d.account(self.a)
-        self.d.account(self.b)
-        self.d.fund(self.a, 1000)
+        self.alice_and_bob(1000)
 
     def pay(self, pid, amount=100):
         return {"payment_id": pid, "from": self.a, "to": self.b, "amount": amount,

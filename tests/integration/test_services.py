@@ -8,7 +8,7 @@ import os
 import subprocess
 import time
 
-from harness import PaytxTestCase, accounts_on, main
+from harness import PaytxTestCase, main
 
 SERVICES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..",
                         "scripts", "services.sh")
@@ -26,11 +26,7 @@ class Services(PaytxTestCase):
 
     def setUp(self):
         super().setUp()
-        self.a = accounts_on("ledger.0", "alice")[0]
-        self.b = accounts_on("ledger.1", "bob")[0]
-        self.d.account(self.a)
-        self.d.account(self.b)
-        self.d.fund(self.a, 100000)
+        self.alice_and_bob(100000)
 
     def submit_many(self, prefix, n):
         ids = ["%s-%d" % (prefix, i) for i in range(n)]
