@@ -1,5 +1,6 @@
 /* Messages of the paytx protocol: type names, identifiers and strict decoders */
 #include <assert.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -330,6 +331,35 @@ static int decode_shorthand(const struct fields *f, struct paytx_payment *p)
 }
 
 /* Optional object; stored serialized, so it is the last thing decoded. */
+/* Would json-c store this metadata value differently from what was sent?
+ * It clamps integers beyond 64 bits and turns huge decimals into inf. */
+static bool metadata_exact(struct json_object *v)
+{
+	int64_t i;
+
+	switch (json_object_get_type(v)) {
+	case json_type_int:
+		return int64_exact(v, &i);
+	case json_type_double:
+		return isfinite(json_object_get_double(v));
+	case json_type_array:
+		for (size_t k = 0; k < json_object_array_length(v); k++)
+			if (!metadata_exact(json_object_array_get_idx(v, k)))
+				return false;
+		return true;
+	case json_type_object: {
+		json_object_object_foreach(v, key, val) {
+			(void)key;
+			if (!metadata_exact(val))
+				return false;
+		}
+		return true;
+	}
+	default:
+		return true;
+	}
+}
+
 static int decode_metadata(const struct fields *f, char **out)
 {
 	struct json_object *v;
@@ -342,6 +372,9 @@ static int decode_metadata(const struct fields *f, char **out)
 		return err < 0 ? err : 0;
 	if (!json_object_is_type(v, json_type_object))
 		return fld_fail(f, "metadata", PAYTX_ETYPE, "must be an object");
+	if (!metadata_exact(v))
+		return fld_fail(f, "metadata", PAYTX_EINVAL,
+				"numbers must be integers within 64 bits or finite decimals");
 	s = json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN |
 					       JSON_C_TO_STRING_NOSLASHESCAPE);
 	if (!s)

@@ -871,6 +871,34 @@ START_TEST(test_unbalanced_legs_are_unbalanced)
 }
 END_TEST
 
+START_TEST(test_metadata_numbers_json_c_would_change_are_refused)
+{
+	/* json-c clamps these; storing the clamped value would change what the
+	 * client sent and make different metadata compare equal */
+	fails(PAYTX_MSG_SUBMIT,
+	      "{'payment_id':'p1','from':'a','to':'b','amount':5,'currency':'EUR',"
+	      "'metadata':{'ref':18446744073709551616}}",
+	      PAYTX_EINVAL, "metadata: numbers must be integers within 64 bits");
+	fails(PAYTX_MSG_SUBMIT,
+	      "{'payment_id':'p1','from':'a','to':'b','amount':5,'currency':'EUR',"
+	      "'metadata':{'deep':[{'x':-99999999999999999999}]}}",
+	      PAYTX_EINVAL, "metadata");
+	fails(PAYTX_MSG_SUBMIT,
+	      "{'payment_id':'p1','from':'a','to':'b','amount':5,'currency':'EUR',"
+	      "'metadata':{'big':1e400}}",
+	      PAYTX_EINVAL, "metadata");
+	/* the largest exact values are kept */
+	struct paytx_payment p;
+	struct paytx_fault f;
+	const char *ok = "{\"payment_id\":\"p1\",\"from\":\"a\",\"to\":\"b\",\"amount\":5,"
+			 "\"currency\":\"EUR\",\"metadata\":{\"m\":9223372036854775807,"
+			 "\"n\":-9223372036854775807,\"d\":1.5e300}}";
+	ck_assert_int_eq(paytx_payment_decode(ok, strlen(ok), &p, &f), 0);
+	ck_assert_ptr_nonnull(strstr(p.metadata, "9223372036854775807"));
+	paytx_payment_finish(&p);
+}
+END_TEST
+
 START_TEST(test_legs_that_move_no_money_are_invalid)
 {
 	/* each account's legs net to zero: nothing would be posted */
@@ -1567,6 +1595,7 @@ static Suite *message_suite(void)
 
 	ADD(s, test_errcode_gives_the_documented_codes);
 	ADD(s, test_legs_that_move_no_money_are_invalid);
+	ADD(s, test_metadata_numbers_json_c_would_change_are_refused);
 	ADD(s, test_unknown_error_values_give_unknown_error);
 	ADD(s, test_strerror_gives_a_sentence_for_every_value);
 	ADD(s, test_buf_append_grows_and_stays_nul_terminated);
