@@ -2,9 +2,10 @@
 # The second quick-start command: the whole test suite, as CI runs it.
 #
 # Installs what is missing, starts the private RabbitMQ and PostgreSQL,
-# then runs every unit and integration test three ways: a normal build,
-# an AddressSanitizer + UndefinedBehaviorSanitizer build, and the unit
-# tests under valgrind. Ends with one "N passed, N failed" line.
+# then runs every unit and integration test on a normal build and on an
+# AddressSanitizer + UndefinedBehaviorSanitizer build, the unit tests under
+# valgrind, and short libFuzzer runs (scripts/fuzz.sh runs them longer).
+# Ends with one "N passed, N failed" line.
 #
 #   scripts/test.sh            everything
 #   scripts/test.sh --quick    the normal build only
@@ -59,6 +60,8 @@ if [ $quick = 0 ]; then
     run_suite "ASan + UBSan build: unit and integration tests" "$REPO_DIR/build-sanitize" \
         -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debug
     unset ASAN_OPTIONS UBSAN_OPTIONS
+    CC=clang run_suite "libFuzzer: short runs of the parser and signature fuzzers" \
+        "$REPO_DIR/build-fuzz" -Dfuzz=true -Dtests=false -- --suite fuzz
     CK_FORK=no run_suite "valgrind: unit tests" "$BUILD_DIR" -- --suite unit \
         --wrapper "valgrind --quiet --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite,indirect"
 fi
