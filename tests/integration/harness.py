@@ -190,8 +190,9 @@ class Deployment:
 
     def start_ledger(self, shard, **env):
         env.setdefault("PAYTX_STATUS_AFTER_MS", 2000)
+        env.setdefault("PAYTX_PG_DSN", self.dsn(shard))
         return self.start(shard, [os.path.join(BUILD, "paytx-ledger")],
-                          PAYTX_PARTICIPANT=shard, PAYTX_PG_DSN=self.dsn(shard), **env)
+                          PAYTX_PARTICIPANT=shard, **env)
 
     def start_all(self, **coord_env):
         self.ctl("migrate")
