@@ -165,6 +165,11 @@ static int submit_result(struct coordinator *c, struct in_item *it)
 	case TXLOG_NEW:
 		return start_txn(c, it);
 	case TXLOG_DUP_OPEN:
+		/* Our own row, yet not in our table: an earlier try of this batch
+		 * committed but we never heard the reply. Carry the payment on. */
+		if (strcmp(it->row.owner, c->cfg.id) == 0 && !txtable_get(&c->table, it->txn) &&
+		    strcmp(it->row.state, "preparing") == 0)
+			return start_txn(c, it);
 		log_txn(LOG_INFO, it->pay.payment_id, it->txn, "duplicate submit while in flight");
 		return 0;
 	case TXLOG_DUP_FINAL: {
