@@ -53,12 +53,13 @@ run_suite() { # name, build dir, meson setup options..., then -- meson test opti
     tally "$dir"
 }
 
-run_suite "normal build: unit and integration tests" "$BUILD_DIR"
+run_suite "normal build: unit, integration and short chaos tests" "$BUILD_DIR"
 if [ $quick = 0 ]; then
     export ASAN_OPTIONS=detect_leaks=1:exitcode=23:abort_on_error=0
     export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
     run_suite "ASan + UBSan build: unit and integration tests" "$REPO_DIR/build-sanitize" \
-        -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debug
+        -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debug -- \
+        --no-suite chaos
     unset ASAN_OPTIONS UBSAN_OPTIONS
     CC=clang run_suite "libFuzzer: short runs of the parser and signature fuzzers" \
         "$REPO_DIR/build-fuzz" -Dfuzz=true -Dtests=false -- --suite fuzz
