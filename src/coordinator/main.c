@@ -6,7 +6,9 @@
 #include "config.h"
 #include "coordinator.h"
 #include "crash.h"
+#include "broker.h"
 #include "log.h"
+#include "pg.h"
 #include "signals.h"
 
 static const struct config_def defs[] = {
@@ -36,7 +38,9 @@ static int build_config(const struct config *c, struct coordinator_config *cc, c
 			size_t hostlen)
 {
 	int64_t timeout, lease, prefetch, batch;
-	if (config_int(c, "PAYTX_PREPARE_TIMEOUT_MS", 100, 3600000, &timeout) ||
+	if (config_check(c, "PAYTX_AMQP_URL", broker_url_check, "not a valid amqp:// or amqps:// URL (amqp://user:password@host:port/vhost)") ||
+	    config_check(c, "PAYTX_PG_DSN", pg_dsn_check, "not a valid PostgreSQL connection string or URI (unknown option or bad sslmode?)") ||
+	    config_int(c, "PAYTX_PREPARE_TIMEOUT_MS", 100, 3600000, &timeout) ||
 	    config_int(c, "PAYTX_LEASE_MS", 1000, 3600000, &lease) ||
 	    config_int(c, "PAYTX_PREFETCH", 1, 65535, &prefetch) ||
 	    config_int(c, "PAYTX_BATCH_MAX", 1, 4096, &batch))

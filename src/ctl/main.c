@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "broker.h"
 #include "clock.h"
 #include "ctl.h"
 #include "ledger.h"
@@ -194,6 +195,30 @@ static int cmd_status(struct ctl *c)
 	return rc;
 }
 
+/* Everything that can be checked without connecting; names the setting. */
+static int check_settings(struct ctl *c)
+{
+	int64_t timeout;
+	if (config_check(&c->cfg, "PAYTX_AMQP_URL", broker_url_check,
+			 "not a valid amqp:// or amqps:// URL") ||
+	    config_check(&c->cfg, "PAYTX_PG_DSN", pg_dsn_check,
+			 "not a valid PostgreSQL connection string or URI") ||
+	    config_int(&c->cfg, "PAYTX_TIMEOUT_MS", 1, 86400000, &timeout))
+		return PAYTX_ECONFIG;
+	if (!config_str(&c->cfg, "PAYTX_LEDGER_DSNS"))
+		return 0;
+	for (size_t i = 0; i < c->shards.n; i++) {
+		const char *dsn = ctl_ledger_dsn(c, c->shards.names[i]);
+		if (!dsn || pg_dsn_check(dsn)) {
+			fprintf(stderr, "setting PAYTX_LEDGER_DSNS: %s for shard %s\n",
+				dsn ? "not a valid PostgreSQL connection string" : "no database",
+				c->shards.names[i]);
+			return PAYTX_ECONFIG;
+		}
+	}
+	return 0;
+}
+
 static int dispatch(struct ctl *c, const char *cmd)
 {
 	if (strcmp(cmd, "migrate") == 0)
@@ -236,6 +261,8 @@ int main(int argc, char **argv)
 		fprintf(stderr, "setting PAYTX_SHARDS: a comma-separated list of names\n");
 		return CTL_USAGE;
 	}
+	if (check_settings(&c))
+		return CTL_USAGE;
 	if (c.cfg.check_only) {
 		printf("paytxctl: configuration OK\n");
 		return CTL_OK;

@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "broker.h"
 #include "config.h"
 #include "crash.h"
 #include "ledger.h"
@@ -29,7 +30,9 @@ static const struct config_def defs[] = {
 static int build_config(const struct config *c, struct paytx_participant_config *pc)
 {
 	int64_t prefetch, batch, status_after;
-	if (config_int(c, "PAYTX_PREFETCH", 1, 65535, &prefetch) ||
+	if (config_check(c, "PAYTX_AMQP_URL", broker_url_check, "not a valid amqp:// or amqps:// URL (amqp://user:password@host:port/vhost)") ||
+	    config_check(c, "PAYTX_PG_DSN", pg_dsn_check, "not a valid PostgreSQL connection string or URI (unknown option or bad sslmode?)") ||
+	    config_int(c, "PAYTX_PREFETCH", 1, 65535, &prefetch) ||
 	    config_int(c, "PAYTX_BATCH_MAX", 1, 4096, &batch) ||
 	    config_int(c, "PAYTX_STATUS_AFTER_MS", 100, 86400000, &status_after))
 		return PAYTX_ECONFIG;

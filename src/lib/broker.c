@@ -371,6 +371,16 @@ static int broker_failed(struct broker *b)
 	return PAYTX_EBROKER;
 }
 
+int broker_url_check(const char *url)
+{
+	struct amqp_connection_info info;
+	char *copy = url ? strdup(url) : NULL;
+	int ok = copy && amqp_parse_url(copy, &info) == AMQP_STATUS_OK && info.port > 0 &&
+		 info.port <= 65535 && info.host && *info.host;
+	free(copy);
+	return ok ? 0 : PAYTX_ECONFIG;
+}
+
 struct broker *broker_create(const struct broker_config *cfg)
 {
 	struct broker *b = calloc(1, sizeof(*b));

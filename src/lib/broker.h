@@ -80,6 +80,10 @@ struct broker_out {
 	const char *traceparent;      /* NULL = none */
 };
 
+/* Is url a usable amqp:// or amqps:// URL? 0 or PAYTX_ECONFIG; prints
+ * nothing (the URL may hold a password). */
+int broker_url_check(const char *url) PAYTX_MUST_CHECK;
+
 /* cfg and its strings are borrowed for the broker's life. Does not connect. */
 struct broker *broker_create(const struct broker_config *cfg);
 void broker_destroy(struct broker *b);

@@ -118,6 +118,16 @@ const char *config_str(const struct config *c, const char *env)
 	return NULL;
 }
 
+int config_check(const struct config *c, const char *env, int (*check)(const char *value),
+		 const char *what)
+{
+	const char *v = config_str(c, env);
+	if (!v || check(v) == 0)
+		return 0;
+	fprintf(stderr, "setting %s: %s\n", env, what);
+	return PAYTX_ECONFIG;
+}
+
 int config_int(const struct config *c, const char *env, int64_t min, int64_t max, int64_t *out)
 {
 	const char *v = config_str(c, env);

@@ -52,4 +52,10 @@ const char *config_str(const struct config *c, const char *env);
 int config_int(const struct config *c, const char *env, int64_t min, int64_t max,
 	       int64_t *out) PAYTX_MUST_CHECK;
 
+/* Validate the setting named by env with check (0 = valid); on failure
+ * print "setting ENV: what" (never the value) and return PAYTX_ECONFIG.
+ * An unset optional setting passes. */
+int config_check(const struct config *c, const char *env, int (*check)(const char *value),
+		 const char *what) PAYTX_MUST_CHECK;
+
 #endif

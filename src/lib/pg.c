@@ -37,6 +37,26 @@ int pg_connect(PGconn **out, const char *dsn, const char *app, volatile sig_atom
 	}
 }
 
+int pg_dsn_check(const char *dsn)
+{
+	static const char *const modes[] = { "disable", "allow", "prefer", "require",
+					     "verify-ca", "verify-full", NULL };
+	char *errmsg = NULL;
+	PQconninfoOption *opts = dsn ? PQconninfoParse(dsn, &errmsg) : NULL;
+	int err = opts ? 0 : PAYTX_ECONFIG;
+	for (PQconninfoOption *o = opts; o && o->keyword; o++) {
+		if (strcmp(o->keyword, "sslmode") != 0 || !o->val)
+			continue;
+		err = PAYTX_ECONFIG;
+		for (size_t i = 0; modes[i]; i++)
+			if (strcmp(o->val, modes[i]) == 0)
+				err = 0;
+	}
+	PQconninfoFree(opts);
+	PQfreemem(errmsg); /* libpq's text may quote the string: never shown */
+	return err;
+}
+
 static bool pg_result_ok(PGresult *res)
 {
 	ExecStatusType st = PQresultStatus(res);

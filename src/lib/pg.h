@@ -15,6 +15,9 @@
  * *stop becomes non-zero (stop may be NULL: one attempt only). */
 int pg_connect(PGconn **out, const char *dsn, const char *app,
 	       volatile sig_atomic_t *stop) PAYTX_MUST_CHECK;
+/* Is dsn a valid libpq connection string or URI (known options, a valid
+ * sslmode)? 0 or PAYTX_ECONFIG; prints nothing (it may hold a password). */
+int pg_dsn_check(const char *dsn) PAYTX_MUST_CHECK;
 /* Run one command or script with no parameters; PAYTX_EDB on failure. */
 int pg_exec(PGconn *conn, const char *sql) PAYTX_MUST_CHECK;
 /* Run a parameterised statement; returns the result (caller PQclear) or NULL
