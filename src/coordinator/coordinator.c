@@ -120,8 +120,7 @@ static int log_batch(struct coordinator *c, bool *logged)
 		log_warn("coordinator log write failed; retrying in %lld ms", (long long)backoff);
 		clock_sleep_ms(backoff);
 		backoff = backoff * 2 > 5000 ? 5000 : backoff * 2;
-		if (pg_broken(c->log.conn))
-			PQreset(c->log.conn);
+		txlog_heal(&c->log);
 	}
 }
 

@@ -51,12 +51,16 @@ void recovery_leases(struct coordinator *c, bool startup)
 	int64_t now = clock_mono_ms();
 	if (startup || now >= c->next_renew_ms) {
 		c->next_renew_ms = now + c->cfg.lease_ms / 3;
-		if (txlog_renew(&c->log) != 0)
+		if (txlog_renew(&c->log) != 0) {
 			log_warn("lease renewal failed");
+			txlog_heal(&c->log); /* an idle loop has nothing else to do it */
+		}
 	}
 	if (startup || now >= c->next_adopt_ms) {
 		c->next_adopt_ms = now + c->cfg.lease_ms / 2;
-		if (txlog_adopt(&c->log, startup, adopt_row, c) != 0)
+		if (txlog_adopt(&c->log, startup, adopt_row, c) != 0) {
 			log_warn("adopting expired transactions failed");
+			txlog_heal(&c->log);
+		}
 	}
 }

@@ -43,6 +43,20 @@ static void row_read(const PGresult *res, int i, struct txlog_row *r, bool heap)
 	}
 }
 
+/* Run sql, which must yield exactly one payments row, into *row. */
+static int query_row(struct txlog *l, const char *sql, int nparams, const char *const *params,
+		     struct txlog_row *row)
+{
+	PGresult *r = pg_query(l->conn, sql, nparams, params);
+	if (!r || PQntuples(r) != 1) {
+		PQclear(r);
+		return PAYTX_EDB;
+	}
+	row_read(r, 0, row, true);
+	PQclear(r);
+	return row->request && row->waiters ? 0 : PAYTX_ENOMEM;
+}
+
 static void sha256_hex(const char *s, char out[65])
 {
 	unsigned char md[32];
@@ -72,6 +86,18 @@ void txlog_finish(struct txlog *l)
 {
 	PQfinish(l->conn);
 	l->conn = NULL;
+}
+
+void txlog_heal(struct txlog *l)
+{
+	if (!pg_broken(l->conn))
+		return;
+	PQreset(l->conn);
+	if (pg_broken(l->conn))
+		log_warn("postgres: coordinator log still unreachable");
+	else
+		log_info("postgres: coordinator log reconnected");
+	l->in_tx = false;
 }
 
 int txlog_begin(struct txlog *l)
@@ -197,14 +223,7 @@ int txlog_decide(struct txlog *l, int64_t txn, bool commit, const char *reason,
 	PQclear(r);
 	if (!r)
 		return PAYTX_EDB;
-	r = pg_query(l->conn, "SELECT " ROW_COLS " FROM payments WHERE txn = $1", 1, upd);
-	if (!r || PQntuples(r) != 1) {
-		PQclear(r);
-		return PAYTX_EDB;
-	}
-	row_read(r, 0, row, true);
-	PQclear(r);
-	return row->waiters ? 0 : PAYTX_ENOMEM;
+	return query_row(l, "SELECT " ROW_COLS " FROM payments WHERE txn = $1", 1, upd, row);
 }
 
 int txlog_finish_txn(struct txlog *l, int64_t txn, bool commit, struct txlog_row *row)
@@ -212,16 +231,9 @@ int txlog_finish_txn(struct txlog *l, int64_t txn, bool commit, struct txlog_row
 	char id[32];
 	snprintf(id, sizeof(id), "%" PRId64, txn);
 	const char *params[] = { id, commit ? "committed" : "aborted" };
-	PGresult *r = pg_query(l->conn,
-		"UPDATE payments SET state = $2, finished_at = coalesce(finished_at, now()) "
-		"WHERE txn = $1 RETURNING " ROW_COLS, 2, params);
-	if (!r || PQntuples(r) != 1) {
-		PQclear(r);
-		return PAYTX_EDB;
-	}
-	row_read(r, 0, row, true);
-	PQclear(r);
-	return row->waiters ? 0 : PAYTX_ENOMEM;
+	return query_row(l, "UPDATE payments SET state = $2, "
+			 "finished_at = coalesce(finished_at, now()) WHERE txn = $1 RETURNING "
+			 ROW_COLS, 2, params, row);
 }
 
 int txlog_outcome_sent(struct txlog *l, int64_t txn)

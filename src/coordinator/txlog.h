@@ -54,6 +54,10 @@ void txlog_row_finish(struct txlog_row *r);
 void txlog_init(struct txlog *l, PGconn *conn, const char *owner, int64_t lease_ms);
 void txlog_finish(struct txlog *l);
 
+/* If the connection is broken (PostgreSQL restarted), make it again; one
+ * attempt, so callers retry on their own schedule. */
+void txlog_heal(struct txlog *l);
+
 int txlog_begin(struct txlog *l) PAYTX_MUST_CHECK;
 /* durable: false lets the commit skip the WAL flush (completions only). */
 int txlog_commit(struct txlog *l, bool durable) PAYTX_MUST_CHECK;

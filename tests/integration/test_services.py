@@ -5,6 +5,7 @@ no submitted payment is lost, nothing spins while a service is down.
 These restart the shared test services, so they run alone (meson runs the
 integration tests one at a time)."""
 import os
+import signal
 import subprocess
 import time
 
@@ -91,6 +92,32 @@ class Services(PaytxTestCase):
         out = self.d.pay_and_wait({"payment_id": "after-pg", "from": self.a, "to": self.b,
                                    "amount": 1, "currency": "EUR"})
         self.assertEqual(out["status"], "committed")
+        self.d.check_invariants(self)
+
+    def test_idle_coordinator_reconnects_to_postgres_and_adopts(self):
+        # An idle coordinator must notice PostgreSQL came back by itself: it
+        # has a dead peer's payment to adopt, and nothing else to do.
+        self.d.stop("coordinator")
+        self.d.stop("ledger.1")  # the payment can never get all its votes
+        self.d.start_coordinator("c0", PAYTX_LEASE_MS=3000, PAYTX_PREPARE_TIMEOUT_MS=600000)
+        self.d.submit({"payment_id": "idle-1", "from": self.a, "to": self.b, "amount": 100,
+                       "currency": "EUR"}, reply=False)
+        owner = lambda: self.d.query("coord", "SELECT owner, state FROM payments "
+                                              "WHERE payment_id = 'idle-1'")
+        self.d.wait_for(lambda: owner() == [(self.d.name + "-c0", "preparing")],
+                        what="the payment preparing at c0")
+        self.d.start_coordinator("c1", PAYTX_LEASE_MS=3000)
+        time.sleep(2)
+        self.addCleanup(services, "start")
+        services("restart-pg")
+        time.sleep(2)
+        self.d.stop("c0", sig=signal.SIGKILL)
+        self.d.wait_for(lambda: owner()[0][0] == self.d.name + "-c1", timeout=30,
+                        what="c1 to adopt the dead coordinator's payment")
+        self.d.start_ledger("ledger.1")
+        self.d.wait_for(lambda: owner()[0][1] == "aborted", timeout=30,
+                        what="the adopted payment to finish")
+        self.assertEqual(self.d.balance(self.a), (100000, 0))
         self.d.check_invariants(self)
 
 
