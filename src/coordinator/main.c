@@ -6,9 +6,8 @@
 #include "config.h"
 #include "coordinator.h"
 #include "crash.h"
-#include "broker.h"
+#include "daemon.h"
 #include "log.h"
-#include "pg.h"
 #include "signals.h"
 
 static const struct config_def defs[] = {
@@ -38,8 +37,7 @@ static int build_config(const struct config *c, struct coordinator_config *cc, c
 			size_t hostlen)
 {
 	int64_t timeout, lease, prefetch, batch;
-	if (config_check(c, "PAYTX_AMQP_URL", broker_url_check, "not a valid amqp:// or amqps:// URL (amqp://user:password@host:port/vhost)") ||
-	    config_check(c, "PAYTX_PG_DSN", pg_dsn_check, "not a valid PostgreSQL connection string or URI (unknown option or bad sslmode?)") ||
+	if (daemon_check_common(c) ||
 	    config_int(c, "PAYTX_PREPARE_TIMEOUT_MS", 100, 3600000, &timeout) ||
 	    config_int(c, "PAYTX_LEASE_MS", 1000, 3600000, &lease) ||
 	    config_int(c, "PAYTX_PREFETCH", 1, 65535, &prefetch) ||
@@ -55,10 +53,6 @@ static int build_config(const struct config *c, struct coordinator_config *cc, c
 		fprintf(stderr, "setting PAYTX_PARTICIPANTS: a comma-separated list of names\n");
 		return PAYTX_ECONFIG;
 	}
-	if (log_set_level_name(config_str(c, "PAYTX_LOG_LEVEL")) != 0) {
-		fprintf(stderr, "setting PAYTX_LOG_LEVEL: debug, info, warn or error\n");
-		return PAYTX_ECONFIG;
-	}
 	cc->id = config_str(c, "PAYTX_COORDINATOR_ID");
 	if (!cc->id) {
 		gethostname(host, hostlen - 1);
@@ -69,10 +63,6 @@ static int build_config(const struct config *c, struct coordinator_config *cc, c
 		return PAYTX_ECONFIG;
 	}
 	const char *key = config_str(c, "PAYTX_HMAC_KEY");
-	if (strlen(key) < 16 || strlen(key) > 64) {
-		fprintf(stderr, "setting PAYTX_HMAC_KEY: must be 16 to 64 bytes long\n");
-		return PAYTX_ECONFIG;
-	}
 	cc->amqp_url = config_str(c, "PAYTX_AMQP_URL");
 	cc->amqp_tls_ca = config_str(c, "PAYTX_AMQP_TLS_CA");
 	cc->pg_dsn = config_str(c, "PAYTX_PG_DSN");

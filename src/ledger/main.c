@@ -2,8 +2,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "broker.h"
 #include "config.h"
+#include "daemon.h"
 #include "crash.h"
 #include "ledger.h"
 #include "log.h"
@@ -30,26 +30,17 @@ static const struct config_def defs[] = {
 static int build_config(const struct config *c, struct paytx_participant_config *pc)
 {
 	int64_t prefetch, batch, status_after;
-	if (config_check(c, "PAYTX_AMQP_URL", broker_url_check, "not a valid amqp:// or amqps:// URL (amqp://user:password@host:port/vhost)") ||
-	    config_check(c, "PAYTX_PG_DSN", pg_dsn_check, "not a valid PostgreSQL connection string or URI (unknown option or bad sslmode?)") ||
+	if (daemon_check_common(c) ||
 	    config_int(c, "PAYTX_PREFETCH", 1, 65535, &prefetch) ||
 	    config_int(c, "PAYTX_BATCH_MAX", 1, 4096, &batch) ||
 	    config_int(c, "PAYTX_STATUS_AFTER_MS", 100, 86400000, &status_after))
 		return PAYTX_ECONFIG;
-	if (log_set_level_name(config_str(c, "PAYTX_LOG_LEVEL")) != 0) {
-		fprintf(stderr, "setting PAYTX_LOG_LEVEL: debug, info, warn or error\n");
-		return PAYTX_ECONFIG;
-	}
 	pc->name = config_str(c, "PAYTX_PARTICIPANT");
 	if (!paytx_id_valid(pc->name, strlen(pc->name))) {
 		fprintf(stderr, "setting PAYTX_PARTICIPANT: 1-64 of [A-Za-z0-9._:-]\n");
 		return PAYTX_ECONFIG;
 	}
 	pc->hmac_key = config_str(c, "PAYTX_HMAC_KEY");
-	if (strlen(pc->hmac_key) < 16 || strlen(pc->hmac_key) > 64) {
-		fprintf(stderr, "setting PAYTX_HMAC_KEY: must be 16 to 64 bytes long\n");
-		return PAYTX_ECONFIG;
-	}
 	pc->amqp_url = config_str(c, "PAYTX_AMQP_URL");
 	pc->amqp_tls_ca = config_str(c, "PAYTX_AMQP_TLS_CA");
 	pc->prefetch = (uint16_t)prefetch;

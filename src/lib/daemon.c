@@ -1,0 +1,33 @@
+/* Start-up checks of the settings every daemon shares. */
+#include "daemon.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "broker.h"
+#include "log.h"
+#include "pg.h"
+
+static int hmac_key_check(const char *key)
+{
+	size_t n = strlen(key);
+	return n >= 16 && n <= 64 ? 0 : PAYTX_ECONFIG;
+}
+
+static int log_level_check(const char *level)
+{
+	return log_set_level_name(level);
+}
+
+int daemon_check_common(const struct config *c)
+{
+	if (config_check(c, "PAYTX_AMQP_URL", broker_url_check,
+			 "not a valid amqp:// or amqps:// URL (amqp://user:password@host:port/vhost)") ||
+	    config_check(c, "PAYTX_PG_DSN", pg_dsn_check,
+			 "not a valid PostgreSQL connection string or URI (unknown option or bad "
+			 "sslmode?)") ||
+	    config_check(c, "PAYTX_HMAC_KEY", hmac_key_check, "must be 16 to 64 bytes long") ||
+	    config_check(c, "PAYTX_LOG_LEVEL", log_level_check, "debug, info, warn or error"))
+		return PAYTX_ECONFIG;
+	return 0;
+}

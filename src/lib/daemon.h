@@ -1,0 +1,15 @@
+/* Start-up checks shared by the daemons (coordinator, participants): the
+ * settings every one of them has, validated before anything connects.
+ * Call from main after config_load. */
+#ifndef PAYTX_DAEMON_H
+#define PAYTX_DAEMON_H
+
+#include "config.h"
+#include "paytx/error.h"
+
+/* PAYTX_AMQP_URL, PAYTX_PG_DSN, PAYTX_HMAC_KEY and PAYTX_LOG_LEVEL (which it
+ * also applies). Prints which setting is wrong, never its value; returns 0
+ * or PAYTX_ECONFIG. */
+int daemon_check_common(const struct config *c) PAYTX_MUST_CHECK;
+
+#endif
