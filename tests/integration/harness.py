@@ -376,6 +376,11 @@ class Deployment:
             time.sleep(0.05)
         raise AssertionError("timed out waiting for " + what)
 
+    def wait_consumers(self, queue, n, timeout=30):
+        """Until n consumers are on queue (processes start at their own pace)."""
+        self.wait_for(lambda: self.ch.queue_declare(queue, passive=True).method
+                      .consumer_count >= n, timeout, "%d consumers on %s" % (n, queue))
+
     def cpu_seconds(self, name):
         """CPU time (user + system) the process has used so far."""
         with open("/proc/%d/stat" % self.procs[name].pid) as f:

@@ -30,8 +30,9 @@ class Coordinators(PaytxTestCase):
     def test_survivor_adopts_a_dead_coordinators_payments(self):
         self.d.stop("coord-a")
         self.d.start_coordinator("coord-a", PAYTX_LEASE_MS=2000,
-                                 PAYTX_CRASH_AT="coordinator.after_log_commit@3")
+                                 PAYTX_CRASH_AT="coordinator.after_log_commit@2")
         self.d.start_coordinator("coord-b", PAYTX_LEASE_MS=2000)
+        self.d.wait_consumers("paytx.submit", 2)  # or one may take every submit
         corrs = {("many-%d" % i): self.d.submit(self.pay("many-%d" % i, 10)) for i in range(20)}
         self.d.wait_for(lambda: not self.d.alive("coord-a"), what="coord-a to crash")
         owners = self.d.query("coord", "SELECT DISTINCT owner FROM payments "
