@@ -350,8 +350,14 @@ class Deployment:
                           "SELECT payment_id, amount FROM entries WHERE account = %s "
                           "ORDER BY id", (account,))
 
-    def check_invariants(self, tc):
-        """Money conserved, nothing negative that may not be, no open hold."""
+    def check_invariants(self, tc, settle=True):
+        """Money conserved, nothing negative that may not be, no open hold.
+        First (settle) waits until no payment is in flight: an abort is
+        answered before every participant has released its holds."""
+        if settle:
+            self.wait_for(lambda: self.query("coord", "SELECT count(*) FROM payments WHERE state "
+                                             "IN ('preparing', 'committing', 'aborting')")
+                          == [(0,)], timeout=30, what="no payment in flight")
         totals = {}
         for s in self.shards:
             for cur, total in self.query(s, "SELECT currency, sum(balance) FROM accounts "

@@ -51,6 +51,7 @@ class Payments(PaytxTestCase):
         self.assertEqual(out["status"], "aborted", out)
         self.assertEqual(out["reason"], reason, out)
         self.assertTrue(out["detail"])
+        self.d.check_invariants(self)  # waits for the holds to be released
         for x in accounts:
             self.assertEqual(self.d.balance(x), before[x], x)
         self.d.check_invariants(self)

@@ -72,6 +72,7 @@ class Secrets(PaytxTestCase):
         # failures: a ledger killed, PostgreSQL unreachable, a bad setting
         self.d.stop("ledger.1", sig=signal.SIGKILL)
         self.start("ledger.1")
+        self.d.check_invariants(self)  # while the coordinator still runs
         self.d.stop("coordinator")
         bad = self.dsn("coord").replace("127.0.0.1", "127.0.0.1:1")  # nothing listens
         bad_env = dict(self.d.env(**self.secret_env), PAYTX_PG_DSN=bad)
@@ -101,7 +102,6 @@ class Secrets(PaytxTestCase):
         for text in texts:
             for canary in CANARIES:
                 self.assertNotIn(canary, text)
-        self.d.check_invariants(self)
 
 
 if __name__ == "__main__":
