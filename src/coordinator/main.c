@@ -87,14 +87,9 @@ int main(int argc, char **argv)
 			"Runs two-phase commit for payments submitted to paytx.submit.") ||
 	    build_config(&c, &cc, host, sizeof(host)))
 		return 2;
-	if (c.argi < argc) {
-		fprintf(stderr, "paytx-coordinator: unexpected argument '%s' (see --help)\n", argv[c.argi]);
-		return 2;
-	}
-	if (c.check_only) {
-		printf("paytx-coordinator: configuration OK\n");
-		return 0;
-	}
+	int status = daemon_should_exit(&c, argc, argv, "paytx-coordinator");
+	if (status >= 0)
+		return status;
 	struct coordinator *co = coordinator_create(&cc, &signals_stop);
 	if (!co)
 		return 1;

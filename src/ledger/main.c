@@ -62,14 +62,9 @@ int main(int argc, char **argv)
 			"[options]", "Runs one ledger shard as a two-phase-commit participant.") ||
 	    build_config(&c, &pc))
 		return 2;
-	if (c.argi < argc) {
-		fprintf(stderr, "paytx-ledger: unexpected argument '%s' (see --help)\n", argv[c.argi]);
-		return 2;
-	}
-	if (c.check_only) {
-		printf("paytx-ledger: configuration OK\n");
-		return 0;
-	}
+	int status = daemon_should_exit(&c, argc, argv, "paytx-ledger");
+	if (status >= 0)
+		return status;
 	if (pg_connect(&conn, config_str(&c, "PAYTX_PG_DSN"), pc.name, &signals_stop) != 0)
 		return 1;
 	if (pg_migrate(conn, schema_ledger_sql) != 0 || ledger_init(&l, conn, pc.name) != 0) {

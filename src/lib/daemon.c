@@ -19,6 +19,19 @@ static int log_level_check(const char *level)
 	return log_set_level_name(level);
 }
 
+int daemon_should_exit(const struct config *c, int argc, char **argv, const char *prog)
+{
+	if (c->argi < argc) {
+		fprintf(stderr, "%s: unexpected argument '%s' (see --help)\n", prog, argv[c->argi]);
+		return 2;
+	}
+	if (c->check_only) {
+		printf("%s: configuration OK\n", prog);
+		return 0;
+	}
+	return -1;
+}
+
 int daemon_check_common(const struct config *c)
 {
 	if (config_check(c, "PAYTX_AMQP_URL", broker_url_check,

@@ -12,4 +12,8 @@
  * or PAYTX_ECONFIG. */
 int daemon_check_common(const struct config *c) PAYTX_MUST_CHECK;
 
+/* After the settings are checked: refuse positional arguments, and end a
+ * --check-config run. Returns -1 to go on, else the exit status for main. */
+int daemon_should_exit(const struct config *c, int argc, char **argv, const char *prog);
+
 #endif
