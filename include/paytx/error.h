@@ -31,7 +31,8 @@ enum paytx_err {
 	PAYTX_ENOTFOUND = -17,      /* not_found */
 	PAYTX_EPROTO = -18,         /* protocol_violation: a valid message at the wrong time */
 	PAYTX_EUNROUTABLE = -19,    /* unroutable: no queue is bound for the message */
-	PAYTX_ERR_MIN_ = -20,
+	PAYTX_EREPLAY = -20,        /* replayed: a protocol message seen before or out of its time window */
+	PAYTX_ERR_MIN_ = -21,
 };
 
 /* A human-readable sentence for err. Never NULL. */

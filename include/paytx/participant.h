@@ -57,6 +57,8 @@ struct paytx_participant_config {
 	uint16_t prefetch;            /* deliveries in flight, e.g. 256 */
 	size_t batch_max;             /* messages per local transaction */
 	int64_t status_after_ms;      /* ask for a decision after this long in doubt */
+	int64_t replay_window_s;      /* refuse protocol messages stamped further than
+				       * this from now; 0 = 900 s */
 };
 
 /* Runs until *stop is set (by a signal handler). Borrowed arguments.

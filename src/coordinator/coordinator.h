@@ -31,6 +31,7 @@ struct coordinator_config {
 	int64_t lease_ms;
 	uint16_t prefetch;
 	size_t batch_max;
+	int64_t replay_window_s;      /* see struct broker_config */
 };
 
 struct coordinator;

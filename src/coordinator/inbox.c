@@ -81,8 +81,8 @@ static int classify(struct coordinator *c, struct in_item *it)
 				    : m->type == PAYTX_MSG_STATUS;
 	if (!ok_type)
 		return inbox_reject(it, PAYTX_EMSGTYPE, "unexpected message type on this queue");
-	if (!m->signature_ok)
-		return inbox_reject(it, PAYTX_ESIG, "missing or bad x-paytx-signature");
+	if (m->auth)
+		return inbox_reject(it, m->auth, m->auth_text);
 	if (m->type == PAYTX_MSG_VOTE)
 		on_vote(c, it);
 	else if (m->type == PAYTX_MSG_ACK)

@@ -30,18 +30,22 @@ static const struct config_def defs[] = {
 	  "Lease on in-flight payments; others adopt them after it expires.", 0 },
 	{ "PAYTX_PREFETCH", "prefetch", "512", "Deliveries in flight per queue.", 0 },
 	{ "PAYTX_BATCH_MAX", "batch-max", "256", "Messages handled per loop iteration.", 0 },
+	{ "PAYTX_REPLAY_WINDOW_S", "replay-window-s", "900",
+	  "Protocol messages stamped further than this from now are refused as replays "
+	  "(allow for clock skew between hosts).", 0 },
 	{ "PAYTX_LOG_LEVEL", "log-level", "info", "debug, info, warn or error.", 0 },
 };
 
 static int build_config(const struct config *c, struct coordinator_config *cc, char *host,
 			size_t hostlen)
 {
-	int64_t timeout, lease, prefetch, batch;
+	int64_t timeout, lease, prefetch, batch, replay_window;
 	if (daemon_check_common(c) ||
 	    config_int(c, "PAYTX_PREPARE_TIMEOUT_MS", 100, 3600000, &timeout) ||
 	    config_int(c, "PAYTX_LEASE_MS", 1000, 3600000, &lease) ||
 	    config_int(c, "PAYTX_PREFETCH", 1, 65535, &prefetch) ||
-	    config_int(c, "PAYTX_BATCH_MAX", 1, 4096, &batch))
+	    config_int(c, "PAYTX_BATCH_MAX", 1, 4096, &batch) ||
+	    config_int(c, "PAYTX_REPLAY_WINDOW_S", 10, 86400, &replay_window))
 		return PAYTX_ECONFIG;
 	if (shardmap_parse(&cc->shards, config_str(c, "PAYTX_SHARDS")) != 0) {
 		fprintf(stderr, "setting PAYTX_SHARDS: a comma-separated list of distinct "
@@ -71,6 +75,7 @@ static int build_config(const struct config *c, struct coordinator_config *cc, c
 	cc->lease_ms = lease;
 	cc->prefetch = (uint16_t)prefetch;
 	cc->batch_max = (size_t)batch;
+	cc->replay_window_s = replay_window;
 	return 0;
 }
 

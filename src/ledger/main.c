@@ -24,16 +24,20 @@ static const struct config_def defs[] = {
 	{ "PAYTX_BATCH_MAX", "batch-max", "256", "Messages per local transaction.", 0 },
 	{ "PAYTX_STATUS_AFTER_MS", "status-after-ms", "15000",
 	  "Ask the coordinator for the decision on a reservation held this long.", 0 },
+	{ "PAYTX_REPLAY_WINDOW_S", "replay-window-s", "900",
+	  "Protocol messages stamped further than this from now are refused as replays "
+	  "(allow for clock skew between hosts).", 0 },
 	{ "PAYTX_LOG_LEVEL", "log-level", "info", "debug, info, warn or error.", 0 },
 };
 
 static int build_config(const struct config *c, struct paytx_participant_config *pc)
 {
-	int64_t prefetch, batch, status_after;
+	int64_t prefetch, batch, status_after, replay_window;
 	if (daemon_check_common(c) ||
 	    config_int(c, "PAYTX_PREFETCH", 1, 65535, &prefetch) ||
 	    config_int(c, "PAYTX_BATCH_MAX", 1, 4096, &batch) ||
-	    config_int(c, "PAYTX_STATUS_AFTER_MS", 100, 86400000, &status_after))
+	    config_int(c, "PAYTX_STATUS_AFTER_MS", 100, 86400000, &status_after) ||
+	    config_int(c, "PAYTX_REPLAY_WINDOW_S", 10, 86400, &replay_window))
 		return PAYTX_ECONFIG;
 	pc->name = config_str(c, "PAYTX_PARTICIPANT");
 	if (!paytx_id_valid(pc->name, strlen(pc->name))) {
@@ -46,6 +50,7 @@ static int build_config(const struct config *c, struct paytx_participant_config 
 	pc->prefetch = (uint16_t)prefetch;
 	pc->batch_max = (size_t)batch;
 	pc->status_after_ms = status_after;
+	pc->replay_window_s = replay_window;
 	return 0;
 }
 

@@ -13,6 +13,7 @@
 #include "clock.h"
 #include "crash.h"
 #include "log.h"
+#include "metrics.h"
 
 #define BROKER_MAX_QUEUES 32
 #define BROKER_CONFIRM_TIMEOUT_S 30
@@ -48,6 +49,7 @@ struct broker {
 	char id_prefix[40];
 	uint64_t reconnects;
 	bool connected;
+	struct replay_guard replay;  /* of the protocol messages consumed */
 };
 
 static int rpc_ok(amqp_connection_state_t st, const char *what)
@@ -251,6 +253,26 @@ static bool is_protocol_type(enum paytx_msg_type t)
 	       t == PAYTX_MSG_ABORT || t == PAYTX_MSG_ACK || t == PAYTX_MSG_STATUS;
 }
 
+/* Protocol messages: signature first (it covers message_id and timestamp),
+ * then the replay guard, so only genuine messages are remembered. */
+static void authenticate(struct broker *b, struct broker_msg *m)
+{
+	const amqp_field_value_t *sig = header_get(&m->env.message.properties, SIGN_HEADER);
+	struct sign_input in = { .type = m->type_name, .message_id = m->message_id,
+				 .timestamp_s = m->timestamp_s, .body = m->body, .len = m->len };
+	if (!b->cfg.key || !sig ||
+	    (sig->kind != AMQP_FIELD_KIND_UTF8 && sig->kind != AMQP_FIELD_KIND_BYTES) ||
+	    sign_verify(b->cfg.key, &in, sig->value.bytes.bytes, sig->value.bytes.len) != 0) {
+		m->auth = PAYTX_ESIG;
+		m->auth_text = "missing or bad x-paytx-signature";
+		return;
+	}
+	m->auth = replay_check(&b->replay, m->message_id, m->timestamp_s,
+			       clock_wall_ms() / 1000, m->redelivered, &m->auth_text);
+	if (!m->auth)
+		m->auth_text = "";
+}
+
 static void fill_msg(struct broker *b, struct broker_msg *m)
 {
 	const amqp_basic_properties_t *p = &m->env.message.properties;
@@ -258,6 +280,8 @@ static void fill_msg(struct broker *b, struct broker_msg *m)
 	m->body = m->env.message.body.bytes;
 	m->len = m->env.message.body.len;
 	m->redelivered = m->env.redelivered;
+	m->auth = PAYTX_ESIG;
+	m->auth_text = "not a signed protocol message";
 	for (size_t i = 0; i < b->ncons; i++)
 		if (m->env.consumer_tag.len == strlen(b->consumers[i].tag) &&
 		    memcmp(m->env.consumer_tag.bytes, b->consumers[i].tag,
@@ -277,11 +301,8 @@ static void fill_msg(struct broker *b, struct broker_msg *m)
 	const amqp_field_value_t *tp = header_get(p, "traceparent");
 	if (tp && (tp->kind == AMQP_FIELD_KIND_UTF8 || tp->kind == AMQP_FIELD_KIND_BYTES))
 		copy_bytes(m->traceparent, sizeof(m->traceparent), tp->value.bytes);
-	const amqp_field_value_t *sig = header_get(p, SIGN_HEADER);
-	if (sig && is_protocol_type(m->type) && b->cfg.key &&
-	    (sig->kind == AMQP_FIELD_KIND_UTF8 || sig->kind == AMQP_FIELD_KIND_BYTES))
-		m->signature_ok = sign_verify(b->cfg.key, m->type_name, m->body, m->len,
-					      sig->value.bytes.bytes, sig->value.bytes.len) == 0;
+	if (is_protocol_type(m->type))
+		authenticate(b, m);
 }
 
 /* A non-delivery frame arrived on the consumer connection. */
@@ -390,6 +411,7 @@ struct broker *broker_create(const struct broker_config *cfg)
 	b->url_buf = strdup(cfg->url ? cfg->url : "");
 	if (!b->url_buf)
 		goto err_alloc;
+	replay_init(&b->replay, cfg->replay_window_s);
 	amqp_default_connection_info(&b->info);
 	if (amqp_parse_url(b->url_buf, &b->info) != AMQP_STATUS_OK) {
 		log_error("PAYTX_AMQP_URL: not a valid amqp:// or amqps:// URL");
@@ -406,6 +428,7 @@ struct broker *broker_create(const struct broker_config *cfg)
 		 rnd[0], rnd[1], rnd[2], rnd[3], rnd[4], rnd[5], rnd[6], rnd[7], (int)getpid());
 	return b;
 err_alloc:
+	replay_finish(&b->replay);
 	free(b->url_buf);
 	free(b);
 	return NULL;
@@ -419,6 +442,7 @@ void broker_destroy(struct broker *b)
 	conn_drop(&b->pub);
 	free(b->window_acked);
 	free(b->url_buf);
+	replay_finish(&b->replay);
 	free(b);
 }
 
@@ -564,12 +588,14 @@ static void set_str(amqp_basic_properties_t *p, amqp_flags_t flag, amqp_bytes_t 
 	}
 }
 
-int broker_publish(struct broker *b, const struct broker_out *o)
+/* One publish of o under a new message_id (and so a new signature). */
+static int publish_once(struct broker *b, const struct broker_out *o)
 {
 	char msgid[64], sig[SIGN_HEX_LEN + 1];
 	amqp_table_entry_t hdr[2];
 	amqp_basic_properties_t p = { 0 };
 	const char *type = paytx_msg_type_name(o->type);
+	/* "<sender>-<counter>": what receivers' replay guards key on. */
 	snprintf(msgid, sizeof(msgid), "%s-%llu", b->id_prefix,
 		 (unsigned long long)++b->msg_counter);
 	p._flags = AMQP_BASIC_CONTENT_TYPE_FLAG | AMQP_BASIC_DELIVERY_MODE_FLAG |
@@ -584,7 +610,10 @@ int broker_publish(struct broker *b, const struct broker_out *o)
 	set_str(&p, AMQP_BASIC_CORRELATION_ID_FLAG, &p.correlation_id, o->correlation_id);
 	int nh = 0;
 	if (o->sign) {
-		if (!b->cfg.key || sign_compute(b->cfg.key, type, o->body, o->len, sig) != 0)
+		struct sign_input in = { .type = type, .message_id = msgid,
+					 .timestamp_s = (int64_t)p.timestamp, .body = o->body,
+					 .len = o->len };
+		if (!b->cfg.key || sign_compute(b->cfg.key, &in, sig) != 0)
 			return PAYTX_ESIG;
 		hdr[nh++] = (amqp_table_entry_t){ .key = amqp_cstring_bytes(SIGN_HEADER),
 			.value = { .kind = AMQP_FIELD_KIND_UTF8, .value.bytes = amqp_cstring_bytes(sig) } };
@@ -594,9 +623,16 @@ int broker_publish(struct broker *b, const struct broker_out *o)
 			.value = { .kind = AMQP_FIELD_KIND_UTF8,
 				   .value.bytes = amqp_cstring_bytes(o->traceparent) } };
 	p.headers = (amqp_table_t){ .num_entries = nh, .entries = hdr };
-	int err = publish_raw(b, o->exchange, o->routing_key, o->mandatory, &p, o->body, o->len);
+	return publish_raw(b, o->exchange, o->routing_key, o->mandatory, &p, o->body, o->len);
+}
+
+int broker_publish(struct broker *b, const struct broker_out *o)
+{
+	int err = publish_once(b, o);
+	/* Fault injection: the same protocol message sent again, as a
+	 * re-send would be (a new message_id: a replay is refused instead). */
 	if (!err && o->sign && crash_duplicate())
-		err = publish_raw(b, o->exchange, o->routing_key, o->mandatory, &p, o->body, o->len);
+		err = publish_once(b, o);
 	return err;
 }
 
@@ -653,7 +689,10 @@ int broker_dead_letter(struct broker *b, const struct broker_msg *m, int err, co
 	p._flags |= AMQP_BASIC_HEADERS_FLAG | AMQP_BASIC_DELIVERY_MODE_FLAG;
 	p.delivery_mode = 2;
 	p.headers = (amqp_table_t){ .num_entries = n, .entries = hdr };
-	log_warn("dead-lettering a %s message from %s: %s: %s",
-		 m->type_name[0] ? m->type_name : "(untyped)", m->queue, paytx_errcode(err), text);
+	uint64_t count = metrics_inc(METRIC_DEAD_LETTERS, "code", paytx_errcode(err), "queue",
+				     m->queue, 1);
+	log_warn("dead-lettering a %s message from %s: %s: %s (%llu %s from %s so far)",
+		 m->type_name[0] ? m->type_name : "(untyped)", m->queue, paytx_errcode(err), text,
+		 (unsigned long long)count, paytx_errcode(err), m->queue);
 	return publish_raw(b, BROKER_DLX, m->queue, false, &p, m->body, m->len);
 }

@@ -23,6 +23,7 @@
 
 #include "paytx/error.h"
 #include "paytx/message.h"
+#include "replay.h"
 #include "sign.h"
 
 #define BROKER_SUBMIT_QUEUE "paytx.submit"
@@ -44,6 +45,8 @@ struct broker_config {
 	const char *tls_ca;           /* PEM CA file for amqps, NULL = none */
 	const char *name;             /* connection name shown by RabbitMQ */
 	const struct sign_key *key;   /* borrowed; signs and verifies protocol msgs */
+	int64_t replay_window_s;      /* protocol messages older/newer than this are
+				       * replays; 0 = REPLAY_WINDOW_DEFAULT_S */
 	volatile sig_atomic_t *stop;  /* borrowed; reconnect gives up when set */
 };
 
@@ -61,7 +64,10 @@ struct broker_msg {
 	char message_id[128];
 	char traceparent[64];
 	bool redelivered;
-	bool signature_ok;            /* header present and verified */
+	int auth;                     /* protocol messages: 0 when signed, fresh and
+				       * not seen before; else PAYTX_ESIG,
+				       * PAYTX_EREPLAY or PAYTX_EINVAL */
+	const char *auth_text;        /* static: why auth failed, "" when 0 */
 	int64_t timestamp_s;          /* AMQP timestamp property, 0 if absent */
 	amqp_envelope_t env;          /* owned */
 };
@@ -122,7 +128,8 @@ int broker_ack(struct broker *b, uint64_t tag) PAYTX_MUST_CHECK;
 
 /* Copy m to paytx.dlx (routing key = origin queue) with error code and text
  * headers, persistent; confirmed at the next broker_flush. The caller acks m
- * after that flush. text must not contain secrets or metadata. */
+ * after that flush. text must not contain secrets or metadata. Counted in
+ * paytx_dead_letters_total{code, queue}. */
 int broker_dead_letter(struct broker *b, const struct broker_msg *m, int err,
 		       const char *text) PAYTX_MUST_CHECK;
 

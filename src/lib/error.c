@@ -32,6 +32,8 @@ static const struct err_info err_infos[] = {
 	[-PAYTX_ENOTFOUND] = { "not_found", "The requested item was not found" },
 	[-PAYTX_EPROTO] = { "protocol_violation", "A valid message arrived at the wrong time" },
 	[-PAYTX_EUNROUTABLE] = { "unroutable", "No queue is bound for the message" },
+	[-PAYTX_EREPLAY] = { "replayed",
+			     "A protocol message was seen before or is outside its time window" },
 };
 
 _Static_assert(sizeof(err_infos) / sizeof(err_infos[0]) == -PAYTX_ERR_MIN_,

@@ -61,8 +61,8 @@ static int item_decode(struct part *p, struct part_item *it)
 	    m->type != PAYTX_MSG_ABORT)
 		return item_reject(it, PAYTX_EMSGTYPE, "participants accept txn.prepare, "
 			"txn.commit and txn.abort only");
-	if (!m->signature_ok)
-		return item_reject(it, PAYTX_ESIG, "missing or bad x-paytx-signature");
+	if (m->auth)
+		return item_reject(it, m->auth, m->auth_text);
 	if (!m->reply_to[0])
 		return item_reject(it, PAYTX_EINVAL, "protocol message without reply_to");
 	if (m->type == PAYTX_MSG_PREPARE)
@@ -284,7 +284,8 @@ int paytx_participant_run(const struct paytx_participant_config *cfg,
 	if (sign_key_init(&key, cfg->hmac_key, cfg->hmac_key ? strlen(cfg->hmac_key) : 0))
 		return PAYTX_ECONFIG;
 	struct broker_config bc = { .url = cfg->amqp_url, .tls_ca = cfg->amqp_tls_ca,
-				    .name = cfg->name, .key = &key, .stop = stop };
+				    .name = cfg->name, .key = &key, .stop = stop,
+				    .replay_window_s = cfg->replay_window_s };
 	paytx_buf_init(&p.out);
 	err = PAYTX_ENOMEM;
 	p.items = calloc(cfg->batch_max, sizeof(*p.items));

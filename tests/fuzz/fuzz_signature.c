@@ -11,8 +11,10 @@
  * A computed signature is 64 lower-case hex digits and verifies. It stops
  * verifying when any single body byte, any single hex digit, one key byte
  * or the message type changes, or when it is cut or extended by a byte.
- * The forged signature (any bytes, any length) verifies exactly when it
- * equals the computed one, and never crashes the check.
+ * It also stops verifying under another message_id or timestamp (what the
+ * replay guard relies on). The forged signature (any bytes, any length)
+ * verifies exactly when it equals the computed one, and never crashes the
+ * check.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -26,6 +28,12 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 #define NTYPES (PAYTX_MSG_OUTCOME + 1)
+#define MSG_ID "f00dfeed-1-1"
+#define MSG_TS 1795000000
+
+/* What a signature covers, with a fixed message_id and timestamp. */
+#define IN(t, b, l) (&(struct sign_input){ .type = (t), .message_id = MSG_ID, \
+					    .timestamp_s = MSG_TS, .body = (b), .len = (l) })
 
 static const char hex_digits[] = "0123456789abcdef";
 
@@ -63,7 +71,7 @@ static void check_body_flips(const struct sign_key *k, const char *type, const c
 
 	for (size_t i = 0; i < len; i++) {
 		b[i] ^= 0x01;
-		expect(sign_verify(k, type, b, len, sig, SIGN_HEX_LEN), PAYTX_ESIG,
+		expect(sign_verify(k, IN(type, b, len), sig, SIGN_HEX_LEN), PAYTX_ESIG,
 		       "signature still verifies after a body byte changed", i);
 		b[i] ^= 0x01;
 	}
@@ -81,7 +89,7 @@ static void check_sig_flips(const struct sign_key *k, const char *type, const ch
 		char was = s[i];
 
 		s[i] = hex_digits[(d - hex_digits + 1) % 16];
-		expect(sign_verify(k, type, body, len, s, SIGN_HEX_LEN), PAYTX_ESIG,
+		expect(sign_verify(k, IN(type, body, len), s, SIGN_HEX_LEN), PAYTX_ESIG,
 		       "signature still verifies after a hex digit changed", i);
 		s[i] = was;
 	}
@@ -98,7 +106,7 @@ static void check_key(const char *key, size_t key_len, unsigned t, const char *b
 
 	key2[t % key_len] ^= 0x01;
 	expect(sign_key_init(&k2, key2, key_len), 0, "sign_key_init refused a valid key", key_len);
-	expect(sign_verify(&k2, type, body, len, hex, SIGN_HEX_LEN), PAYTX_ESIG,
+	expect(sign_verify(&k2, IN(type, body, len), hex, SIGN_HEX_LEN), PAYTX_ESIG,
 	       "signature verifies under another key", t % key_len);
 	sign_key_finish(&k2);
 	free(key2);
@@ -112,15 +120,22 @@ static void check_context(const struct sign_key *k, unsigned t, const char *body
 	const char *type = paytx_msg_type_name((enum paytx_msg_type)t);
 	const char *other = paytx_msg_type_name((enum paytx_msg_type)((t + 1) % NTYPES));
 
-	expect(sign_verify(k, other, body, len, hex, SIGN_HEX_LEN), PAYTX_ESIG,
+	expect(sign_verify(k, IN(other, body, len), hex, SIGN_HEX_LEN), PAYTX_ESIG,
 	       "signature verifies under another message type", t);
-	expect(sign_verify(k, type, body, len, hex, SIGN_HEX_LEN - 1), PAYTX_ESIG,
+	expect(sign_verify(k, IN(type, body, len), hex, SIGN_HEX_LEN - 1), PAYTX_ESIG,
 	       "a signature cut by one digit verifies", SIGN_HEX_LEN - 1);
 	/* hex[64] is its NUL: a 65-byte header with a trailing NUL. */
-	expect(sign_verify(k, type, body, len, hex, SIGN_HEX_LEN + 1), PAYTX_ESIG,
+	expect(sign_verify(k, IN(type, body, len), hex, SIGN_HEX_LEN + 1), PAYTX_ESIG,
 	       "a signature with a trailing byte verifies", SIGN_HEX_LEN + 1);
-	expect(sign_verify(k, type, body, len, NULL, 0), PAYTX_ESIG,
+	expect(sign_verify(k, IN(type, body, len), NULL, 0), PAYTX_ESIG,
 	       "a missing signature verifies", 0);
+	struct sign_input id = *IN(type, body, len), ts = id;
+	id.message_id = "f00dfeed-1-2";
+	ts.timestamp_s++;
+	expect(sign_verify(k, &id, hex, SIGN_HEX_LEN), PAYTX_ESIG,
+	       "signature verifies under another message_id", 0);
+	expect(sign_verify(k, &ts, hex, SIGN_HEX_LEN), PAYTX_ESIG,
+	       "signature verifies under another timestamp", 0);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -149,11 +164,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	body_len = size - pos - forged_len;
 
 	expect(sign_key_init(&k, key, key_len), 0, "sign_key_init refused a valid key", key_len);
-	expect(sign_compute(&k, type, body, body_len, hex), 0, "sign_compute failed", body_len);
+	expect(sign_compute(&k, IN(type, body, body_len), hex), 0, "sign_compute failed", body_len);
 	if (strspn(hex, hex_digits) != SIGN_HEX_LEN || hex[SIGN_HEX_LEN] != '\0')
 		fail("sign_compute did not write 64 lower-case hex digits", 0);
 	sig = copy(hex, SIGN_HEX_LEN);
-	expect(sign_verify(&k, type, body, body_len, sig, SIGN_HEX_LEN), 0,
+	expect(sign_verify(&k, IN(type, body, body_len), sig, SIGN_HEX_LEN), 0,
 	       "a computed signature does not verify", body_len);
 
 	check_body_flips(&k, type, body, body_len, sig);
@@ -164,7 +179,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	/* The forged signature is the input's tail, so reading past it is
 	 * reading past libFuzzer's buffer. */
 	forged = in + size - forged_len;
-	rc = sign_verify(&k, type, body, body_len, forged, forged_len);
+	rc = sign_verify(&k, IN(type, body, body_len), forged, forged_len);
 	if (forged_len == SIGN_HEX_LEN && memcmp(forged, hex, SIGN_HEX_LEN) == 0)
 		expect(rc, 0, "the right signature, given as input, does not verify", 0);
 	else

@@ -11,6 +11,7 @@ a service is there and cannot reach it fails.
 import atexit
 import hashlib
 import hmac
+import itertools
 import json
 import os
 import shlex
@@ -81,8 +82,26 @@ def accounts_on(shard, prefix, n=1, shards=SHARDS):
     return out
 
 
-def sign(msg_type, body, key=HMAC_KEY):
-    return hmac.new(key.encode(), msg_type.encode() + b"\n" + body, hashlib.sha256).hexdigest()
+def sign(msg_type, body, key=HMAC_KEY, message_id="", timestamp=0):
+    """The x-paytx-signature of a protocol message (src/lib/sign.h)."""
+    data = ("%s\n%s\n%d\n" % (msg_type, message_id, timestamp)).encode() + body
+    return hmac.new(key.encode(), data, hashlib.sha256).hexdigest()
+
+
+_sender = "test%s" % uuid.uuid4().hex[:12]   # this process, as a message sender
+_counter = itertools.count(1)
+
+
+def signed_props(msg_type, body, key=HMAC_KEY, message_id=None, timestamp=None, **props):
+    """AMQP properties of a correctly signed protocol message: a fresh
+    "<sender>-<counter>" message_id and the current timestamp, both covered
+    by the signature, as paytx's own processes send them."""
+    message_id = message_id or "%s-%d" % (_sender, next(_counter))
+    timestamp = int(time.time()) if timestamp is None else timestamp
+    headers = dict(props.pop("headers", None) or {})
+    headers["x-paytx-signature"] = sign(msg_type, body, key, message_id, timestamp)
+    return pika.BasicProperties(type=msg_type, message_id=message_id, timestamp=timestamp,
+                                headers=headers, **props)
 
 
 def _with_path(url, path):

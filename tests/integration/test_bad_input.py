@@ -5,7 +5,7 @@ import json
 
 import pika
 
-from harness import PaytxTestCase, main, sign
+from harness import PaytxTestCase, main, sign, signed_props
 
 
 class BadInput(PaytxTestCase):
@@ -98,6 +98,22 @@ class BadInput(PaytxTestCase):
         props, _ = self.d.dead_letters()[0]
         self.assertEqual(props.headers["x-paytx-error-code"], "bad_signature")
         self.assertTrue(self.d.alive("coordinator"))
+
+    def test_replayed_vote_to_coordinator_is_dead_lettered_and_counted(self):
+        # A correctly signed vote (for no transaction of this coordinator's),
+        # then the very same message again: the copy is a replay.
+        queue = "paytx.reply.%s-coordinator" % self.d.name
+        body = json.dumps({"txn": 987654, "participant": "ledger.0", "vote": "yes"}).encode()
+        props = signed_props("txn.vote", body)
+        for _ in range(2):
+            self.d.ch.basic_publish("", queue, body, props)
+        self.d.wait_for(lambda: self.d.ch.queue_declare("paytx.dead", passive=True)
+                        .method.message_count == 1, what="dead letter")
+        props, _ = self.d.dead_letters()[0]
+        self.assertEqual(props.headers["x-paytx-error-code"], "replayed")
+        self.assertIn("1 replayed from %s so far" % queue, self.d.log_text("coordinator"))
+        self.assertEqual(self.d.pay_and_wait(self.good(payment_id="after-replay"))["status"],
+                         "committed")
 
     def test_forged_commit_to_participant_moves_no_money(self):
         # A client publishing a commit straight into a ledger queue.

@@ -2,10 +2,11 @@
 """The participant protocol under duplicates and reordering, driven with
 correctly signed messages straight to a ledger shard's queue."""
 import json
+import time
 
 import pika
 
-from harness import PaytxTestCase, accounts_on, main, sign
+from harness import PaytxTestCase, accounts_on, main, signed_props
 
 
 class Protocol(PaytxTestCase):
@@ -32,11 +33,19 @@ class Protocol(PaytxTestCase):
         return {"txn": txn, "payment_id": "p-%d" % txn, "deadline_ms": deadline_ms,
                 "legs": [{"account": a, "amount": x, "currency": "EUR"} for a, x in legs]}
 
-    def deliver(self, msg_type, body, shard="ledger.0"):
+    def deliver(self, msg_type, body, shard="ledger.0", **props):
+        """Publish a signed protocol message; returns (raw body, properties)
+        so a test can publish the very same message again."""
         raw = json.dumps(body).encode()
-        self.d.ch.basic_publish("paytx.participants", shard, raw, pika.BasicProperties(
-            type=msg_type, reply_to=self.d.reply_queue, correlation_id=str(body["txn"]),
-            headers={"x-paytx-signature": sign(msg_type, raw)}))
+        props = signed_props(msg_type, raw, reply_to=self.d.reply_queue,
+                             correlation_id=str(body["txn"]), **props)
+        self.d.ch.basic_publish("paytx.participants", shard, raw, props)
+        return raw, props
+
+    def dead_letters(self, n):
+        self.d.wait_for(lambda: self.d.ch.queue_declare("paytx.dead", passive=True)
+                        .method.message_count >= n, what="%d dead letters" % n)
+        return self.d.dead_letters()
 
     def expect(self, msg_type, **fields):
         out, props = self.d.wait_reply(timeout=15)
@@ -97,6 +106,64 @@ class Protocol(PaytxTestCase):
         self.d.wait_for(lambda: self.d.ch.queue_declare("paytx.dead", passive=True)
                         .method.message_count == 1, what="dead letter")
         self.assertEqual(self.d.balance(self.a), (500, 0))
+
+
+    def test_replayed_commit_is_dead_lettered_counted_and_moves_nothing(self):
+        self.deliver("txn.prepare", self.prepare(17, [(self.a, -100), (self.a2, 100)]))
+        self.expect("txn.vote", vote="yes")
+        raw, props = self.deliver("txn.commit", {"txn": 17, "payment_id": "p-17"})
+        self.expect("txn.ack", decision="commit")
+        for _ in range(2):  # the captured message, byte for byte
+            self.d.ch.basic_publish("paytx.participants", "ledger.0", raw, props)
+        dead = self.dead_letters(2)
+        self.assertEqual([p.headers["x-paytx-error-code"] for p, _ in dead], ["replayed"] * 2)
+        self.assertEqual(dead[0][0].headers["x-paytx-error-text"], "message_id seen before")
+        self.assertEqual(self.d.balance(self.a), (400, 0))
+        self.assertEqual(self.d.journal(self.a2), [("p-17", 100)])
+        self.assertIn("2 replayed from ledger.0 so far", self.d.log_text("ledger.0"))
+
+    def test_replayed_prepare_after_abort_reserves_nothing(self):
+        raw, props = self.deliver("txn.prepare",
+                                  self.prepare(18, [(self.a, -100), (self.a2, 100)]))
+        self.expect("txn.vote", vote="yes")
+        self.deliver("txn.abort", {"txn": 18, "payment_id": "p-18"})
+        self.expect("txn.ack", decision="abort")
+        self.d.ch.basic_publish("paytx.participants", "ledger.0", raw, props)
+        dead = self.dead_letters(1)
+        self.assertEqual(dead[0][0].headers["x-paytx-error-code"], "replayed")
+        self.assertEqual(self.d.balance(self.a), (500, 0))
+
+    def test_stale_or_future_commit_is_refused_as_a_replay(self):
+        self.deliver("txn.prepare", self.prepare(19, [(self.a, -100), (self.a2, 100)]))
+        self.expect("txn.vote", vote="yes")
+        now = int(time.time())
+        for ts in (now - 7200, now + 7200):  # signed, but outside the 900 s window
+            self.deliver("txn.commit", {"txn": 19, "payment_id": "p-19"}, timestamp=ts)
+        dead = self.dead_letters(2)
+        self.assertEqual({p.headers["x-paytx-error-text"] for p, _ in dead},
+                         {"timestamp outside the replay window"})
+        self.assertEqual(self.d.balance(self.a), (500, 100))  # still only held
+        self.deliver("txn.commit", {"txn": 19, "payment_id": "p-19"})
+        self.expect("txn.ack", decision="commit")
+        self.assertEqual(self.d.balance(self.a), (400, 0))
+
+    def test_commit_for_another_transaction_changes_nothing(self):
+        self.deliver("txn.prepare", self.prepare(20, [(self.a, -100), (self.a2, 100)]))
+        self.expect("txn.vote", vote="yes")
+        # A genuine signed commit, but for a transaction never prepared here.
+        self.deliver("txn.commit", {"txn": 21, "payment_id": "p-21"})
+        # A captured commit edited to name another transaction.
+        raw, props = self.deliver("txn.commit", {"txn": 22, "payment_id": "p-22"},
+                                  shard="nowhere")
+        edited = raw.replace(b'"txn": 22', b'"txn": 20')
+        self.d.ch.basic_publish("paytx.participants", "ledger.0", edited, props)
+        dead = self.dead_letters(2)
+        self.assertEqual(sorted(p.headers["x-paytx-error-code"] for p, _ in dead),
+                         ["bad_signature", "protocol_violation"])
+        self.assertEqual(self.d.balance(self.a), (500, 100))
+        self.assertEqual(self.d.journal(self.a2), [])
+        self.deliver("txn.abort", {"txn": 20, "payment_id": "p-20"})
+        self.expect("txn.ack", decision="abort")
 
 
 if __name__ == "__main__":
