@@ -42,18 +42,8 @@ static const char usage[] =
 const char *ctl_ledger_dsn(const struct ctl *c, const char *name)
 {
 	static char dsn[1024];
-	const char *list = config_str(&c->cfg, "PAYTX_LEDGER_DSNS");
-	size_t nlen = strlen(name);
-	for (const char *p = list; p && *p;) {
-		const char *end = strchr(p, ',');
-		size_t len = end ? (size_t)(end - p) : strlen(p);
-		if (len > nlen && strncmp(p, name, nlen) == 0 && p[nlen] == '=') {
-			snprintf(dsn, sizeof(dsn), "%.*s", (int)(len - nlen - 1), p + nlen + 1);
-			return dsn;
-		}
-		p = end ? end + 1 : NULL;
-	}
-	return NULL;
+	return shard_dsn(config_str(&c->cfg, "PAYTX_LEDGER_DSNS"), name, dsn, sizeof(dsn)) == 0
+		       ? dsn : NULL;
 }
 
 static int open_db(PGconn **conn, const char *dsn, const char *what)

@@ -1,4 +1,4 @@
-/* Wall and monotonic clocks in milliseconds. */
+/* Wall and monotonic clocks in milliseconds (and monotonic microseconds). */
 #include "clock.h"
 
 #include <errno.h>
@@ -19,6 +19,13 @@ int64_t clock_wall_ms(void)
 int64_t clock_mono_ms(void)
 {
 	return clock_ms(CLOCK_MONOTONIC);
+}
+
+int64_t clock_mono_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
 void clock_sleep_ms(int64_t ms)

@@ -7,6 +7,7 @@
 
 int64_t clock_wall_ms(void);
 int64_t clock_mono_ms(void);
+int64_t clock_mono_us(void);
 void clock_sleep_ms(int64_t ms);
 
 #endif

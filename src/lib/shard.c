@@ -1,6 +1,7 @@
 /* Placement of accounts on ledger shards by FNV-1a 64 hash. */
 #include "shard.h"
 
+#include <stdio.h>
 #include <string.h>
 
 uint64_t shard_hash(const char *account)
@@ -42,4 +43,21 @@ int shardmap_parse(struct shardmap *m, const char *list)
 size_t shardmap_index(const struct shardmap *m, const char *account)
 {
 	return (size_t)(shard_hash(account) % m->n);
+}
+
+int shard_dsn(const char *list, const char *name, char *out, size_t n)
+{
+	size_t nlen = strlen(name);
+	for (const char *p = list; p && *p;) {
+		const char *end = strchr(p, ',');
+		size_t len = end ? (size_t)(end - p) : strlen(p);
+		if (len > nlen && strncmp(p, name, nlen) == 0 && p[nlen] == '=') {
+			if (len - nlen - 1 >= n)
+				return PAYTX_ENOTFOUND;
+			snprintf(out, n, "%.*s", (int)(len - nlen - 1), p + nlen + 1);
+			return 0;
+		}
+		p = end ? end + 1 : NULL;
+	}
+	return PAYTX_ENOTFOUND;
 }

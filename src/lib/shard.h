@@ -29,4 +29,8 @@ int shardmap_parse(struct shardmap *m, const char *list) PAYTX_MUST_CHECK;
 /* Index of the shard owning account. */
 size_t shardmap_index(const struct shardmap *m, const char *account);
 
+/* The DSN of shard name in a "name=dsn,name=dsn" list (PAYTX_LEDGER_DSNS),
+ * copied into out (n bytes). PAYTX_ENOTFOUND when absent or too long. */
+int shard_dsn(const char *list, const char *name, char *out, size_t n) PAYTX_MUST_CHECK;
+
 #endif

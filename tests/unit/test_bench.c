@@ -1,0 +1,149 @@
+/* Unit tests of the benchmark's latency histogram and payment mix. */
+#include <check.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "latency.h"
+#include "workload.h"
+
+START_TEST(test_quantiles_are_exact_below_128_us)
+{
+	struct latency h;
+	latency_init(&h);
+	for (int v = 1; v <= 100; v++)
+		latency_add(&h, v);
+	ck_assert_int_eq(latency_quantile(&h, 0.5), 50);
+	ck_assert_int_eq(latency_quantile(&h, 0.99), 99);
+	ck_assert_int_eq(latency_quantile(&h, 1.0), 100);
+	ck_assert_int_eq(h.max_us, 100);
+}
+END_TEST
+
+START_TEST(test_quantiles_never_understate_and_stay_within_1_6_percent)
+{
+	struct latency h;
+	latency_init(&h);
+	/* 1 us .. ~1 s, geometric: every bucket size is exercised. */
+	for (double v = 1; v < 1e6; v *= 1.01) {
+		latency_init(&h);
+		latency_add(&h, (int64_t)v);
+		latency_add(&h, 2 * (int64_t)v + 7);  /* max above: the bucket top shows */
+		int64_t q = latency_quantile(&h, 0.5);
+		ck_assert_int_ge(q, (int64_t)v);
+		ck_assert_msg((double)q <= (double)(int64_t)v * (1 + 1.0 / 64) + 1, "%lld for %lld",
+			      (long long)q, (long long)v);
+	}
+}
+END_TEST
+
+START_TEST(test_merge_and_huge_values)
+{
+	struct latency a, b;
+	latency_init(&a);
+	latency_init(&b);
+	latency_add(&a, 10);
+	latency_add(&b, INT64_MAX);
+	latency_add(&b, -5);
+	latency_merge(&a, &b);
+	ck_assert_uint_eq(a.n, 3);
+	ck_assert_int_eq(a.max_us, LATENCY_MAX_US);
+	ck_assert_int_eq(latency_quantile(&a, 1.0), LATENCY_MAX_US);
+	ck_assert_int_eq(latency_quantile(&a, 0.01), 0);
+}
+END_TEST
+
+static struct shardmap two_shards(void)
+{
+	struct shardmap m;
+	ck_assert_int_eq(shardmap_parse(&m, "ledger.0,ledger.1"), 0);
+	return m;
+}
+
+static struct workload make(const struct shardmap *m, double hot, double cross)
+{
+	struct workload w;
+	struct workload_config c = { .accounts = 1000, .hot_accounts = 10, .hot_share = hot,
+				     .cross_share = cross, .currency = "EUR", .seed = 7 };
+	ck_assert_int_eq(workload_init(&w, &c, m), 0);
+	return w;
+}
+
+static bool is_hot(const struct workload *w, const char *id)
+{
+	for (size_t i = 0; i < w->cfg.hot_accounts; i++)
+		if (strcmp(w->ids[i], id) == 0)
+			return true;
+	return false;
+}
+
+START_TEST(test_payment_mix_follows_the_shares)
+{
+	struct shardmap m = two_shards();
+	static const double shares[][2] = { { 0, 0 }, { 0, 1 }, { 1, 0.5 }, { 0.3, 0.7 } };
+	for (size_t k = 0; k < 4; k++) {
+		struct workload w = make(&m, shares[k][0], shares[k][1]);
+		int hot = 0, cross = 0, n = 20000;
+		for (int i = 0; i < n; i++) {
+			struct paytx_payment p;
+			workload_payment(&w, (uint64_t)i, &p);
+			ck_assert_uint_eq(p.nlegs, 2);
+			ck_assert_int_eq(p.legs[0].amount + p.legs[1].amount, 0);
+			ck_assert_int_lt(p.legs[0].amount, 0);
+			ck_assert_str_ne(p.legs[0].account, p.legs[1].account);
+			hot += is_hot(&w, p.legs[0].account) || is_hot(&w, p.legs[1].account);
+			cross += shardmap_index(&m, p.legs[0].account) !=
+				 shardmap_index(&m, p.legs[1].account);
+		}
+		/* Uniform picks touch a hot account by chance about 2% of the time. */
+		ck_assert_double_ge((double)hot / n, shares[k][0] - 0.02);
+		ck_assert_double_le((double)hot / n, shares[k][0] + 0.04);
+		ck_assert_double_eq_tol((double)cross / n, shares[k][1], 0.02);
+		workload_finish(&w);
+	}
+}
+END_TEST
+
+START_TEST(test_funding_covers_every_account_once)
+{
+	struct shardmap m = two_shards();
+	struct workload w = make(&m, 0, 0.5);
+	size_t funded = 0;
+	struct paytx_payment p;
+	for (size_t k = 0; workload_funding(&w, k, &p) > 0; k++) {
+		int64_t sum = 0;
+		ck_assert_uint_le(p.nlegs, PAYTX_LEGS_MAX);
+		for (size_t i = 0; i < p.nlegs; i++)
+			sum += p.legs[i].amount;
+		ck_assert_int_eq(sum, 0);
+		ck_assert_int_ge(p.legs[0].amount, -PAYTX_AMOUNT_MAX);
+		for (size_t i = 1; i < p.nlegs; i++)
+			ck_assert_str_eq(p.legs[i].account, w.ids[funded++]);
+	}
+	ck_assert_uint_eq(funded, 1000);
+	workload_finish(&w);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("bench");
+	struct { const char *name; const TTest *fn; } cases[] = {
+		{ "quantiles_are_exact_below_128_us", test_quantiles_are_exact_below_128_us },
+		{ "quantiles_never_understate_and_stay_within_1_6_percent",
+		  test_quantiles_never_understate_and_stay_within_1_6_percent },
+		{ "merge_and_huge_values", test_merge_and_huge_values },
+		{ "payment_mix_follows_the_shares", test_payment_mix_follows_the_shares },
+		{ "funding_covers_every_account_once", test_funding_covers_every_account_once },
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		TCase *tc = tcase_create(cases[i].name);
+		tcase_add_test(tc, cases[i].fn);
+		suite_add_tcase(s, tc);
+	}
+	SRunner *sr = srunner_create(s);
+	srunner_run_all(sr, CK_NORMAL);
+	int failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
