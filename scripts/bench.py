@@ -1,0 +1,167 @@
+#!/usr/bin/env python3
+"""Run the baselines and the paytx workloads on this machine, one after the
+other, and print each paytx figure as a ratio to its baseline.
+
+Called by scripts/bench.sh (which starts everything); reads the local
+environment (scripts/services.sh env)."""
+import argparse
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+
+BUILD = os.environ.get("PAYTX_BUILD_DIR", "build")
+ADMIN_DSN = os.environ["PAYTX_TEST_PG_ADMIN_DSN"]
+PGBIN = "/usr/lib/postgresql/15/bin"
+
+TRANSFER = """\\set a random(1, :naccounts)
+\\set b random(1, :naccounts)
+\\set lo least(:a, :b)
+\\set hi greatest(:a, :b)
+\\set amt random(1, 100)
+BEGIN;
+UPDATE bench_accounts SET balance = balance - :amt WHERE id = :lo;
+UPDATE bench_accounts SET balance = balance + :amt WHERE id = :hi;
+INSERT INTO bench_entries (account, amount) VALUES (:lo, -:amt);
+INSERT INTO bench_entries (account, amount) VALUES (:hi, :amt);
+COMMIT;
+"""
+
+
+def say(*a):
+    print("[bench]", *a, file=sys.stderr, flush=True)
+
+
+def dsn_for(db):
+    base, _, _ = ADMIN_DSN.rpartition("/")
+    return base + "/" + db
+
+
+def psql(dsn, sql):
+    subprocess.run([PGBIN + "/psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", dsn, "-c", sql],
+                   check=True, stdout=subprocess.DEVNULL,
+                   env=dict(os.environ, PGOPTIONS="-c client_min_messages=warning"))
+
+
+def pgbench_setup(accounts):
+    psql(ADMIN_DSN, "DROP DATABASE IF EXISTS paytx_pgbench")
+    psql(ADMIN_DSN, "CREATE DATABASE paytx_pgbench")
+    psql(dsn_for("paytx_pgbench"),
+         "CREATE TABLE bench_accounts (id int PRIMARY KEY, balance bigint NOT NULL);"
+         "CREATE TABLE bench_entries (id bigserial PRIMARY KEY, account int NOT NULL,"
+         " amount bigint NOT NULL, posted_at timestamptz NOT NULL DEFAULT now());"
+         "INSERT INTO bench_accounts SELECT g, 1000000000 FROM generate_series(1, %d) g;"
+         % accounts)
+    psql(dsn_for("paytx_pgbench"), "VACUUM ANALYZE")
+
+
+def pgbench(accounts, clients, duration):
+    with tempfile.NamedTemporaryFile("w", suffix=".sql", delete=False) as f:
+        f.write(TRANSFER)
+    try:
+        out = subprocess.run([PGBIN + "/pgbench", "-n", "-c", str(clients), "-j", "2",
+                              "-T", str(duration), "-D", "naccounts=%d" % accounts,
+                              "-f", f.name, dsn_for("paytx_pgbench")],
+                             check=True, capture_output=True, text=True).stdout
+    finally:
+        os.unlink(f.name)
+    return float(re.search(r"tps = ([0-9.]+)", out).group(1))
+
+
+def amqp(duration):
+    out = subprocess.run([os.path.join(BUILD, "paytx-bench-amqp"), "--duration", str(duration)],
+                         check=True, capture_output=True, text=True).stdout
+    return float(out.split()[-1])
+
+
+def paytx(duration, **opts):
+    argv = [os.path.join(BUILD, "paytx-bench"), "--json", "--no-progress",
+            "--duration", str(duration)]
+    for k, v in opts.items():
+        argv += ["--" + k.replace("_", "-"), str(v)]
+    r = subprocess.run(argv, capture_output=True, text=True)
+    if r.returncode != 0:
+        say("paytx-bench failed (%d): %s" % (r.returncode, r.stderr[-2000:]))
+    return json.loads(r.stdout.splitlines()[-1])
+
+
+def median(runs, key):
+    return statistics.median(key(r) for r in runs)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--duration", type=int, default=30, help="seconds per measurement")
+    ap.add_argument("--repeat", type=int, default=1, help="runs per figure (median)")
+    ap.add_argument("--accounts", type=int, default=10000)
+    ap.add_argument("--clients", type=int, default=16, help="pgbench clients")
+    ap.add_argument("--concurrency", type=int, default=256, help="paytx outstanding payments")
+    ap.add_argument("--json", help="also write every figure to this file")
+    ap.add_argument("--quick", action="store_true", help="skip the 1k/10k memory runs")
+    a = ap.parse_args()
+    rep = range(a.repeat)
+    fig = {}
+    say("pgbench: setting up %d accounts" % a.accounts)
+    pgbench_setup(a.accounts)
+    say("pgbench: uniform transfers")
+    fig["pgbench_uniform_tps"] = statistics.median(
+        pgbench(a.accounts, a.clients, a.duration) for _ in rep)
+    say("pgbench: transfers among 10 hot accounts")
+    fig["pgbench_hot10_tps"] = statistics.median(
+        pgbench(10, a.clients, a.duration) for _ in rep)
+    say("RabbitMQ: confirmed persistent publishes through a durable queue")
+    fig["amqp_msgs_per_s"] = statistics.median(amqp(a.duration) for _ in rep)
+    say("paytx: cross-shard, uniform accounts, closed loop")
+    uni = [paytx(a.duration, mode="closed", concurrency=a.concurrency, cross_shard=1,
+                 accounts=a.accounts) for _ in rep]
+    fig["paytx_uniform_per_s"] = median(uni, lambda r: r["payments_per_s"])
+    say("paytx: every payment touches one of 10 hot accounts, closed loop")
+    hot = [paytx(a.duration, mode="closed", concurrency=a.concurrency, cross_shard=1,
+                 hot_share=1, hot_accounts=10, accounts=a.accounts) for _ in rep]
+    fig["paytx_hot10_per_s"] = median(hot, lambda r: r["payments_per_s"])
+    half = max(1, fig["paytx_uniform_per_s"] / 2)
+    say("paytx: open loop at half the maximum, %.0f/s" % half)
+    lat = [paytx(a.duration, mode="open", rate=round(half), cross_shard=1,
+                 accounts=a.accounts) for _ in rep]
+    fig["paytx_half_rate_p99_ms"] = median(lat, lambda r: r["latency_ms"]["p99"])
+    fig["paytx_half_rate_p50_ms"] = median(lat, lambda r: r["latency_ms"]["p50"])
+    runs = uni + hot + lat
+    if not a.quick:
+        for inflight in (1000, 10000):
+            say("paytx: memory with %d payments in flight" % inflight)
+            r = paytx(a.duration, mode="closed", concurrency=inflight, cross_shard=1,
+                      accounts=a.accounts)
+            runs.append(r)
+            for prog in ("paytx-coordinator", "paytx-ledger"):
+                fig["rss_kib_%s_%d" % (prog, inflight)] = \
+                    r["processes"].get(prog, {}).get("rss_kib")
+    fig["invariants_ok"] = all(r["invariants"]["ok"] for r in runs)
+    fig["no_outcome"] = sum(r["outcomes"]["no_outcome"] for r in runs)
+
+    print("machine: %d cores, %s" % (os.cpu_count(), os.uname().release))
+    print("pgbench transfer, uniform         %10.0f tps" % fig["pgbench_uniform_tps"])
+    print("pgbench transfer, 10 hot accounts %10.0f tps" % fig["pgbench_hot10_tps"])
+    print("RabbitMQ confirmed publish+consume%10.0f msgs/s" % fig["amqp_msgs_per_s"])
+    print("paytx cross-shard uniform         %10.0f payments/s  = %.2f x pgbench uniform" %
+          (fig["paytx_uniform_per_s"], fig["paytx_uniform_per_s"] / fig["pgbench_uniform_tps"]))
+    print("paytx 10 hot accounts             %10.0f payments/s  = %.2f x pgbench hot-10" %
+          (fig["paytx_hot10_per_s"], fig["paytx_hot10_per_s"] / fig["pgbench_hot10_tps"]))
+    print("paytx payments per raw broker msg %10.3f            (payments/s / msgs/s)" %
+          (fig["paytx_uniform_per_s"] / fig["amqp_msgs_per_s"]))
+    print("paytx p99 at half the maximum     %10.1f ms (p50 %.1f)" %
+          (fig["paytx_half_rate_p99_ms"], fig["paytx_half_rate_p50_ms"]))
+    for k in sorted(k for k in fig if k.startswith("rss_")):
+        print("%-34s %9s KiB" % (k, fig[k]))
+    print("ledger invariants after every run: %s; payments without outcome: %d" %
+          ("OK" if fig["invariants_ok"] else "VIOLATED", fig["no_outcome"]))
+    if a.json:
+        with open(a.json, "w") as f:
+            json.dump(fig, f, indent=2)
+    return 0 if fig["invariants_ok"] and fig["no_outcome"] == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
