@@ -201,6 +201,8 @@ static int check_settings(struct ctl *c)
 	int64_t timeout;
 	if (config_check(&c->cfg, "PAYTX_AMQP_URL", broker_url_check,
 			 "not a valid amqp:// or amqps:// URL") ||
+	    config_check(&c->cfg, "PAYTX_AMQP_TLS_CA", broker_tls_ca_check,
+			 "cannot read a PEM certificate from this file") ||
 	    config_check(&c->cfg, "PAYTX_PG_DSN", pg_dsn_check,
 			 "not a valid PostgreSQL connection string or URI") ||
 	    config_int(&c->cfg, "PAYTX_TIMEOUT_MS", 1, 86400000, &timeout))

@@ -94,6 +94,33 @@ static amqp_socket_t *conn_socket(struct broker *b, amqp_connection_state_t st)
 	return s;
 }
 
+/* A refused certificate is a configuration problem, not an outage: say
+ * which check failed and what to look at. Never the URL (it holds the
+ * password). */
+static void conn_log_open_error(const struct broker *b, int rc)
+{
+	const char *host = b->info.host;
+	int port = b->info.port;
+	switch (rc) {
+	case AMQP_STATUS_SSL_PEER_VERIFY_FAILED:
+		log_error("amqp: TLS verification failed for %s:%d: the broker's certificate "
+			  "is not signed by a trusted CA (PAYTX_AMQP_TLS_CA %s)",
+			  host, port, b->cfg.tls_ca ? b->cfg.tls_ca : "not set");
+		break;
+	case AMQP_STATUS_SSL_HOSTNAME_VERIFY_FAILED:
+		log_error("amqp: TLS host-name verification failed: the broker's certificate "
+			  "is not for host %s (port %d)", host, port);
+		break;
+	case AMQP_STATUS_SSL_CONNECTION_FAILED:
+	case AMQP_STATUS_SSL_ERROR:
+		log_error("amqp: TLS handshake with %s:%d failed: %s", host, port,
+			  amqp_error_string2(rc));
+		break;
+	default:
+		log_warn("amqp: cannot reach %s:%d: %s", host, port, amqp_error_string2(rc));
+	}
+}
+
 static int conn_open(struct broker *b, amqp_connection_state_t *out, const char *role,
 		     int heartbeat)
 {
@@ -104,8 +131,7 @@ static int conn_open(struct broker *b, amqp_connection_state_t *out, const char 
 		goto err_conn;
 	int rc = amqp_socket_open_noblock(s, b->info.host, b->info.port, &tv);
 	if (rc != AMQP_STATUS_OK) {
-		log_warn("amqp: cannot reach %s:%d: %s", b->info.host, b->info.port,
-			 amqp_error_string2(rc));
+		conn_log_open_error(b, rc);
 		goto err_conn;
 	}
 	char name[192];
@@ -379,6 +405,19 @@ int broker_url_check(const char *url)
 		 info.port <= 65535 && info.host && *info.host;
 	free(copy);
 	return ok ? 0 : PAYTX_ECONFIG;
+}
+
+int broker_tls_ca_check(const char *path)
+{
+	/* Enough to hold a bundle of a few certificates; a CA file is small. */
+	char buf[65536];
+	FILE *f = path && *path ? fopen(path, "r") : NULL;
+	if (!f)
+		return PAYTX_ECONFIG;
+	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	return strstr(buf, "-----BEGIN CERTIFICATE-----") ? 0 : PAYTX_ECONFIG;
 }
 
 struct broker *broker_create(const struct broker_config *cfg)

@@ -84,6 +84,10 @@ struct broker_out {
  * nothing (the URL may hold a password). */
 int broker_url_check(const char *url) PAYTX_MUST_CHECK;
 
+/* Is path a readable file holding at least one PEM certificate (what
+ * PAYTX_AMQP_TLS_CA must name)? 0 or PAYTX_ECONFIG; prints nothing. */
+int broker_tls_ca_check(const char *path) PAYTX_MUST_CHECK;
+
 /* cfg and its strings are borrowed for the broker's life. Does not connect. */
 struct broker *broker_create(const struct broker_config *cfg);
 void broker_destroy(struct broker *b);

@@ -36,6 +36,8 @@ int daemon_check_common(const struct config *c)
 {
 	if (config_check(c, "PAYTX_AMQP_URL", broker_url_check,
 			 "not a valid amqp:// or amqps:// URL (amqp://user:password@host:port/vhost)") ||
+	    config_check(c, "PAYTX_AMQP_TLS_CA", broker_tls_ca_check,
+			 "cannot read a PEM certificate from this file") ||
 	    config_check(c, "PAYTX_PG_DSN", pg_dsn_check,
 			 "not a valid PostgreSQL connection string or URI (unknown option or bad "
 			 "sslmode?)") ||
