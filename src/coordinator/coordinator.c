@@ -389,13 +389,15 @@ static int iteration(struct coordinator *c)
 int coordinator_run(struct coordinator *c)
 {
 	PGconn *conn;
+	/* The connects only give up when asked to stop (e.g. SIGTERM while a
+	 * refused TLS certificate keeps them retrying): that is a clean stop. */
 	if (pg_connect(&conn, c->cfg.pg_dsn, "paytx-coordinator", c->stop) != 0)
-		return PAYTX_EDB;
+		return *c->stop ? 0 : PAYTX_EDB;
 	txlog_init(&c->log, conn, c->cfg.id, c->cfg.lease_ms);
 	if (pg_migrate(conn, schema_coordinator_sql) != 0)
 		return PAYTX_EDB;
 	if (broker_connect(c->broker) != 0)
-		return PAYTX_EBROKER;
+		return *c->stop ? 0 : PAYTX_EBROKER;
 	recovery_leases(c, true);
 	log_info("coordinator %s ready: %zu shards, %zu other participants, prepare timeout "
 		 "%lld ms", c->cfg.id, c->cfg.shards.n, c->cfg.extra.n,

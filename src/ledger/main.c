@@ -65,8 +65,9 @@ int main(int argc, char **argv)
 	int status = daemon_should_exit(&c, argc, argv, "paytx-ledger");
 	if (status >= 0)
 		return status;
+	/* pg_connect only gives up when asked to stop: then it is a clean stop. */
 	if (pg_connect(&conn, config_str(&c, "PAYTX_PG_DSN"), pc.name, &signals_stop) != 0)
-		return 1;
+		return signals_stop ? 0 : 1;
 	if (pg_migrate(conn, schema_ledger_sql) != 0 || ledger_init(&l, conn, pc.name) != 0) {
 		PQfinish(conn);
 		return 1;

@@ -296,7 +296,11 @@ int paytx_participant_run(const struct paytx_participant_config *cfg,
 		err = broker_want_consumer(p.broker, cfg->name, cfg->prefetch);
 	if (!err)
 		err = broker_connect(p.broker);
-	if (!err) {
+	/* broker_connect only gives up when asked to stop (e.g. SIGTERM while
+	 * a refused TLS certificate keeps it retrying): a clean stop. */
+	if (err == PAYTX_EBROKER && stop && *stop) {
+		err = 0;
+	} else if (!err) {
 		log_info("participant %s ready", cfg->name);
 		err = part_loop(&p);
 	}
