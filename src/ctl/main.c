@@ -201,12 +201,16 @@ static int check_settings(struct ctl *c)
 	int64_t timeout;
 	if (config_check(&c->cfg, "PAYTX_AMQP_URL", broker_url_check,
 			 "not a valid amqp:// or amqps:// URL") ||
-	    config_check(&c->cfg, "PAYTX_AMQP_TLS_CA", broker_tls_ca_check,
-			 "cannot read a PEM certificate from this file") ||
 	    config_check(&c->cfg, "PAYTX_PG_DSN", pg_dsn_check,
 			 "not a valid PostgreSQL connection string or URI") ||
 	    config_int(&c->cfg, "PAYTX_TIMEOUT_MS", 1, 86400000, &timeout))
 		return PAYTX_ECONFIG;
+	const char *why = broker_tls_ca_problem(config_str(&c->cfg, "PAYTX_AMQP_URL"),
+						config_str(&c->cfg, "PAYTX_AMQP_TLS_CA"));
+	if (why) {
+		fprintf(stderr, "setting PAYTX_AMQP_TLS_CA: %s\n", why);
+		return PAYTX_ECONFIG;
+	}
 	if (!config_str(&c->cfg, "PAYTX_LEDGER_DSNS"))
 		return 0;
 	for (size_t i = 0; i < c->shards.n; i++) {

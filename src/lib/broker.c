@@ -407,17 +407,24 @@ int broker_url_check(const char *url)
 	return ok ? 0 : PAYTX_ECONFIG;
 }
 
-int broker_tls_ca_check(const char *path)
+const char *broker_tls_ca_problem(const char *url, const char *ca)
 {
+	/* rabbitmq-c 0.11 never loads OpenSSL's default CA paths: amqps
+	 * without a CA file trusts nothing and could never connect. */
+	if (!ca)
+		return url && strncmp(url, "amqps://", 8) == 0
+			       ? "required with an amqps:// PAYTX_AMQP_URL (the system's CA "
+				 "store is not used)"
+			       : NULL;
 	/* Enough to hold a bundle of a few certificates; a CA file is small. */
 	char buf[65536];
-	FILE *f = path && *path ? fopen(path, "r") : NULL;
+	FILE *f = fopen(ca, "r");
 	if (!f)
-		return PAYTX_ECONFIG;
+		return "cannot read this file";
 	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
 	fclose(f);
 	buf[n] = '\0';
-	return strstr(buf, "-----BEGIN CERTIFICATE-----") ? 0 : PAYTX_ECONFIG;
+	return strstr(buf, "-----BEGIN CERTIFICATE-----") ? NULL : "no PEM certificate in this file";
 }
 
 struct broker *broker_create(const struct broker_config *cfg)

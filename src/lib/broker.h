@@ -84,9 +84,11 @@ struct broker_out {
  * nothing (the URL may hold a password). */
 int broker_url_check(const char *url) PAYTX_MUST_CHECK;
 
-/* Is path a readable file holding at least one PEM certificate (what
- * PAYTX_AMQP_TLS_CA must name)? 0 or PAYTX_ECONFIG; prints nothing. */
-int broker_tls_ca_check(const char *path) PAYTX_MUST_CHECK;
+/* What is wrong with the CA file ca (NULL = not set) for url, as a phrase
+ * for "setting PAYTX_AMQP_TLS_CA: ...", or NULL when nothing is: amqps
+ * needs one, and it must be readable and hold a PEM certificate. Prints
+ * nothing; the result is a static string. */
+const char *broker_tls_ca_problem(const char *url, const char *ca);
 
 /* cfg and its strings are borrowed for the broker's life. Does not connect. */
 struct broker *broker_create(const struct broker_config *cfg);

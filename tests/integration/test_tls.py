@@ -251,6 +251,38 @@ class TlsTest(unittest.TestCase):
         self.assert_pg_refused(d, 'does not match host name "127.0.0.1"')
 
 
+class TlsConfigTest(unittest.TestCase):
+    """--check-config judges PAYTX_AMQP_TLS_CA without connecting."""
+
+    def check_config(self, prog, **settings):
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PAYTX_")}
+        env.update({"PAYTX_PG_DSN": "host=localhost dbname=x",
+                    "PAYTX_HMAC_KEY": harness.HMAC_KEY, "PAYTX_PARTICIPANT": "ledger.0"})
+        env.update(settings)
+        return subprocess.run([os.path.join(harness.BUILD, prog), "--check-config"], env=env,
+                              capture_output=True, text=True, timeout=30)
+
+    def test_check_config_judges_the_amqp_ca_file(self):
+        ca, port = tls_settings()
+        url = "amqps://u:pw-not-shown@localhost:%d/v" % port
+        with tempfile.TemporaryDirectory() as tmp:
+            not_pem = os.path.join(tmp, "not-a-cert.pem")
+            with open(not_pem, "w") as f:
+                f.write("hello\n")
+            refused = {"missing file": {"PAYTX_AMQP_TLS_CA": os.path.join(tmp, "nope.pem")},
+                       "no PEM inside": {"PAYTX_AMQP_TLS_CA": not_pem},
+                       "amqps without a CA": {}}
+            for prog in ("paytx-coordinator", "paytx-ledger", "paytxctl"):
+                for case, settings in refused.items():
+                    r = self.check_config(prog, PAYTX_AMQP_URL=url, **settings)
+                    self.assertEqual(r.returncode, 2, (prog, case, r.stdout, r.stderr))
+                    self.assertIn("setting PAYTX_AMQP_TLS_CA:", r.stderr, (prog, case))
+                    self.assertNotIn("pw-not-shown", r.stdout + r.stderr)
+                r = self.check_config(prog, PAYTX_AMQP_URL=url, PAYTX_AMQP_TLS_CA=ca)
+                self.assertEqual(r.returncode, 0, (prog, r.stdout, r.stderr))
+                self.assertIn("configuration OK", r.stdout)
+
+
 if __name__ == "__main__":
     harness.require_services()
     unittest.main(verbosity=2)
