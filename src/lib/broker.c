@@ -91,6 +91,12 @@ static amqp_socket_t *conn_socket(struct broker *b, amqp_connection_state_t st)
 		log_error("amqp: cannot load TLS CA file %s", b->cfg.tls_ca);
 		return NULL;
 	}
+	if (b->cfg.tls_cert && b->cfg.tls_key &&
+	    amqp_ssl_socket_set_key(s, b->cfg.tls_cert, b->cfg.tls_key) != AMQP_STATUS_OK) {
+		log_error("amqp: cannot load the TLS client certificate %s or its key",
+			  b->cfg.tls_cert);
+		return NULL;
+	}
 	return s;
 }
 
@@ -407,24 +413,51 @@ int broker_url_check(const char *url)
 	return ok ? 0 : PAYTX_ECONFIG;
 }
 
+/* Does the file at path begin a PEM block whose label contains what?
+ * Reads at most 64 KiB: enough for a bundle of a few certificates. */
+static bool pem_file_has(const char *path, const char *what)
+{
+	char buf[65536];
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return false;
+	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	for (const char *p = strstr(buf, "-----BEGIN "); p; p = strstr(p + 1, "-----BEGIN ")) {
+		const char *end = strstr(p + 11, "-----");
+		if (!end)
+			break;
+		const char *hit = strstr(p + 11, what);
+		if (hit && hit < end)
+			return true;
+	}
+	return false;
+}
+
+const char *broker_tls_key_problem(const char *cert, const char *key)
+{
+	if (!cert != !key)
+		return "PAYTX_AMQP_TLS_CERT, PAYTX_AMQP_TLS_KEY: set both or neither";
+	if (cert && !pem_file_has(cert, "CERTIFICATE"))
+		return "PAYTX_AMQP_TLS_CERT: cannot read a PEM certificate from this file";
+	if (key && !pem_file_has(key, "PRIVATE KEY"))
+		return "PAYTX_AMQP_TLS_KEY: cannot read a PEM private key from this file";
+	return NULL;
+}
+
 const char *broker_tls_ca_problem(const char *url, const char *ca)
 {
 	/* rabbitmq-c 0.11 never loads OpenSSL's default CA paths: amqps
 	 * without a CA file trusts nothing and could never connect. */
 	if (!ca)
 		return url && strncmp(url, "amqps://", 8) == 0
-			       ? "required with an amqps:// PAYTX_AMQP_URL (the system's CA "
-				 "store is not used)"
+			       ? "PAYTX_AMQP_TLS_CA: required with an amqps:// PAYTX_AMQP_URL "
+				 "(the system's CA store is not used)"
 			       : NULL;
-	/* Enough to hold a bundle of a few certificates; a CA file is small. */
-	char buf[65536];
-	FILE *f = fopen(ca, "r");
-	if (!f)
-		return "cannot read this file";
-	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-	fclose(f);
-	buf[n] = '\0';
-	return strstr(buf, "-----BEGIN CERTIFICATE-----") ? NULL : "no PEM certificate in this file";
+	return pem_file_has(ca, "CERTIFICATE")
+		       ? NULL
+		       : "PAYTX_AMQP_TLS_CA: cannot read a PEM certificate from this file";
 }
 
 struct broker *broker_create(const struct broker_config *cfg)

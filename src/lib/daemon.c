@@ -24,8 +24,11 @@ static int tls_ca_check(const struct config *c)
 	const char *why = broker_tls_ca_problem(config_str(c, "PAYTX_AMQP_URL"),
 						config_str(c, "PAYTX_AMQP_TLS_CA"));
 	if (!why)
+		why = broker_tls_key_problem(config_str(c, "PAYTX_AMQP_TLS_CERT"),
+					     config_str(c, "PAYTX_AMQP_TLS_KEY"));
+	if (!why)
 		return 0;
-	fprintf(stderr, "setting PAYTX_AMQP_TLS_CA: %s\n", why);
+	fprintf(stderr, "setting %s\n", why);
 	return PAYTX_ECONFIG;
 }
 

@@ -82,10 +82,11 @@ class TlsDeployment(Deployment):
     TLS with the given host names and CAs; the test's AMQP client and the
     set-up stay on the plain listeners."""
 
-    def __init__(self, name, amqp_host, amqp_ca, pg_host, pg_ca):
+    def __init__(self, name, amqp_host, amqp_ca, pg_host, pg_ca, client_cert=False):
         super().__init__(name)
         self.tls_amqp = (amqp_host, amqp_ca)
         self.tls_pg = (pg_host, pg_ca)
+        self.client_cert = client_cert
 
     def dsn(self, which):
         plain = super().dsn(which)
@@ -98,6 +99,9 @@ class TlsDeployment(Deployment):
         _, port = tls_settings()
         env["PAYTX_AMQP_URL"] = amqps_url(self.amqp_url, self.tls_amqp[0], port)
         env["PAYTX_AMQP_TLS_CA"] = self.tls_amqp[1]
+        if self.client_cert:
+            env["PAYTX_AMQP_TLS_CERT"] = os.path.join(TLS_DIR, "client.pem")
+            env["PAYTX_AMQP_TLS_KEY"] = os.path.join(TLS_DIR, "client.key")
         env.update({k: str(v) for k, v in extra.items()})
         return env
 
@@ -114,14 +118,16 @@ class TlsTest(unittest.TestCase):
             d.close()
 
     def deployment(self, name, amqp_host="localhost", amqp_ca=None, pg_host="localhost",
-                   pg_ca=None):
-        d = TlsDeployment(name, amqp_host, amqp_ca or self.ca, pg_host, pg_ca or self.ca)
+                   pg_ca=None, client_cert=False):
+        d = TlsDeployment(name, amqp_host, amqp_ca or self.ca, pg_host, pg_ca or self.ca,
+                          client_cert)
         self.deps.append(d)
         return d
 
     def rabbit_connections(self, vhost):
         out = subprocess.run([*shlex.split(harness.RABBITMQCTL), "list_connections", "vhost",
-                              "port", "ssl", "ssl_protocol", "--formatter", "json",
+                              "port", "ssl", "ssl_protocol", "peer_cert_subject",
+                              "--formatter", "json",
                               "--silent"], check=True, capture_output=True, text=True,
                              timeout=60).stdout
         return [c for c in json.loads(out) if c["vhost"] == vhost]
@@ -145,7 +151,8 @@ class TlsTest(unittest.TestCase):
 
     # -- (a) everything on TLS ------------------------------------------------
     def test_payment_commits_with_every_connection_on_tls(self):
-        d = self.deployment("tls_ok")
+        # the client certificate (optional, the broker does not insist) too
+        d = self.deployment("tls_ok", client_cert=True)
         d.start_all()
         for q in ["paytx.submit"] + d.shards:
             d.wait_consumers(q, 1)
@@ -168,6 +175,7 @@ class TlsTest(unittest.TestCase):
         for c in tls:
             self.assertTrue(c["ssl"], c)
             self.assertTrue(str(c["ssl_protocol"]).startswith("tlsv1"), c)
+            self.assertIn("CN=paytx", str(c["peer_cert_subject"]), c)
         # the test's own plain client: the column does tell the two apart
         self.assertTrue(any(not c["ssl"] for c in conns), conns)
         backends = self.pg_backends(d.dbs.values())
@@ -281,6 +289,27 @@ class TlsConfigTest(unittest.TestCase):
                 r = self.check_config(prog, PAYTX_AMQP_URL=url, PAYTX_AMQP_TLS_CA=ca)
                 self.assertEqual(r.returncode, 0, (prog, r.stdout, r.stderr))
                 self.assertIn("configuration OK", r.stdout)
+
+    def test_check_config_judges_the_client_certificate(self):
+        ca, port = tls_settings()
+        cert = os.path.join(TLS_DIR, "client.pem")
+        key = os.path.join(TLS_DIR, "client.key")
+        url = "amqps://u:pw@localhost:%d/v" % port
+        refused = {"cert without key": ({"PAYTX_AMQP_TLS_CERT": cert}, "set both"),
+                   "key without cert": ({"PAYTX_AMQP_TLS_KEY": key}, "set both"),
+                   "key as cert": ({"PAYTX_AMQP_TLS_CERT": key, "PAYTX_AMQP_TLS_KEY": key},
+                                   "setting PAYTX_AMQP_TLS_CERT:"),
+                   "cert as key": ({"PAYTX_AMQP_TLS_CERT": cert, "PAYTX_AMQP_TLS_KEY": cert},
+                                   "setting PAYTX_AMQP_TLS_KEY:")}
+        for prog in ("paytx-coordinator", "paytx-ledger", "paytxctl"):
+            for case, (settings, expect) in refused.items():
+                r = self.check_config(prog, PAYTX_AMQP_URL=url, PAYTX_AMQP_TLS_CA=ca,
+                                      **settings)
+                self.assertEqual(r.returncode, 2, (prog, case, r.stdout, r.stderr))
+                self.assertIn(expect, r.stderr, (prog, case))
+            r = self.check_config(prog, PAYTX_AMQP_URL=url, PAYTX_AMQP_TLS_CA=ca,
+                                  PAYTX_AMQP_TLS_CERT=cert, PAYTX_AMQP_TLS_KEY=key)
+            self.assertEqual(r.returncode, 0, (prog, r.stdout, r.stderr))
 
 
 if __name__ == "__main__":
