@@ -176,8 +176,9 @@ class TlsTest(unittest.TestCase):
             self.assertTrue(c["ssl"], c)
             self.assertTrue(str(c["ssl_protocol"]).startswith("tlsv1"), c)
             self.assertIn("CN=paytx", str(c["peer_cert_subject"]), c)
-        # the test's own plain client: the column does tell the two apart
-        self.assertTrue(any(not c["ssl"] for c in conns), conns)
+        # the only plain connection is the test's own client (which also
+        # shows the column tells the two apart)
+        self.assertEqual(len([c for c in conns if not c["ssl"]]), 1, conns)
         backends = self.pg_backends(d.dbs.values())
         for db, ssl in backends.items():
             self.assertTrue(ssl, "no backend on %s" % db)
