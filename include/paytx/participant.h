@@ -53,6 +53,8 @@ struct paytx_participant_config {
 	const char *name;             /* queue / routing key, e.g. "ledger.0" */
 	const char *amqp_url;
 	const char *amqp_tls_ca;      /* NULL = no TLS CA */
+	const char *amqp_tls_cert;    /* PEM client certificate for amqps, NULL = none */
+	const char *amqp_tls_key;     /* its PEM private key; set both or neither */
 	const char *hmac_key;         /* shared signing key (>= 16 bytes) */
 	uint16_t prefetch;            /* deliveries in flight, e.g. 256 */
 	size_t batch_max;             /* messages per local transaction */

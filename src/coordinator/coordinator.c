@@ -389,13 +389,15 @@ static int iteration(struct coordinator *c)
 int coordinator_run(struct coordinator *c)
 {
 	PGconn *conn;
+	/* The connects only give up when asked to stop (e.g. SIGTERM while a
+	 * refused TLS certificate keeps them retrying): that is a clean stop. */
 	if (pg_connect(&conn, c->cfg.pg_dsn, "paytx-coordinator", c->stop) != 0)
-		return PAYTX_EDB;
+		return *c->stop ? 0 : PAYTX_EDB;
 	txlog_init(&c->log, conn, c->cfg.id, c->cfg.lease_ms);
 	if (pg_migrate(conn, schema_coordinator_sql) != 0)
 		return PAYTX_EDB;
 	if (broker_connect(c->broker) != 0)
-		return PAYTX_EBROKER;
+		return *c->stop ? 0 : PAYTX_EBROKER;
 	recovery_leases(c, true);
 	log_info("coordinator %s ready: %zu shards, %zu other participants, prepare timeout "
 		 "%lld ms", c->cfg.id, c->cfg.shards.n, c->cfg.extra.n,
@@ -426,6 +428,7 @@ struct coordinator *coordinator_create(const struct coordinator_config *cfg,
 		return NULL;
 	}
 	struct broker_config bc = { .url = cfg->amqp_url, .tls_ca = cfg->amqp_tls_ca,
+				    .tls_cert = cfg->amqp_tls_cert, .tls_key = cfg->amqp_tls_key,
 				    .name = c->reply_queue, .key = &c->key, .stop = stop,
 				    .replay_window_s = cfg->replay_window_s };
 	c->items = calloc(cfg->batch_max, sizeof(*c->items));

@@ -23,6 +23,8 @@ struct coordinator_config {
 	const char *id;               /* unique per running coordinator; lease owner */
 	const char *amqp_url;
 	const char *amqp_tls_ca;      /* NULL = none */
+	const char *amqp_tls_cert;    /* client certificate, NULL = none */
+	const char *amqp_tls_key;     /* its private key, NULL = none */
 	const char *pg_dsn;
 	const char *hmac_key;
 	struct shardmap shards;       /* ledger shards, in placement order */

@@ -13,7 +13,12 @@
 static const struct config_def defs[] = {
 	{ "PAYTX_AMQP_URL", "amqp-url", "amqp://guest:guest@127.0.0.1:5672",
 	  "RabbitMQ URL (amqp:// or amqps://).", CONFIG_SECRET },
-	{ "PAYTX_AMQP_TLS_CA", "amqp-tls-ca", NULL, "CA certificate file for amqps.", 0 },
+	{ "PAYTX_AMQP_TLS_CA", "amqp-tls-ca", NULL,
+	  "CA certificate file (PEM) for amqps; required with amqps.", 0 },
+	{ "PAYTX_AMQP_TLS_CERT", "amqp-tls-cert", NULL,
+	  "Client certificate (PEM) to present over amqps, with PAYTX_AMQP_TLS_KEY.", 0 },
+	{ "PAYTX_AMQP_TLS_KEY", "amqp-tls-key", NULL,
+	  "Private key (PEM, unencrypted) of PAYTX_AMQP_TLS_CERT.", 0 },
 	{ "PAYTX_PG_DSN", "pg-dsn", NULL, "PostgreSQL DSN of the coordinator log.",
 	  CONFIG_SECRET | CONFIG_REQUIRED },
 	{ "PAYTX_HMAC_KEY", "hmac-key", NULL, "Key signing protocol messages (16-64 bytes).",
@@ -69,6 +74,8 @@ static int build_config(const struct config *c, struct coordinator_config *cc, c
 	const char *key = config_str(c, "PAYTX_HMAC_KEY");
 	cc->amqp_url = config_str(c, "PAYTX_AMQP_URL");
 	cc->amqp_tls_ca = config_str(c, "PAYTX_AMQP_TLS_CA");
+	cc->amqp_tls_cert = config_str(c, "PAYTX_AMQP_TLS_CERT");
+	cc->amqp_tls_key = config_str(c, "PAYTX_AMQP_TLS_KEY");
 	cc->pg_dsn = config_str(c, "PAYTX_PG_DSN");
 	cc->hmac_key = key;
 	cc->prepare_timeout_ms = timeout;

@@ -15,7 +15,12 @@
 static const struct config_def defs[] = {
 	{ "PAYTX_AMQP_URL", "amqp-url", "amqp://guest:guest@127.0.0.1:5672",
 	  "RabbitMQ URL (amqp:// or amqps://).", CONFIG_SECRET },
-	{ "PAYTX_AMQP_TLS_CA", "amqp-tls-ca", NULL, "CA certificate file for amqps.", 0 },
+	{ "PAYTX_AMQP_TLS_CA", "amqp-tls-ca", NULL,
+	  "CA certificate file (PEM) for amqps; required with amqps.", 0 },
+	{ "PAYTX_AMQP_TLS_CERT", "amqp-tls-cert", NULL,
+	  "Client certificate (PEM) to present over amqps, with PAYTX_AMQP_TLS_KEY.", 0 },
+	{ "PAYTX_AMQP_TLS_KEY", "amqp-tls-key", NULL,
+	  "Private key (PEM, unencrypted) of PAYTX_AMQP_TLS_CERT.", 0 },
 	{ "PAYTX_PG_DSN", "pg-dsn", NULL, "PostgreSQL DSN of the coordinator log.", CONFIG_SECRET },
 	{ "PAYTX_LEDGER_DSNS", "ledger-dsns", NULL,
 	  "Ledger databases: name=dsn,name=dsn (for migrate, accounts, balances).",
@@ -195,6 +200,15 @@ static int check_settings(struct ctl *c)
 			 "not a valid PostgreSQL connection string or URI") ||
 	    config_int(&c->cfg, "PAYTX_TIMEOUT_MS", 1, 86400000, &timeout))
 		return PAYTX_ECONFIG;
+	const char *why = broker_tls_ca_problem(config_str(&c->cfg, "PAYTX_AMQP_URL"),
+						config_str(&c->cfg, "PAYTX_AMQP_TLS_CA"));
+	if (!why)
+		why = broker_tls_key_problem(config_str(&c->cfg, "PAYTX_AMQP_TLS_CERT"),
+					     config_str(&c->cfg, "PAYTX_AMQP_TLS_KEY"));
+	if (why) {
+		fprintf(stderr, "setting %s\n", why);
+		return PAYTX_ECONFIG;
+	}
 	if (!config_str(&c->cfg, "PAYTX_LEDGER_DSNS"))
 		return 0;
 	for (size_t i = 0; i < c->shards.n; i++) {

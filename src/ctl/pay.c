@@ -62,6 +62,8 @@ static int submit_body(struct ctl *c, const char *body, size_t len, const char *
 		 (long long)clock_mono_ms());
 	struct broker_config bc = { .url = config_str(&c->cfg, "PAYTX_AMQP_URL"),
 				    .tls_ca = config_str(&c->cfg, "PAYTX_AMQP_TLS_CA"),
+				    .tls_cert = config_str(&c->cfg, "PAYTX_AMQP_TLS_CERT"),
+				    .tls_key = config_str(&c->cfg, "PAYTX_AMQP_TLS_KEY"),
 				    .name = "paytxctl" };
 	struct broker *b = broker_create(&bc);
 	int rc = CTL_FAILED;

@@ -15,7 +15,12 @@ static const struct config_def defs[] = {
 	  "Name of this shard, e.g. ledger.0 (its queue and routing key).", CONFIG_REQUIRED },
 	{ "PAYTX_AMQP_URL", "amqp-url", "amqp://guest:guest@127.0.0.1:5672",
 	  "RabbitMQ URL (amqp:// or amqps://).", CONFIG_SECRET },
-	{ "PAYTX_AMQP_TLS_CA", "amqp-tls-ca", NULL, "CA certificate file for amqps.", 0 },
+	{ "PAYTX_AMQP_TLS_CA", "amqp-tls-ca", NULL,
+	  "CA certificate file (PEM) for amqps; required with amqps.", 0 },
+	{ "PAYTX_AMQP_TLS_CERT", "amqp-tls-cert", NULL,
+	  "Client certificate (PEM) to present over amqps, with PAYTX_AMQP_TLS_KEY.", 0 },
+	{ "PAYTX_AMQP_TLS_KEY", "amqp-tls-key", NULL,
+	  "Private key (PEM, unencrypted) of PAYTX_AMQP_TLS_CERT.", 0 },
 	{ "PAYTX_PG_DSN", "pg-dsn", NULL, "PostgreSQL DSN of this shard's ledger database.",
 	  CONFIG_SECRET | CONFIG_REQUIRED },
 	{ "PAYTX_HMAC_KEY", "hmac-key", NULL, "Key signing protocol messages (16-64 bytes).",
@@ -47,6 +52,8 @@ static int build_config(const struct config *c, struct paytx_participant_config 
 	pc->hmac_key = config_str(c, "PAYTX_HMAC_KEY");
 	pc->amqp_url = config_str(c, "PAYTX_AMQP_URL");
 	pc->amqp_tls_ca = config_str(c, "PAYTX_AMQP_TLS_CA");
+	pc->amqp_tls_cert = config_str(c, "PAYTX_AMQP_TLS_CERT");
+	pc->amqp_tls_key = config_str(c, "PAYTX_AMQP_TLS_KEY");
 	pc->prefetch = (uint16_t)prefetch;
 	pc->batch_max = (size_t)batch;
 	pc->status_after_ms = status_after;
@@ -70,8 +77,9 @@ int main(int argc, char **argv)
 	int status = daemon_should_exit(&c, argc, argv, "paytx-ledger");
 	if (status >= 0)
 		return status;
+	/* pg_connect only gives up when asked to stop: then it is a clean stop. */
 	if (pg_connect(&conn, config_str(&c, "PAYTX_PG_DSN"), pc.name, &signals_stop) != 0)
-		return 1;
+		return signals_stop ? 0 : 1;
 	if (pg_migrate(conn, schema_ledger_sql) != 0 || ledger_init(&l, conn, pc.name) != 0) {
 		PQfinish(conn);
 		return 1;

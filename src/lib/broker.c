@@ -93,7 +93,40 @@ static amqp_socket_t *conn_socket(struct broker *b, amqp_connection_state_t st)
 		log_error("amqp: cannot load TLS CA file %s", b->cfg.tls_ca);
 		return NULL;
 	}
+	if (b->cfg.tls_cert && b->cfg.tls_key &&
+	    amqp_ssl_socket_set_key(s, b->cfg.tls_cert, b->cfg.tls_key) != AMQP_STATUS_OK) {
+		log_error("amqp: cannot load the TLS client certificate %s or its key",
+			  b->cfg.tls_cert);
+		return NULL;
+	}
 	return s;
+}
+
+/* A refused certificate is a configuration problem, not an outage: say
+ * which check failed and what to look at. Never the URL (it holds the
+ * password). */
+static void conn_log_open_error(const struct broker *b, int rc)
+{
+	const char *host = b->info.host;
+	int port = b->info.port;
+	switch (rc) {
+	case AMQP_STATUS_SSL_PEER_VERIFY_FAILED:
+		log_error("amqp: TLS verification failed for %s:%d: the broker's certificate "
+			  "is not signed by a trusted CA (PAYTX_AMQP_TLS_CA %s)",
+			  host, port, b->cfg.tls_ca ? b->cfg.tls_ca : "not set");
+		break;
+	case AMQP_STATUS_SSL_HOSTNAME_VERIFY_FAILED:
+		log_error("amqp: TLS host-name verification failed: the broker's certificate "
+			  "is not for host %s (port %d)", host, port);
+		break;
+	case AMQP_STATUS_SSL_CONNECTION_FAILED:
+	case AMQP_STATUS_SSL_ERROR:
+		log_error("amqp: TLS handshake with %s:%d failed: %s", host, port,
+			  amqp_error_string2(rc));
+		break;
+	default:
+		log_warn("amqp: cannot reach %s:%d: %s", host, port, amqp_error_string2(rc));
+	}
 }
 
 static int conn_open(struct broker *b, amqp_connection_state_t *out, const char *role,
@@ -106,8 +139,7 @@ static int conn_open(struct broker *b, amqp_connection_state_t *out, const char 
 		goto err_conn;
 	int rc = amqp_socket_open_noblock(s, b->info.host, b->info.port, &tv);
 	if (rc != AMQP_STATUS_OK) {
-		log_warn("amqp: cannot reach %s:%d: %s", b->info.host, b->info.port,
-			 amqp_error_string2(rc));
+		conn_log_open_error(b, rc);
 		goto err_conn;
 	}
 	char name[192];
@@ -400,6 +432,53 @@ int broker_url_check(const char *url)
 		 info.port <= 65535 && info.host && *info.host;
 	free(copy);
 	return ok ? 0 : PAYTX_ECONFIG;
+}
+
+/* Does the file at path begin a PEM block whose label contains what?
+ * Reads at most 64 KiB: enough for a bundle of a few certificates. */
+static bool pem_file_has(const char *path, const char *what)
+{
+	char buf[65536];
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return false;
+	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	for (const char *p = strstr(buf, "-----BEGIN "); p; p = strstr(p + 1, "-----BEGIN ")) {
+		const char *end = strstr(p + 11, "-----");
+		if (!end)
+			break;
+		const char *hit = strstr(p + 11, what);
+		if (hit && hit < end)
+			return true;
+	}
+	return false;
+}
+
+const char *broker_tls_key_problem(const char *cert, const char *key)
+{
+	if (!cert != !key)
+		return "PAYTX_AMQP_TLS_CERT, PAYTX_AMQP_TLS_KEY: set both or neither";
+	if (cert && !pem_file_has(cert, "CERTIFICATE"))
+		return "PAYTX_AMQP_TLS_CERT: cannot read a PEM certificate from this file";
+	if (key && !pem_file_has(key, "PRIVATE KEY"))
+		return "PAYTX_AMQP_TLS_KEY: cannot read a PEM private key from this file";
+	return NULL;
+}
+
+const char *broker_tls_ca_problem(const char *url, const char *ca)
+{
+	/* rabbitmq-c 0.11 never loads OpenSSL's default CA paths: amqps
+	 * without a CA file trusts nothing and could never connect. */
+	if (!ca)
+		return url && strncmp(url, "amqps://", 8) == 0
+			       ? "PAYTX_AMQP_TLS_CA: required with an amqps:// PAYTX_AMQP_URL "
+				 "(the system's CA store is not used)"
+			       : NULL;
+	return pem_file_has(ca, "CERTIFICATE")
+		       ? NULL
+		       : "PAYTX_AMQP_TLS_CA: cannot read a PEM certificate from this file";
 }
 
 struct broker *broker_create(const struct broker_config *cfg)

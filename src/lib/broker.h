@@ -43,6 +43,8 @@ struct broker;
 struct broker_config {
 	const char *url;              /* amqp:// or amqps:// URL; borrowed */
 	const char *tls_ca;           /* PEM CA file for amqps, NULL = none */
+	const char *tls_cert;         /* PEM client certificate, NULL = none */
+	const char *tls_key;          /* its PEM private key, NULL = none */
 	const char *name;             /* connection name shown by RabbitMQ */
 	const struct sign_key *key;   /* borrowed; signs and verifies protocol msgs */
 	int64_t replay_window_s;      /* protocol messages older/newer than this are
@@ -89,6 +91,16 @@ struct broker_out {
 /* Is url a usable amqp:// or amqps:// URL? 0 or PAYTX_ECONFIG; prints
  * nothing (the URL may hold a password). */
 int broker_url_check(const char *url) PAYTX_MUST_CHECK;
+
+/* What is wrong with the CA file ca (NULL = not set) for url, as
+ * "SETTING: why" (a static string; callers print "setting " before it), or
+ * NULL when nothing is: amqps needs one, and it must be a readable file
+ * holding a PEM certificate. Prints nothing. */
+const char *broker_tls_ca_problem(const char *url, const char *ca);
+
+/* The same for the client certificate and key (NULL = not set): both or
+ * neither, each a readable file holding PEM of its kind. */
+const char *broker_tls_key_problem(const char *cert, const char *key);
 
 /* cfg and its strings are borrowed for the broker's life. Does not connect. */
 struct broker *broker_create(const struct broker_config *cfg);

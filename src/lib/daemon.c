@@ -19,6 +19,19 @@ static int log_level_check(const char *level)
 	return log_set_level_name(level);
 }
 
+static int tls_ca_check(const struct config *c)
+{
+	const char *why = broker_tls_ca_problem(config_str(c, "PAYTX_AMQP_URL"),
+						config_str(c, "PAYTX_AMQP_TLS_CA"));
+	if (!why)
+		why = broker_tls_key_problem(config_str(c, "PAYTX_AMQP_TLS_CERT"),
+					     config_str(c, "PAYTX_AMQP_TLS_KEY"));
+	if (!why)
+		return 0;
+	fprintf(stderr, "setting %s\n", why);
+	return PAYTX_ECONFIG;
+}
+
 int daemon_should_exit(const struct config *c, int argc, char **argv, const char *prog)
 {
 	if (c->argi < argc) {
@@ -42,5 +55,5 @@ int daemon_check_common(const struct config *c)
 	    config_check(c, "PAYTX_HMAC_KEY", hmac_key_check, "must be 16 to 64 bytes long") ||
 	    config_check(c, "PAYTX_LOG_LEVEL", log_level_check, "debug, info, warn or error"))
 		return PAYTX_ECONFIG;
-	return 0;
+	return tls_ca_check(c);
 }

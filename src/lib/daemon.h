@@ -7,7 +7,8 @@
 #include "config.h"
 #include "paytx/error.h"
 
-/* PAYTX_AMQP_URL, PAYTX_PG_DSN, PAYTX_HMAC_KEY and PAYTX_LOG_LEVEL (which it
+/* PAYTX_AMQP_URL, PAYTX_AMQP_TLS_CA/_CERT/_KEY (readable PEM files; a CA
+ * for amqps), PAYTX_PG_DSN, PAYTX_HMAC_KEY and PAYTX_LOG_LEVEL (which it
  * also applies). Prints which setting is wrong, never its value; returns 0
  * or PAYTX_ECONFIG. */
 int daemon_check_common(const struct config *c) PAYTX_MUST_CHECK;

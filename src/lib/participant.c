@@ -284,6 +284,7 @@ int paytx_participant_run(const struct paytx_participant_config *cfg,
 	if (sign_key_init(&key, cfg->hmac_key, cfg->hmac_key ? strlen(cfg->hmac_key) : 0))
 		return PAYTX_ECONFIG;
 	struct broker_config bc = { .url = cfg->amqp_url, .tls_ca = cfg->amqp_tls_ca,
+				    .tls_cert = cfg->amqp_tls_cert, .tls_key = cfg->amqp_tls_key,
 				    .name = cfg->name, .key = &key, .stop = stop,
 				    .replay_window_s = cfg->replay_window_s };
 	paytx_buf_init(&p.out);
@@ -297,7 +298,11 @@ int paytx_participant_run(const struct paytx_participant_config *cfg,
 		err = broker_want_consumer(p.broker, cfg->name, cfg->prefetch);
 	if (!err)
 		err = broker_connect(p.broker);
-	if (!err) {
+	/* broker_connect only gives up when asked to stop (e.g. SIGTERM while
+	 * a refused TLS certificate keeps it retrying): a clean stop. */
+	if (err == PAYTX_EBROKER && stop && *stop) {
+		err = 0;
+	} else if (!err) {
 		log_info("participant %s ready", cfg->name);
 		err = part_loop(&p);
 	}
