@@ -426,7 +426,8 @@ struct coordinator *coordinator_create(const struct coordinator_config *cfg,
 		return NULL;
 	}
 	struct broker_config bc = { .url = cfg->amqp_url, .tls_ca = cfg->amqp_tls_ca,
-				    .name = c->reply_queue, .key = &c->key, .stop = stop };
+				    .name = c->reply_queue, .role = BROKER_ROLE_COORDINATOR,
+				    .key = &c->key, .stop = stop };
 	c->items = calloc(cfg->batch_max, sizeof(*c->items));
 	c->broker = broker_create(&bc);
 	txtable_init(&c->table);

@@ -284,7 +284,8 @@ int paytx_participant_run(const struct paytx_participant_config *cfg,
 	if (sign_key_init(&key, cfg->hmac_key, cfg->hmac_key ? strlen(cfg->hmac_key) : 0))
 		return PAYTX_ECONFIG;
 	struct broker_config bc = { .url = cfg->amqp_url, .tls_ca = cfg->amqp_tls_ca,
-				    .name = cfg->name, .key = &key, .stop = stop };
+				    .name = cfg->name, .role = BROKER_ROLE_PARTICIPANT,
+				    .key = &key, .stop = stop };
 	paytx_buf_init(&p.out);
 	err = PAYTX_ENOMEM;
 	p.items = calloc(cfg->batch_max, sizeof(*p.items));
