@@ -171,25 +171,18 @@ static int bind_queue(amqp_connection_state_t st, const char *queue, const char 
 	return rpc_ok(st, "queue.bind");
 }
 
-/* What every coordinator and participant needs: where refusals go, and the
- * exchange that carries prepares and decisions. */
-static int declare_shared(amqp_connection_state_t st)
-{
-	if (declare_exchange(st, BROKER_DLX, "fanout") ||
-	    declare_queue(st, BROKER_DEAD_QUEUE, true, false, false) ||
-	    bind_queue(st, BROKER_DEAD_QUEUE, BROKER_DLX, "") ||
-	    declare_exchange(st, BROKER_PARTICIPANTS_EXCHANGE, "direct"))
-		return PAYTX_EBROKER;
-	return 0;
-}
-
-/* The coordinator's inputs and outputs towards clients. */
+/* Everything but what a participant declares: the coordinator is the only
+ * role allowed to bind, so no participant can route others' traffic (or
+ * dead letters) into its own queue. */
 static int declare_coordinator(amqp_connection_state_t st)
 {
-	if (declare_queue(st, BROKER_SUBMIT_QUEUE, true, true, false) ||
+	if (declare_queue(st, BROKER_DEAD_QUEUE, true, false, false) ||
+	    bind_queue(st, BROKER_DEAD_QUEUE, BROKER_DLX, "") ||
+	    declare_queue(st, BROKER_SUBMIT_QUEUE, true, true, false) ||
 	    declare_exchange(st, BROKER_SUBMIT_EXCHANGE, "fanout") ||
 	    bind_queue(st, BROKER_SUBMIT_QUEUE, BROKER_SUBMIT_EXCHANGE, "") ||
 	    declare_queue(st, BROKER_STATUS_QUEUE, true, true, false) ||
+	    declare_exchange(st, BROKER_PARTICIPANTS_EXCHANGE, "direct") ||
 	    declare_exchange(st, BROKER_EVENTS_EXCHANGE, "topic"))
 		return PAYTX_EBROKER;
 	return 0;
@@ -199,14 +192,15 @@ static int declare_topology(struct broker *b)
 {
 	amqp_connection_state_t st = b->cons;
 	bool client = b->cfg.role == BROKER_ROLE_CLIENT;
-	if (!client && declare_shared(st))
+	bool coordinator = b->cfg.role == BROKER_ROLE_COORDINATOR;
+	if (!client && declare_exchange(st, BROKER_DLX, "fanout"))
 		return PAYTX_EBROKER;
-	if (b->cfg.role == BROKER_ROLE_COORDINATOR && declare_coordinator(st))
+	if (coordinator && declare_coordinator(st))
 		return PAYTX_EBROKER;
 	for (size_t i = 0; i < b->npart; i++)
 		if (declare_queue(st, b->part_queues[i], true, true, false) ||
-		    bind_queue(st, b->part_queues[i], BROKER_PARTICIPANTS_EXCHANGE,
-			       b->part_queues[i]))
+		    (coordinator && bind_queue(st, b->part_queues[i],
+					       BROKER_PARTICIPANTS_EXCHANGE, b->part_queues[i])))
 			return PAYTX_EBROKER;
 	for (size_t i = 0; i < b->nreply; i++)
 		if (declare_queue(st, b->reply_queues[i], false, !client, true))

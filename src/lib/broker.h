@@ -47,8 +47,9 @@ struct broker;
  * only for its own part of the topology (docker/rabbitmq-definitions.json). */
 enum broker_role {
 	BROKER_ROLE_CLIENT,           /* its reply queues only, without a DLX */
-	BROKER_ROLE_PARTICIPANT,      /* paytx.dlx, paytx.dead, paytx.participants, its queues */
-	BROKER_ROLE_COORDINATOR,      /* all of section 2 of DESIGN.md */
+	BROKER_ROLE_PARTICIPANT,      /* paytx.dlx and its queues, left unbound */
+	BROKER_ROLE_COORDINATOR,      /* all of section 2 of DESIGN.md, and binds
+				       * the participant queues it sends to */
 };
 
 struct broker_config {
@@ -102,8 +103,8 @@ struct broker *broker_create(const struct broker_config *cfg);
 void broker_destroy(struct broker *b);
 
 /* Declare the role's part of the topology (see enum broker_role) plus, when
- * given, participant queues bound to paytx.participants. Runs again on
- * reconnect. */
+ * given, participant queues (bound to paytx.participants by a coordinator).
+ * Runs again on reconnect. */
 int broker_want_participant_queue(struct broker *b, const char *name) PAYTX_MUST_CHECK;
 /* Declare a private reply queue (non-durable, expiring when unused;
  * dead-lettered to paytx.dlx unless the role is client). */
