@@ -34,7 +34,8 @@ class Protocol(PaytxTestCase):
 
     def deliver(self, msg_type, body, shard="ledger.0"):
         raw = json.dumps(body).encode()
-        self.d.ch.basic_publish("paytx.participants", shard, raw, pika.BasicProperties(
+        # as the administrator, playing the coordinator
+        self.d.admin_ch.basic_publish("paytx.participants", shard, raw, pika.BasicProperties(
             type=msg_type, reply_to=self.d.reply_queue, correlation_id=str(body["txn"]),
             headers={"x-paytx-signature": sign(msg_type, raw)}))
 
@@ -77,8 +78,7 @@ class Protocol(PaytxTestCase):
         self.expect("txn.ack", decision="abort")
         self.assertEqual(self.d.balance(self.a), (500, 0))
         self.deliver("txn.commit", {"txn": 13, "payment_id": "p-13"})
-        self.d.wait_for(lambda: self.d.ch.queue_declare("paytx.dead", passive=True)
-                        .method.message_count == 1, what="dead letter")
+        self.d.wait_for(lambda: self.d.dead_count() == 1, what="dead letter")
         props, _ = self.d.dead_letters()[0]
         self.assertEqual(props.headers["x-paytx-error-code"], "protocol_violation")
         self.assertEqual(self.d.balance(self.a2), (0, 0))
@@ -92,10 +92,10 @@ class Protocol(PaytxTestCase):
 
     def test_unsigned_prepare_reserves_nothing(self):
         raw = json.dumps(self.prepare(16, [(self.a, -100), (self.a2, 100)])).encode()
-        self.d.ch.basic_publish("paytx.participants", "ledger.0", raw, pika.BasicProperties(
-            type="txn.prepare", reply_to=self.d.reply_queue))
-        self.d.wait_for(lambda: self.d.ch.queue_declare("paytx.dead", passive=True)
-                        .method.message_count == 1, what="dead letter")
+        self.d.admin_ch.basic_publish("paytx.participants", "ledger.0", raw,
+                                      pika.BasicProperties(type="txn.prepare",
+                                                           reply_to=self.d.reply_queue))
+        self.d.wait_for(lambda: self.d.dead_count() == 1, what="dead letter")
         self.assertEqual(self.d.balance(self.a), (500, 0))
 
 
