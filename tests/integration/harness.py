@@ -128,11 +128,14 @@ def role_definitions(vhost, admin, shards):
     """Definitions (rabbitmqctl import_definitions) that create vhost and
     give it the role users of docker/rabbitmq-definitions.json, with the
     same permissions as on "/", plus all permissions to admin. A shard the
-    file does not know gets a user like ledger.0's."""
+    file does not know gets a user like ledger.0's, and the coordinator the
+    same rights on its queue as on ledger.0."""
     with open(DEFINITIONS, encoding="utf-8") as f:
         base = json.load(f)
-    users = {u["name"]: u for u in base["users"]}
-    perms = {p["user"]: p for p in base["permissions"] if p["vhost"] == "/"}
+    # the role users, not the file's administrator (tags: ["administrator"])
+    users = {u["name"]: u for u in base["users"] if not u["tags"]}
+    perms = {p["user"]: p for p in base["permissions"]
+             if p["vhost"] == "/" and p["user"] in users}
     template = perms[participant_user("ledger.0")]
     for shard in shards:
         user = participant_user(shard)
@@ -140,8 +143,12 @@ def role_definitions(vhost, admin, shards):
             continue
         users[user] = {"name": user, "password_hash": _password_hash(user + DEV_PASS_SUFFIX),
                        "hashing_algorithm": "rabbit_password_hashing_sha256", "tags": []}
-        perms[user] = {k: v.replace(re.escape("ledger.0"), re.escape(shard))
-                       for k, v in template.items()}
+        perms[user] = dict({k: v.replace(re.escape("ledger.0"), re.escape(shard))
+                            for k, v in template.items()}, user=user)
+        coord = perms[COORDINATOR_USER]   # which declares and binds every shard's queue
+        perms[COORDINATOR_USER] = {k: v.replace(")$", "|%s)$" % re.escape(shard))
+                                   if k in ("configure", "write", "read") else v
+                                   for k, v in coord.items()}
     out = [dict(p, vhost=vhost) for p in perms.values()]
     out.append({"user": admin, "vhost": vhost, "configure": ".*", "write": ".*", "read": ".*"})
     return {"users": list(users.values()), "vhosts": [{"name": vhost}], "permissions": out}
