@@ -6,8 +6,9 @@ A refusal is RabbitMQ closing the channel with 403 ACCESS_REFUSED; publishes
 go through a channel in confirm mode, so the close is seen at the publish
 and not, at random, by some later call."""
 import json
-import subprocess
 import shlex
+import subprocess
+import time
 
 import pika
 
@@ -104,6 +105,24 @@ class RabbitRoles(PaytxTestCase):
                             "ledger.0 binds its queue to ledger.1's routing key")
         self.assert_refused(user, self.publish("paytx.participants", "ledger.1"),
                             "ledger.0 publishes to paytx.participants")
+
+    def test_client_routing_events_into_submits_makes_no_loop(self):
+        # Permissions cannot refuse this bind (write on the name paytx.submit,
+        # read on paytx.events). Were each refused event answered with a
+        # payment.rejected event, one payment would loop forever.
+        self.channel(CLIENT_USER).queue_bind("paytx.submit", "paytx.events", "#")
+        self.addCleanup(self.d.admin_ch.queue_unbind, "paytx.submit", "paytx.events", "#")
+        a, b = self.alice_and_bob(funds=100)   # one payment.committed event
+        out = self.d.pay_and_wait({"payment_id": "loop-1", "from": a, "to": b, "amount": 1,
+                                   "currency": "EUR"})
+        self.assertEqual(out["status"], "committed", out)
+        self.d.wait_for(lambda: self.d.dead_count() >= 2, what="2 dead letters")
+        time.sleep(2)
+        dead = self.d.dead_letters()
+        self.assertEqual([p.headers["x-paytx-error-code"] for p, _ in dead],
+                         ["unknown_message_type"] * 2)
+        self.assertEqual([k for k, _ in self.d.events()], ["payment.committed"] * 2)
+        self.d.check_invariants(self)
 
     def test_payment_commits_with_every_process_on_its_own_user(self):
         a, b = self.alice_and_bob(funds=100)
