@@ -73,7 +73,9 @@ def pgbench(accounts, clients, duration):
 
 def amqp(duration):
     out = subprocess.run([os.path.join(BUILD, "paytx-bench-amqp"), "--duration", str(duration)],
-                         check=True, capture_output=True, text=True).stdout
+                         check=True, capture_output=True, text=True,
+                         env=dict(os.environ, PAYTX_AMQP_URL=os.environ["PAYTX_AMQP_URL_ADMIN"])
+                         ).stdout
     return float(out.split()[-1])
 
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Start or stop the paytx daemons of the local stack: one coordinator and
-# two ledger shards, logs and pid files under $PAYTX_HOME/run.
+# two ledger shards, logs and pid files under $PAYTX_HOME/run. Each daemon
+# connects to RabbitMQ as its role's user (scripts/services.sh env).
 #
 #   scripts/daemons.sh start|stop|status
 set -euo pipefail
@@ -41,10 +42,11 @@ case "${1:-}" in
 start)
     "$BUILD_DIR/paytxctl" migrate
     start_one ledger.0 PAYTX_PARTICIPANT=ledger.0 PAYTX_PG_DSN="$(pg_uri paytx_ledger0)" \
-        "$BUILD_DIR/paytx-ledger"
+        PAYTX_AMQP_URL="$PAYTX_AMQP_URL_LEDGER_0" "$BUILD_DIR/paytx-ledger"
     start_one ledger.1 PAYTX_PARTICIPANT=ledger.1 PAYTX_PG_DSN="$(pg_uri paytx_ledger1)" \
-        "$BUILD_DIR/paytx-ledger"
-    start_one coordinator PAYTX_COORDINATOR_ID=local-1 "$BUILD_DIR/paytx-coordinator"
+        PAYTX_AMQP_URL="$PAYTX_AMQP_URL_LEDGER_1" "$BUILD_DIR/paytx-ledger"
+    start_one coordinator PAYTX_COORDINATOR_ID=local-1 \
+        PAYTX_AMQP_URL="$PAYTX_AMQP_URL_COORDINATOR" "$BUILD_DIR/paytx-coordinator"
     ;;
 stop)
     for n in coordinator ledger.0 ledger.1; do stop_one "$n"; done

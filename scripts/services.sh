@@ -4,7 +4,8 @@
 # non-default so system-wide services never clash with these.
 #
 # Usage: scripts/services.sh COMMAND
-#   start           start both (idempotent), create databases and AMQP user
+#   start           start both (idempotent), create databases, the admin AMQP
+#                   user and the per-role users of docker/rabbitmq-definitions.json
 #   stop            stop both cleanly (also stops our private epmd)
 #   status          show what runs (exit 0 if both run, 3 otherwise)
 #   restart-rabbit  stop RabbitMQ (rabbitmqctl stop) and start it, wait ready
@@ -82,6 +83,10 @@ RABBIT_PID_FILE="$RABBIT_DIR/rabbit.pid"
 RABBIT_LOG_DIR="$RABBIT_DIR/log"
 RABBIT_STARTUP_LOG="$RABBIT_LOG_DIR/startup.log"
 RABBIT_START_TIMEOUT=90
+# Users per role, with permissions on vhost "/" (see README "RabbitMQ users").
+# Their DEV-ONLY password is the user name + "-DEV-ONLY" (hashed in the file).
+RABBIT_DEFINITIONS="$REPO_DIR/docker/rabbitmq-definitions.json"
+RABBIT_DEV_PASS_SUFFIX=-DEV-ONLY
 
 # Fixed development key. DEV-ONLY: never use it outside a local/test setup.
 DEV_HMAC_KEY='paytx-DEV-ONLY-hmac-key-do-not-use-in-production-0123456789'
@@ -469,6 +474,13 @@ rabbit_ensure_user() {
     rabbitmqctl_run set_permissions -p / "$RABBIT_USER" '.*' '.*' '.*' >/dev/null
 }
 
+# Users, permissions and topology of vhost "/" for the role users. Importing
+# is idempotent (it updates what exists); one rabbitmqctl call.
+rabbit_import_definitions() {
+    rabbitmqctl_run import_definitions "$RABBIT_DEFINITIONS" >/dev/null ||
+        die "rabbitmq: cannot import $RABBIT_DEFINITIONS"
+}
+
 rabbit_wait_ready() {
     local launcher_pid=$1 deadline=$((SECONDS + RABBIT_START_TIMEOUT))
     while [ "$SECONDS" -lt "$deadline" ]; do
@@ -523,6 +535,7 @@ rabbit_start() {
         log "rabbitmq: running (pid $(rabbit_pid))"
     fi
     rabbit_ensure_user
+    rabbit_import_definitions
 }
 
 rabbit_stop() {
@@ -619,17 +632,27 @@ print_env() {
     # vhost "/" spelled %2f: per the AMQP URI spec (and librabbitmq's
     # amqp_parse_url) a bare trailing "/" means the EMPTY vhost, which fails
     # with "NOT_ALLOWED - vhost  not found".
-    local amqp="amqp://$RABBIT_USER:$RABBIT_PASS@127.0.0.1:$AMQP_PORT/%2f"
+    local admin="amqp://$RABBIT_USER:$RABBIT_PASS@127.0.0.1:$AMQP_PORT/%2f"
+    role() { # user -> its URL (DEV-ONLY password)
+        printf 'amqp://%s:%s%s@127.0.0.1:%s/%%2f' "$1" "$1" "$RABBIT_DEV_PASS_SUFFIX" "$AMQP_PORT"
+    }
     cat <<EOF
 # paytx local development environment (scripts/services.sh env)
 export PAYTX_HOME='$PAYTX_HOME'
-export PAYTX_AMQP_URL='$amqp'
+# One RabbitMQ user per role: clients (paytxctl pay) use PAYTX_AMQP_URL.
+export PAYTX_AMQP_URL='$(role paytx-client)'
+export PAYTX_AMQP_URL_COORDINATOR='$(role paytx-coordinator)'
+export PAYTX_AMQP_URL_LEDGER_0='$(role paytx-ledger.0)'
+export PAYTX_AMQP_URL_LEDGER_1='$(role paytx-ledger.1)'
+export PAYTX_AMQP_URL_RISK='$(role paytx-risk)'
+# Administrator (all permissions, management): tooling only.
+export PAYTX_AMQP_URL_ADMIN='$admin'
 export PAYTX_PG_DSN='$pg/paytx_coord'
 export PAYTX_LEDGER_DSNS='ledger.0=$pg/paytx_ledger0,ledger.1=$pg/paytx_ledger1'
 export PAYTX_SHARDS='ledger.0,ledger.1'
 # DEV-ONLY HMAC key for the local stack; never use it anywhere real.
 export PAYTX_HMAC_KEY='$DEV_HMAC_KEY'
-export PAYTX_TEST_AMQP_URL='$amqp'
+export PAYTX_TEST_AMQP_URL='$admin'
 export PAYTX_TEST_PG_DSN='$pg/postgres'
 export PAYTX_TEST_PG_ADMIN_DSN='$pg/postgres'
 # TLS (test CA, certificate for "localhost" only): amqps port, CA and certs

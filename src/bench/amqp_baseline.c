@@ -4,7 +4,8 @@
  * publisher confirms, `window` outstanding, to a durable classic queue;
  * a consumer on its own connection and thread acks each one. Prints
  * messages/s consumed over the measured time: the raw broker figure that
- * paytx's own message rate is compared with (scripts/bench.sh).
+ * paytx's own message rate is compared with (scripts/bench.sh). Needs a
+ * user that may declare and use its queue (the local admin, PAYTX_AMQP_URL_ADMIN).
  */
 #include <errno.h>
 #include <pthread.h>
@@ -42,7 +43,8 @@ struct shared {
 static void *consume(void *arg)
 {
 	struct shared *s = arg;
-	struct broker_config bc = { .url = s->url, .name = "paytx-bench-amqp", .stop = &s->stop };
+	struct broker_config bc = { .url = s->url, .name = "paytx-bench-amqp",
+				    .role = BROKER_ROLE_PARTICIPANT, .stop = &s->stop };
 	struct broker *b = broker_create(&bc);
 	if (!b || broker_want_participant_queue(b, QUEUE) || broker_want_consumer(b, QUEUE, 1000) ||
 	    broker_connect(b)) {
@@ -70,7 +72,8 @@ static void *consume(void *arg)
 
 static int publish(struct shared *s, int64_t window, int64_t size, int64_t end_us)
 {
-	struct broker_config bc = { .url = s->url, .name = "paytx-bench-amqp", .stop = &s->stop };
+	struct broker_config bc = { .url = s->url, .name = "paytx-bench-amqp",
+				    .role = BROKER_ROLE_PARTICIPANT, .stop = &s->stop };
 	struct broker *b = broker_create(&bc);
 	char *body = malloc((size_t)size);
 	int err = b && body ? 0 : PAYTX_ENOMEM;

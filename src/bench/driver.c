@@ -43,7 +43,7 @@ struct driver *driver_create(const char *url, const char *tls_ca, volatile sig_a
 	snprintf(d->reply_queue, sizeof(d->reply_queue), "paytx-bench.%d.%lld", (int)getpid(),
 		 (long long)clock_wall_ms());
 	struct broker_config bc = { .url = url, .tls_ca = tls_ca, .name = "paytx-bench",
-				    .stop = stop };
+				    .role = BROKER_ROLE_CLIENT, .stop = stop };
 	d->broker = broker_create(&bc);
 	if (!d->broker || broker_want_reply_queue(d->broker, d->reply_queue) ||
 	    broker_want_consumer(d->broker, d->reply_queue, 4096) || broker_connect(d->broker)) {
@@ -105,7 +105,7 @@ static int publish_one(struct driver *d, struct run *run, driver_next_fn next, v
 	if (err)
 		return err;
 	snprintf(corr, sizeof(corr), "%u-%" PRIu64, d->phase, seq);
-	struct broker_out o = { .exchange = "", .routing_key = BROKER_SUBMIT_QUEUE,
+	struct broker_out o = { .exchange = BROKER_SUBMIT_EXCHANGE, .routing_key = "",
 				.type = PAYTX_MSG_SUBMIT, .body = d->buf.data, .len = d->buf.len,
 				.reply_to = d->reply_queue, .correlation_id = corr,
 				.persistent = true };

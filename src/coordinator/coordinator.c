@@ -429,7 +429,8 @@ struct coordinator *coordinator_create(const struct coordinator_config *cfg,
 	}
 	struct broker_config bc = { .url = cfg->amqp_url, .tls_ca = cfg->amqp_tls_ca,
 				    .tls_cert = cfg->amqp_tls_cert, .tls_key = cfg->amqp_tls_key,
-				    .name = c->reply_queue, .key = &c->key, .stop = stop,
+				    .name = c->reply_queue, .role = BROKER_ROLE_COORDINATOR,
+				    .key = &c->key, .stop = stop,
 				    .replay_window_s = cfg->replay_window_s };
 	c->items = calloc(cfg->batch_max, sizeof(*c->items));
 	c->broker = broker_create(&bc);

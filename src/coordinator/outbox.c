@@ -117,8 +117,11 @@ static void guess_payment_id(const struct broker_msg *m, char *out, size_t n)
 
 int outbox_reject(struct outbox *o, const struct broker_msg *m, int err, const char *text)
 {
-	bool submit = strcmp(m->queue, BROKER_SUBMIT_QUEUE) == 0;
-	if (submit) {
+	/* An outcome on the submit queue is our own event or reply routed back
+	 * (a client may bind paytx.submit to paytx.events, or name it as
+	 * reply_to): answering it with another outcome would loop forever. */
+	bool answer = strcmp(m->queue, BROKER_SUBMIT_QUEUE) == 0 && m->type != PAYTX_MSG_OUTCOME;
+	if (answer) {
 		struct paytx_outcome out = { .status = PAYTX_STATUS_REJECTED,
 					     .submitted_ms = m->timestamp_s * 1000,
 					     .finished_ms = clock_wall_ms() };

@@ -31,7 +31,8 @@ int outbox_decision(struct outbox *o, int64_t txn, bool commit, const char *paym
 int outbox_outcome(struct outbox *o, const struct paytx_outcome *out, const char *reply_to,
 		   const char *correlation_id, const char *waiters_json, bool event) PAYTX_MUST_CHECK;
 /* Refuse a submit or protocol message: a rejected outcome to its reply_to
- * and paytx.events (submits only), and a dead letter with the reason. */
+ * and paytx.events (submits only, and not for an outcome found on the submit
+ * queue, which would loop), and a dead letter with the reason. */
 int outbox_reject(struct outbox *o, const struct broker_msg *m, int err, const char *text) PAYTX_MUST_CHECK;
 
 #endif

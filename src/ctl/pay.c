@@ -1,5 +1,5 @@
-/* paytxctl pay / submit: publish a payment to paytx.submit and wait for
- * its outcome on a private reply queue. */
+/* paytxctl pay / submit: publish a payment to the paytx.submit exchange and
+ * wait for its outcome on a private reply queue. */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -64,15 +64,17 @@ static int submit_body(struct ctl *c, const char *body, size_t len, const char *
 				    .tls_ca = config_str(&c->cfg, "PAYTX_AMQP_TLS_CA"),
 				    .tls_cert = config_str(&c->cfg, "PAYTX_AMQP_TLS_CERT"),
 				    .tls_key = config_str(&c->cfg, "PAYTX_AMQP_TLS_KEY"),
-				    .name = "paytxctl" };
+				    .name = "paytxctl", .role = BROKER_ROLE_CLIENT };
 	struct broker *b = broker_create(&bc);
 	int rc = CTL_FAILED;
 	if (!b || broker_want_reply_queue(b, queue) || broker_want_consumer(b, queue, 16) ||
 	    broker_connect(b))
 		goto out;
-	struct broker_out o = { .exchange = "", .routing_key = BROKER_SUBMIT_QUEUE,
-				.type = PAYTX_MSG_SUBMIT, .body = body, .len = len,
-				.reply_to = queue, .correlation_id = corr, .persistent = true };
+	/* The exchange, not the default one: a client's user may write to it only. */
+	struct broker_out o = { .exchange = BROKER_SUBMIT_EXCHANGE,
+				.routing_key = BROKER_SUBMIT_QUEUE, .type = PAYTX_MSG_SUBMIT,
+				.body = body, .len = len, .reply_to = queue,
+				.correlation_id = corr, .persistent = true };
 	if (broker_publish(b, &o) || broker_flush(b)) {
 		fprintf(stderr, "paytxctl: the broker did not confirm the payment\n");
 		goto out;

@@ -166,15 +166,19 @@ err_conn:
 	return PAYTX_EBROKER;
 }
 
-static amqp_table_t queue_args(amqp_table_entry_t *e, bool with_expiry)
+static amqp_table_t queue_args(amqp_table_entry_t *e, bool dlx, bool expiring)
 {
-	e[0] = (amqp_table_entry_t){ .key = amqp_cstring_bytes("x-dead-letter-exchange"),
-				     .value = { .kind = AMQP_FIELD_KIND_UTF8,
-						.value.bytes = amqp_cstring_bytes(BROKER_DLX) } };
-	e[1] = (amqp_table_entry_t){ .key = amqp_cstring_bytes("x-expires"),
-				     .value = { .kind = AMQP_FIELD_KIND_I32,
-						.value.i32 = BROKER_REPLY_EXPIRES_MS } };
-	return (amqp_table_t){ .num_entries = with_expiry ? 2 : 1, .entries = e };
+	int n = 0;
+	if (dlx)
+		e[n++] = (amqp_table_entry_t){
+			.key = amqp_cstring_bytes("x-dead-letter-exchange"),
+			.value = { .kind = AMQP_FIELD_KIND_UTF8,
+				   .value.bytes = amqp_cstring_bytes(BROKER_DLX) } };
+	if (expiring)
+		e[n++] = (amqp_table_entry_t){
+			.key = amqp_cstring_bytes("x-expires"),
+			.value = { .kind = AMQP_FIELD_KIND_I32, .value.i32 = BROKER_REPLY_EXPIRES_MS } };
+	return (amqp_table_t){ .num_entries = n, .entries = e };
 }
 
 static int declare_exchange(amqp_connection_state_t st, const char *name, const char *type)
@@ -188,7 +192,7 @@ static int declare_queue(amqp_connection_state_t st, const char *name, bool dura
 			 bool dlx, bool expiring)
 {
 	amqp_table_entry_t e[2];
-	amqp_table_t args = dlx ? queue_args(e, expiring) : amqp_empty_table;
+	amqp_table_t args = queue_args(e, dlx, expiring);
 	amqp_queue_declare(st, CHANNEL, amqp_cstring_bytes(name), 0, durable, 0, 0, args);
 	return rpc_ok(st, "queue.declare");
 }
@@ -201,24 +205,39 @@ static int bind_queue(amqp_connection_state_t st, const char *queue, const char 
 	return rpc_ok(st, "queue.bind");
 }
 
-static int declare_topology(struct broker *b)
+/* Everything but what a participant declares: the coordinator is the only
+ * role allowed to bind, so no participant can route others' traffic (or
+ * dead letters) into its own queue. */
+static int declare_coordinator(amqp_connection_state_t st)
 {
-	amqp_connection_state_t st = b->cons;
-	if (declare_exchange(st, BROKER_DLX, "fanout") ||
-	    declare_queue(st, BROKER_DEAD_QUEUE, true, false, false) ||
+	if (declare_queue(st, BROKER_DEAD_QUEUE, true, false, false) ||
 	    bind_queue(st, BROKER_DEAD_QUEUE, BROKER_DLX, "") ||
 	    declare_queue(st, BROKER_SUBMIT_QUEUE, true, true, false) ||
+	    declare_exchange(st, BROKER_SUBMIT_EXCHANGE, "fanout") ||
+	    bind_queue(st, BROKER_SUBMIT_QUEUE, BROKER_SUBMIT_EXCHANGE, "") ||
 	    declare_queue(st, BROKER_STATUS_QUEUE, true, true, false) ||
 	    declare_exchange(st, BROKER_PARTICIPANTS_EXCHANGE, "direct") ||
 	    declare_exchange(st, BROKER_EVENTS_EXCHANGE, "topic"))
 		return PAYTX_EBROKER;
+	return 0;
+}
+
+static int declare_topology(struct broker *b)
+{
+	amqp_connection_state_t st = b->cons;
+	bool client = b->cfg.role == BROKER_ROLE_CLIENT;
+	bool coordinator = b->cfg.role == BROKER_ROLE_COORDINATOR;
+	if (!client && declare_exchange(st, BROKER_DLX, "fanout"))
+		return PAYTX_EBROKER;
+	if (coordinator && declare_coordinator(st))
+		return PAYTX_EBROKER;
 	for (size_t i = 0; i < b->npart; i++)
 		if (declare_queue(st, b->part_queues[i], true, true, false) ||
-		    bind_queue(st, b->part_queues[i], BROKER_PARTICIPANTS_EXCHANGE,
-			       b->part_queues[i]))
+		    (coordinator && bind_queue(st, b->part_queues[i],
+					       BROKER_PARTICIPANTS_EXCHANGE, b->part_queues[i])))
 			return PAYTX_EBROKER;
 	for (size_t i = 0; i < b->nreply; i++)
-		if (declare_queue(st, b->reply_queues[i], false, true, true))
+		if (declare_queue(st, b->reply_queues[i], false, !client, true))
 			return PAYTX_EBROKER;
 	return 0;
 }

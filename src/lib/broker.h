@@ -27,6 +27,9 @@
 #include "sign.h"
 
 #define BROKER_SUBMIT_QUEUE "paytx.submit"
+/* Fanout exchange bound to the submit queue: clients may write to it but not
+ * to the default exchange, which would let them into any queue. */
+#define BROKER_SUBMIT_EXCHANGE "paytx.submit"
 #define BROKER_PARTICIPANTS_EXCHANGE "paytx.participants"
 #define BROKER_EVENTS_EXCHANGE "paytx.events"
 #define BROKER_DLX "paytx.dlx"
@@ -40,12 +43,23 @@
 
 struct broker;
 
+/* What a process declares at each (re)connect. RabbitMQ refuses a declare
+ * without configure permission on the name, and each role's user has it
+ * only for its own part of the topology (docker/rabbitmq-definitions.json). */
+enum broker_role {
+	BROKER_ROLE_CLIENT,           /* its reply queues only, without a DLX */
+	BROKER_ROLE_PARTICIPANT,      /* paytx.dlx and its queues, left unbound */
+	BROKER_ROLE_COORDINATOR,      /* all of section 2 of DESIGN.md, and binds
+				       * the participant queues it sends to */
+};
+
 struct broker_config {
 	const char *url;              /* amqp:// or amqps:// URL; borrowed */
 	const char *tls_ca;           /* PEM CA file for amqps, NULL = none */
 	const char *tls_cert;         /* PEM client certificate, NULL = none */
 	const char *tls_key;          /* its PEM private key, NULL = none */
 	const char *name;             /* connection name shown by RabbitMQ */
+	enum broker_role role;        /* what to declare; 0 = client */
 	const struct sign_key *key;   /* borrowed; signs and verifies protocol msgs */
 	int64_t replay_window_s;      /* protocol messages older/newer than this are
 				       * replays; 0 = REPLAY_WINDOW_DEFAULT_S */
@@ -106,10 +120,12 @@ const char *broker_tls_key_problem(const char *cert, const char *key);
 struct broker *broker_create(const struct broker_config *cfg);
 void broker_destroy(struct broker *b);
 
-/* Declare the shared topology (section 2 of DESIGN.md) plus, when given,
- * participant queues bound to paytx.participants. Runs again on reconnect. */
+/* Declare the role's part of the topology (see enum broker_role) plus, when
+ * given, participant queues (bound to paytx.participants by a coordinator).
+ * Runs again on reconnect. */
 int broker_want_participant_queue(struct broker *b, const char *name) PAYTX_MUST_CHECK;
-/* Declare a private reply queue (non-durable, expiring when unused). */
+/* Declare a private reply queue (non-durable, expiring when unused;
+ * dead-lettered to paytx.dlx unless the role is client). */
 int broker_want_reply_queue(struct broker *b, const char *name) PAYTX_MUST_CHECK;
 /* Consume queue with the given prefetch (applies from next (re)connect). */
 int broker_want_consumer(struct broker *b, const char *queue, uint16_t prefetch) PAYTX_MUST_CHECK;

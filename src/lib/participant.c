@@ -285,7 +285,8 @@ int paytx_participant_run(const struct paytx_participant_config *cfg,
 		return PAYTX_ECONFIG;
 	struct broker_config bc = { .url = cfg->amqp_url, .tls_ca = cfg->amqp_tls_ca,
 				    .tls_cert = cfg->amqp_tls_cert, .tls_key = cfg->amqp_tls_key,
-				    .name = cfg->name, .key = &key, .stop = stop,
+				    .name = cfg->name, .role = BROKER_ROLE_PARTICIPANT,
+				    .key = &key, .stop = stop,
 				    .replay_window_s = cfg->replay_window_s };
 	paytx_buf_init(&p.out);
 	err = PAYTX_ENOMEM;

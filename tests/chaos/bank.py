@@ -316,7 +316,9 @@ class Publisher(threading.Thread):
                 props = self.pika.BasicProperties(
                     content_type="application/json", delivery_mode=2, type="payment.submit",
                     message_id=uuid.uuid4().hex, timestamp=int(time.time()))
-                self.ch.basic_publish("", "paytx.submit", raw, props, mandatory=True)
+                # the client's user may write to the submit exchange only
+                self.ch.basic_publish("paytx.submit", "paytx.submit", raw, props,
+                                      mandatory=True)
                 self.confirmed += 1
                 if again:
                     self.republished += 1
@@ -487,14 +489,17 @@ class Chaos:
     def setup(self):
         h = self.h
         self.d = d = h.Deployment("bank")
-        # The harness's own connection would die with the first RabbitMQ
+        # The harness's own connections would die with the first RabbitMQ
         # restart; we use connections of our own.
-        try:
-            d.conn.close()
-        except Exception:
-            pass
+        for c in (d.conn, d.admin_conn):
+            try:
+                c.close()
+            except Exception:
+                pass
         import pika
-        conn = pika.BlockingConnection(amqp_params(d.amqp_url))
+        # Our durable events queue is no client's to declare: the
+        # administrator declares and reads it (and paytx.dead).
+        conn = pika.BlockingConnection(amqp_params(d.admin_url))
         ch = conn.channel()
         ch.queue_declare(EVENTS_QUEUE, durable=True)
         ch.queue_bind(EVENTS_QUEUE, "paytx.events", "payment.#")
@@ -793,7 +798,7 @@ class Chaos:
         """{queue: (messages ready, consumers)}, None for a missing queue."""
         import pika
         out = {}
-        conn = pika.BlockingConnection(amqp_params(self.d.amqp_url))
+        conn = pika.BlockingConnection(amqp_params(self.d.admin_url))
         try:
             for q in queues:
                 ch = conn.channel()
@@ -1036,7 +1041,7 @@ class Chaos:
 
     def dead_letters(self):
         import pika
-        conn = pika.BlockingConnection(amqp_params(self.d.amqp_url))
+        conn = pika.BlockingConnection(amqp_params(self.d.admin_url))
         ch = conn.channel()
         out = collections.Counter()
         samples = {}
@@ -1109,8 +1114,8 @@ class Chaos:
 
     def body(self, schedule):
         a = self.args
-        self.pub = Publisher(self.d.amqp_url)
-        self.cons = Consumer(self.d.amqp_url, self.on_event)
+        self.pub = Publisher(self.d.amqp_url)              # as the client user
+        self.cons = Consumer(self.d.admin_url, self.on_event)
         self.pub.start()
         self.cons.start()
         self.fund()

@@ -5,15 +5,23 @@ the services that scripts/services.sh started (PAYTX_TEST_AMQP_URL,
 PAYTX_TEST_PG_DSN), runs the real binaries from the build directory
 (PAYTX_BUILD_DIR) and talks to them over AMQP like any client would.
 
+On the vhost every role has its own user, with the permissions of
+docker/rabbitmq-definitions.json: each daemon runs as its role's user and
+the test submits as the client user. The administrator of
+PAYTX_TEST_AMQP_URL (admin_ch) declares the topology and is what tests that
+play a coordinator or read paytx.dead use.
+
 A test that finds no service configured exits 77 (skip); one that is told
 a service is there and cannot reach it fails.
 """
 import atexit
+import base64
 import hashlib
 import hmac
 import itertools
 import json
 import os
+import re
 import shlex
 import signal
 import subprocess
@@ -36,6 +44,15 @@ BUILD = os.environ.get("PAYTX_BUILD_DIR", "build")
 RABBITMQCTL = os.environ.get("PAYTX_TEST_RABBITMQCTL")
 HMAC_KEY = "integration-test-key-0123456789"
 SHARDS = ["ledger.0", "ledger.1"]
+DEFINITIONS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "docker",
+                           "rabbitmq-definitions.json")
+DEV_PASS_SUFFIX = "-DEV-ONLY"   # a role user's password: its name + this (scripts/services.sh)
+CLIENT_USER = "paytx-client"
+COORDINATOR_USER = "paytx-coordinator"
+
+
+def participant_user(name):
+    return "paytx-" + name
 
 
 _background = []  # rabbitmqctl calls left running; reaped at exit
@@ -109,6 +126,53 @@ def _with_path(url, path):
     return urllib.parse.urlunsplit((p.scheme, p.netloc, path, p.query, p.fragment))
 
 
+def _with_user(url, user, password):
+    p = urllib.parse.urlsplit(url)
+    netloc = "%s:%s@%s" % (urllib.parse.quote(user, safe=""),
+                           urllib.parse.quote(password, safe=""), p.netloc.rpartition("@")[2])
+    return urllib.parse.urlunsplit((p.scheme, netloc, p.path, p.query, p.fragment))
+
+
+def role_url(url, user):
+    """url with user's DEV-ONLY credentials instead of its own."""
+    return _with_user(url, user, user + DEV_PASS_SUFFIX)
+
+
+def _password_hash(password):
+    salt = os.urandom(4)   # RabbitMQ's rabbit_password_hashing_sha256
+    return base64.b64encode(salt + hashlib.sha256(salt + password.encode()).digest()).decode()
+
+
+def role_definitions(vhost, admin, shards):
+    """Definitions (rabbitmqctl import_definitions) that create vhost and
+    give it the role users of docker/rabbitmq-definitions.json, with the
+    same permissions as on "/", plus all permissions to admin. A shard the
+    file does not know gets a user like ledger.0's, and the coordinator the
+    same rights on its queue as on ledger.0."""
+    with open(DEFINITIONS, encoding="utf-8") as f:
+        base = json.load(f)
+    # the role users, not the file's administrator (tags: ["administrator"])
+    users = {u["name"]: u for u in base["users"] if not u["tags"]}
+    perms = {p["user"]: p for p in base["permissions"]
+             if p["vhost"] == "/" and p["user"] in users}
+    template = perms[participant_user("ledger.0")]
+    for shard in shards:
+        user = participant_user(shard)
+        if user in perms:
+            continue
+        users[user] = {"name": user, "password_hash": _password_hash(user + DEV_PASS_SUFFIX),
+                       "hashing_algorithm": "rabbit_password_hashing_sha256", "tags": []}
+        perms[user] = dict({k: v.replace(re.escape("ledger.0"), re.escape(shard))
+                            for k, v in template.items()}, user=user)
+        coord = perms[COORDINATOR_USER]   # which declares and binds every shard's queue
+        perms[COORDINATOR_USER] = {k: v.replace(")$", "|%s)$" % re.escape(shard))
+                                   if k in ("configure", "write", "read") else v
+                                   for k, v in coord.items()}
+    out = [dict(p, vhost=vhost) for p in perms.values()]
+    out.append({"user": admin, "vhost": vhost, "configure": ".*", "write": ".*", "read": ".*"})
+    return {"users": list(users.values()), "vhosts": [{"name": vhost}], "permissions": out}
+
+
 class Deployment:
     """One vhost, one coordinator database, one database per shard, and
     the processes running against them."""
@@ -124,13 +188,17 @@ class Deployment:
         self.logs = {}
         self.problems = []   # processes that crashed or exited badly
         self.pending_replies = {}  # queue -> [(props, body)] not yet asked for
-        self.conn = None
+        self.conn = self.admin_conn = None
         self.logdir = os.path.join(BUILD, "integration-logs", self.name)
         os.makedirs(self.logdir, exist_ok=True)
-        self._ctl("add_vhost", self.vhost)
-        user = urllib.parse.urlsplit(AMQP_URL).username or "guest"
-        self._ctl("set_permissions", "-p", self.vhost, user, ".*", ".*", ".*")
-        self.amqp_url = _with_path(AMQP_URL, "/" + urllib.parse.quote(self.vhost, safe=""))
+        # vhost, users and permissions in one rabbitmqctl call (each costs 1-2 s)
+        admin = urllib.parse.unquote(urllib.parse.urlsplit(AMQP_URL).username or "guest")
+        defs = os.path.abspath(os.path.join(self.logdir, "rabbitmq-definitions.json"))
+        with open(defs, "w", encoding="utf-8") as f:
+            json.dump(role_definitions(self.vhost, admin, shards), f)
+        self._ctl("import_definitions", defs)
+        self.admin_url = _with_path(AMQP_URL, "/" + urllib.parse.quote(self.vhost, safe=""))
+        self.amqp_url = role_url(self.admin_url, CLIENT_USER)   # what clients use
         self.dbs = {"coord": self.name + "_coord"}
         for i, s in enumerate(shards):
             self.dbs[s] = "%s_l%d" % (self.name, i)
@@ -143,19 +211,27 @@ class Deployment:
         admin.close()
         self.connect_amqp()
 
+    def role_url(self, user):
+        return role_url(self.admin_url, user)
+
     def connect_amqp(self):
-        """(Re)open the test client's connection, with fresh private reply
-        and event queues (they die with the connection or the broker)."""
-        try:
-            self.conn.close()
-        except Exception:
-            pass
+        """(Re)open the test client's connection (as the client user), with
+        fresh private reply and event queues (they die with the connection or
+        the broker), and the administrator's."""
+        for c in (self.conn, self.admin_conn):
+            try:
+                c.close()
+            except Exception:
+                pass
+        self.admin_conn = pika.BlockingConnection(pika.URLParameters(self.admin_url))
+        self.admin_ch = self.admin_conn.channel()
+        self.admin_ch.confirm_delivery()
+        self._declare_shared()
         self.conn = pika.BlockingConnection(pika.URLParameters(self.amqp_url))
         self.ch = self.conn.channel()
         self.ch.confirm_delivery()
         self.reply_queue = self.ch.queue_declare("", exclusive=True).method.queue
         self.events_queue = self.ch.queue_declare("", exclusive=True).method.queue
-        self._declare_shared()
         self.ch.queue_bind(self.events_queue, "paytx.events", "payment.#")
 
     # -- plumbing ---------------------------------------------------------
@@ -165,17 +241,21 @@ class Deployment:
 
     def _declare_shared(self):
         # Same arguments as the binaries declare, so the first to come wins.
-        self.ch.exchange_declare("paytx.dlx", "fanout", durable=True)
-        self.ch.queue_declare("paytx.dead", durable=True)
-        self.ch.queue_bind("paytx.dead", "paytx.dlx", "")
-        self.ch.queue_declare("paytx.submit", durable=True,
-                              arguments={"x-dead-letter-exchange": "paytx.dlx"})
-        self.ch.exchange_declare("paytx.events", "topic", durable=True)
-        self.ch.exchange_declare("paytx.participants", "direct", durable=True)
+        # As the administrator: the client's user may declare none of it.
+        ch = self.admin_ch
+        ch.exchange_declare("paytx.dlx", "fanout", durable=True)
+        ch.queue_declare("paytx.dead", durable=True)
+        ch.queue_bind("paytx.dead", "paytx.dlx", "")
+        ch.queue_declare("paytx.submit", durable=True,
+                         arguments={"x-dead-letter-exchange": "paytx.dlx"})
+        ch.exchange_declare("paytx.submit", "fanout", durable=True)
+        ch.queue_bind("paytx.submit", "paytx.submit", "")
+        ch.exchange_declare("paytx.events", "topic", durable=True)
+        ch.exchange_declare("paytx.participants", "direct", durable=True)
         for shard in self.shards:  # so nothing sent before a ledger starts is lost
-            self.ch.queue_declare(shard, durable=True,
-                                  arguments={"x-dead-letter-exchange": "paytx.dlx"})
-            self.ch.queue_bind(shard, "paytx.participants", shard)
+            ch.queue_declare(shard, durable=True,
+                             arguments={"x-dead-letter-exchange": "paytx.dlx"})
+            ch.queue_bind(shard, "paytx.participants", shard)
 
     def dsn(self, which):
         return _with_path(PG_DSN, "/" + self.dbs[which])
@@ -204,12 +284,14 @@ class Deployment:
 
     def start_coordinator(self, name="coordinator", **env):
         env.setdefault("PAYTX_COORDINATOR_ID", self.name + "-" + name)
+        env.setdefault("PAYTX_AMQP_URL", self.role_url(COORDINATOR_USER))
         env.setdefault("PAYTX_PREPARE_TIMEOUT_MS", 3000)
         return self.start(name, [os.path.join(BUILD, "paytx-coordinator")], **env)
 
     def start_ledger(self, shard, **env):
         env.setdefault("PAYTX_STATUS_AFTER_MS", 2000)
         env.setdefault("PAYTX_PG_DSN", self.dsn(shard))
+        env.setdefault("PAYTX_AMQP_URL", self.role_url(participant_user(shard)))
         return self.start(shard, [os.path.join(BUILD, "paytx-ledger")],
                           PAYTX_PARTICIPANT=shard, **env)
 
@@ -262,10 +344,11 @@ class Deployment:
     def close(self):
         for name in list(self.procs):
             self.stop(name)
-        try:
-            self.conn.close()
-        except Exception:
-            pass
+        for c in (self.conn, self.admin_conn):
+            try:
+                c.close()
+            except Exception:
+                pass
         # Deleting the vhost takes a second; the next test need not wait.
         _background.append(subprocess.Popen([*shlex.split(RABBITMQCTL), "delete_vhost",
                                              self.vhost], stdout=subprocess.DEVNULL,
@@ -292,7 +375,7 @@ class Deployment:
                                  "currency": currency})
         assert out["status"] == "committed", out
 
-    def publish_raw(self, body, props=None, routing_key="paytx.submit", exchange=""):
+    def publish_raw(self, body, props=None, routing_key="paytx.submit", exchange="paytx.submit"):
         if isinstance(body, str):
             body = body.encode()
         props = props or pika.BasicProperties(content_type="application/json",
@@ -341,10 +424,13 @@ class Deployment:
                 return out
             out.append((method.routing_key, json.loads(body)))
 
+    def dead_count(self):
+        return self.admin_ch.queue_declare("paytx.dead", passive=True).method.message_count
+
     def dead_letters(self):
         out = []
         while True:
-            method, props, body = self.ch.basic_get("paytx.dead", auto_ack=True)
+            method, props, body = self.admin_ch.basic_get("paytx.dead", auto_ack=True)
             if method is None:
                 return out
             out.append((props, body))
@@ -403,7 +489,7 @@ class Deployment:
 
     def wait_consumers(self, queue, n, timeout=30):
         """Until n consumers are on queue (processes start at their own pace)."""
-        self.wait_for(lambda: self.ch.queue_declare(queue, passive=True).method
+        self.wait_for(lambda: self.admin_ch.queue_declare(queue, passive=True).method
                       .consumer_count >= n, timeout, "%d consumers on %s" % (n, queue))
 
     def cpu_seconds(self, name):

@@ -74,8 +74,7 @@ class BadInput(PaytxTestCase):
 
     def test_rejected_without_reply_to_is_still_dead_lettered(self):
         self.d.submit(b"{oops", reply=False)
-        self.d.wait_for(lambda: self.d.ch.queue_declare("paytx.dead", passive=True)
-                        .method.message_count == 1, what="dead letter")
+        self.d.wait_for(lambda: self.d.dead_count() == 1, what="dead letter")
         props, body = self.d.dead_letters()[0]
         self.assertEqual(props.headers["x-paytx-error-code"], "malformed_json")
         self.assertEqual(body, b"{oops")
@@ -88,13 +87,13 @@ class BadInput(PaytxTestCase):
         self.assertEqual((out["status"], out["reason"]), ("rejected", "unknown_message_type"))
 
     def test_forged_vote_to_coordinator_is_dead_lettered(self):
-        # A vote with no valid signature, sent to the coordinator's reply queue.
+        # A vote with no valid signature, sent to the coordinator's reply queue
+        # (by the administrator: a client may not use the default exchange).
         queue = "paytx.reply.%s-coordinator" % self.d.name
         body = json.dumps({"txn": 1, "participant": "ledger.0", "vote": "yes"}).encode()
-        self.d.ch.basic_publish("", queue, body, pika.BasicProperties(
+        self.d.admin_ch.basic_publish("", queue, body, pika.BasicProperties(
             type="txn.vote", headers={"x-paytx-signature": "0" * 64}))
-        self.d.wait_for(lambda: self.d.ch.queue_declare("paytx.dead", passive=True)
-                        .method.message_count == 1, what="dead letter")
+        self.d.wait_for(lambda: self.d.dead_count() == 1, what="dead letter")
         props, _ = self.d.dead_letters()[0]
         self.assertEqual(props.headers["x-paytx-error-code"], "bad_signature")
         self.assertTrue(self.d.alive("coordinator"))
@@ -105,10 +104,9 @@ class BadInput(PaytxTestCase):
         queue = "paytx.reply.%s-coordinator" % self.d.name
         body = json.dumps({"txn": 987654, "participant": "ledger.0", "vote": "yes"}).encode()
         props = signed_props("txn.vote", body)
-        for _ in range(2):
-            self.d.ch.basic_publish("", queue, body, props)
-        self.d.wait_for(lambda: self.d.ch.queue_declare("paytx.dead", passive=True)
-                        .method.message_count == 1, what="dead letter")
+        for _ in range(2):  # as the administrator: a participant's way in
+            self.d.admin_ch.basic_publish("", queue, body, props)
+        self.d.wait_for(lambda: self.d.dead_count() == 1, what="dead letter")
         props, _ = self.d.dead_letters()[0]
         self.assertEqual(props.headers["x-paytx-error-code"], "replayed")
         self.assertIn("1 replayed from %s so far" % queue, self.d.log_text("coordinator"))
@@ -116,14 +114,16 @@ class BadInput(PaytxTestCase):
                          "committed")
 
     def test_forged_commit_to_participant_moves_no_money(self):
-        # A client publishing a commit straight into a ledger queue.
+        # A forged commit straight into a ledger queue, by a user allowed onto
+        # paytx.participants (a client is not: test_rabbit_roles).
         body = json.dumps({"txn": 424242, "payment_id": "forged"}).encode()
         for sig in (None, "0" * 64, sign("txn.commit", body, key="wrong-key-0123456789")):
             headers = {"x-paytx-signature": sig} if sig else {}
-            self.d.ch.basic_publish("paytx.participants", "ledger.1", body, pika.BasicProperties(
-                type="txn.commit", reply_to=self.d.reply_queue, headers=headers))
-        self.d.wait_for(lambda: self.d.ch.queue_declare("paytx.dead", passive=True)
-                        .method.message_count == 3, what="3 dead letters")
+            self.d.admin_ch.basic_publish("paytx.participants", "ledger.1", body,
+                                          pika.BasicProperties(type="txn.commit",
+                                                               reply_to=self.d.reply_queue,
+                                                               headers=headers))
+        self.d.wait_for(lambda: self.d.dead_count() == 3, what="3 dead letters")
         codes = {p.headers["x-paytx-error-code"] for p, _ in self.d.dead_letters()}
         self.assertEqual(codes, {"bad_signature"})
         self.assertEqual(self.d.balance(self.b), (0, 0))

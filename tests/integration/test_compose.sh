@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # docker-compose.yml agrees with the programs: the file is valid Compose, and
 # every paytx service's command, run from the build directory with exactly
-# that service's environment plus --check-config, accepts its settings. A
+# that service's environment plus --check-config, accepts its settings; the
+# RabbitMQ definitions are mounted and each daemon connects as its role. A
 # broken setting must be refused with a message naming it. Needs no Docker
 # engine (`docker-compose config` works without one) and no services.
 #
@@ -70,10 +71,14 @@ if ! compose config -q; then
 fi
 compose config >"$TMP/resolved.yml"
 
-PAYTX_BUILD_DIR="$BUILD_DIR" "$PYTHON" - "$TMP/resolved.yml" <<'PY'
+PAYTX_BUILD_DIR="$BUILD_DIR" PAYTX_REPO_DIR="$REPO_DIR" "$PYTHON" - "$TMP/resolved.yml" <<'PY'
+import base64
+import hashlib
+import json
 import os
 import subprocess
 import sys
+import urllib.parse
 
 import yaml
 
@@ -179,9 +184,50 @@ def same(setting, group, what):
     return next(iter(values)) if len(values) == 1 else None
 
 
-amqp = same("PAYTX_AMQP_URL", coords + ledgers, "coordinators and ledgers")
-check(amqp is None or not amqp.endswith("/"),
-      "PAYTX_AMQP_URL has no bare trailing / (librabbitmq: the empty vhost)")
+# RabbitMQ: the definitions file is mounted and loaded, and every service
+# connects as its role's user, with that user's password.
+rabbit = services.get("rabbitmq") or {}
+defs_target = conf_target = None
+for v in rabbit.get("volumes") or []:
+    src, target = (v.get("source"), v.get("target")) if isinstance(v, dict) else \
+        tuple(v.split(":")[:2])
+    if os.path.basename(src or "") == "rabbitmq-definitions.json":
+        defs_target = target
+    if os.path.basename(src or "") == "rabbitmq.conf":
+        conf_target = target
+check(defs_target is not None, "rabbitmq: docker/rabbitmq-definitions.json is mounted")
+check(conf_target is not None and conf_target.startswith("/etc/rabbitmq/conf.d/"),
+      "rabbitmq: docker/rabbitmq.conf is mounted in /etc/rabbitmq/conf.d/")
+with open(os.path.join(os.environ["PAYTX_REPO_DIR"], "docker", "rabbitmq.conf")) as f:
+    conf = {k.strip(): v.strip() for k, v in
+            (line.split("=", 1) for line in f if "=" in line and not line.startswith("#"))}
+check(defs_target is not None and conf.get("load_definitions") == defs_target,
+      "rabbitmq: rabbitmq.conf loads the mounted definitions (load_definitions)")
+with open(os.path.join(os.environ["PAYTX_REPO_DIR"], "docker", "rabbitmq-definitions.json")) as f:
+    defs = json.load(f)
+hashes = {u["name"]: u["password_hash"] for u in defs.get("users", [])}
+perms = {p["user"] for p in defs.get("permissions", []) if p["vhost"] == "/"}
+
+
+def password_ok(user, password):
+    raw = base64.b64decode(hashes.get(user, ""))
+    return len(raw) == 36 and hashlib.sha256(raw[:4] + password.encode()).digest() == raw[4:]
+
+
+def role(env, user, what):
+    url = urllib.parse.urlsplit(env.get("PAYTX_AMQP_URL") or "")
+    got = urllib.parse.unquote(url.username or "")
+    check(got == user, f"{what} connects to RabbitMQ as {user} (got {got or 'nobody'})")
+    check(password_ok(got, urllib.parse.unquote(url.password or "")) and got in perms,
+          f"{what}: {got} is in the definitions with that password and permissions on /")
+    check(url.path != "/",
+          f"{what}: PAYTX_AMQP_URL has no bare trailing / (librabbitmq: the empty vhost)")
+
+
+for name, env in coords:
+    role(env, "paytx-coordinator", name)
+for name, env in ledgers:
+    role(env, "paytx-" + (env.get("PAYTX_PARTICIPANT") or "?"), name)
 same("PAYTX_HMAC_KEY", coords + ledgers, "coordinators and ledgers")
 coord_dsn = same("PAYTX_PG_DSN", coords, "coordinators")
 ids = [env.get("PAYTX_COORDINATOR_ID") for _, env in coords]

@@ -127,7 +127,7 @@ class Payments(PaytxTestCase):
         a, b = self.two_accounts()
         body = json.dumps({"payment_id": "cli-1", "from": a, "to": b, "amount": 3,
                            "currency": "EUR"})
-        subprocess.run(["amqp-publish", "--url", self.d.amqp_url, "-r", "paytx.submit",
+        subprocess.run(["amqp-publish", "--url", self.d.amqp_url, "-e", "paytx.submit",
                         "-p", "-C", "application/json", "--reply-to", self.d.reply_queue,
                         "-b", body], check=True, timeout=30)
         out, _ = self.d.wait_reply()

@@ -39,12 +39,12 @@ class Protocol(PaytxTestCase):
         raw = json.dumps(body).encode()
         props = signed_props(msg_type, raw, reply_to=self.d.reply_queue,
                              correlation_id=str(body["txn"]), **props)
-        self.d.ch.basic_publish("paytx.participants", shard, raw, props)
+        # as the administrator, playing the coordinator
+        self.d.admin_ch.basic_publish("paytx.participants", shard, raw, props)
         return raw, props
 
     def dead_letters(self, n):
-        self.d.wait_for(lambda: self.d.ch.queue_declare("paytx.dead", passive=True)
-                        .method.message_count >= n, what="%d dead letters" % n)
+        self.d.wait_for(lambda: self.d.dead_count() >= n, what="%d dead letters" % n)
         return self.d.dead_letters()
 
     def expect(self, msg_type, **fields):
@@ -86,8 +86,7 @@ class Protocol(PaytxTestCase):
         self.expect("txn.ack", decision="abort")
         self.assertEqual(self.d.balance(self.a), (500, 0))
         self.deliver("txn.commit", {"txn": 13, "payment_id": "p-13"})
-        self.d.wait_for(lambda: self.d.ch.queue_declare("paytx.dead", passive=True)
-                        .method.message_count == 1, what="dead letter")
+        self.d.wait_for(lambda: self.d.dead_count() == 1, what="dead letter")
         props, _ = self.d.dead_letters()[0]
         self.assertEqual(props.headers["x-paytx-error-code"], "protocol_violation")
         self.assertEqual(self.d.balance(self.a2), (0, 0))
@@ -101,10 +100,10 @@ class Protocol(PaytxTestCase):
 
     def test_unsigned_prepare_reserves_nothing(self):
         raw = json.dumps(self.prepare(16, [(self.a, -100), (self.a2, 100)])).encode()
-        self.d.ch.basic_publish("paytx.participants", "ledger.0", raw, pika.BasicProperties(
-            type="txn.prepare", reply_to=self.d.reply_queue))
-        self.d.wait_for(lambda: self.d.ch.queue_declare("paytx.dead", passive=True)
-                        .method.message_count == 1, what="dead letter")
+        self.d.admin_ch.basic_publish("paytx.participants", "ledger.0", raw,
+                                      pika.BasicProperties(type="txn.prepare",
+                                                           reply_to=self.d.reply_queue))
+        self.d.wait_for(lambda: self.d.dead_count() == 1, what="dead letter")
         self.assertEqual(self.d.balance(self.a), (500, 0))
 
 
@@ -114,7 +113,7 @@ class Protocol(PaytxTestCase):
         raw, props = self.deliver("txn.commit", {"txn": 17, "payment_id": "p-17"})
         self.expect("txn.ack", decision="commit")
         for _ in range(2):  # the captured message, byte for byte
-            self.d.ch.basic_publish("paytx.participants", "ledger.0", raw, props)
+            self.d.admin_ch.basic_publish("paytx.participants", "ledger.0", raw, props)
         dead = self.dead_letters(2)
         self.assertEqual([p.headers["x-paytx-error-code"] for p, _ in dead], ["replayed"] * 2)
         self.assertEqual(dead[0][0].headers["x-paytx-error-text"], "message_id seen before")
@@ -128,7 +127,7 @@ class Protocol(PaytxTestCase):
         self.expect("txn.vote", vote="yes")
         self.deliver("txn.abort", {"txn": 18, "payment_id": "p-18"})
         self.expect("txn.ack", decision="abort")
-        self.d.ch.basic_publish("paytx.participants", "ledger.0", raw, props)
+        self.d.admin_ch.basic_publish("paytx.participants", "ledger.0", raw, props)
         dead = self.dead_letters(1)
         self.assertEqual(dead[0][0].headers["x-paytx-error-code"], "replayed")
         self.assertEqual(self.d.balance(self.a), (500, 0))
@@ -156,7 +155,7 @@ class Protocol(PaytxTestCase):
         raw, props = self.deliver("txn.commit", {"txn": 22, "payment_id": "p-22"},
                                   shard="nowhere")
         edited = raw.replace(b'"txn": 22', b'"txn": 20')
-        self.d.ch.basic_publish("paytx.participants", "ledger.0", edited, props)
+        self.d.admin_ch.basic_publish("paytx.participants", "ledger.0", edited, props)
         dead = self.dead_letters(2)
         self.assertEqual(sorted(p.headers["x-paytx-error-code"] for p, _ in dead),
                          ["bad_signature", "protocol_violation"])
