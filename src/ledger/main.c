@@ -67,7 +67,8 @@ int main(int argc, char **argv)
 		return status;
 	if (pg_connect(&conn, config_str(&c, "PAYTX_PG_DSN"), pc.name, &signals_stop) != 0)
 		return 1;
-	if (pg_migrate(conn, schema_ledger_sql) != 0 || ledger_init(&l, conn, pc.name) != 0) {
+	if (pg_schema_check(conn, PG_SCHEMA_LEDGER, PG_SCHEMA_LEDGER_VERSION) != 0 ||
+	    ledger_init(&l, conn, pc.name) != 0) {
 		PQfinish(conn);
 		return 1;
 	}
