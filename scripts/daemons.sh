@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Start or stop the paytx daemons of the local stack: one coordinator and
-# two ledger shards, logs and pid files under $PAYTX_HOME/run.
+# two ledger shards, logs and pid files under $PAYTX_HOME/run. `start` first
+# applies the schema (paytxctl migrate, as the owner role); each daemon then
+# runs as its own PostgreSQL role (see scripts/services.sh).
 #
 #   scripts/daemons.sh start|stop|status
 set -euo pipefail
@@ -8,10 +10,6 @@ set -euo pipefail
 paytx_load_env
 RUN_DIR=$PAYTX_HOME/run
 mkdir -p "$RUN_DIR"
-
-pg_uri() { # database name -> URI on the private cluster
-    printf '%s' "${PAYTX_PG_DSN%/*}/$1"
-}
 
 start_one() { # name, then env assignments, then the command
     local name=$1; shift
@@ -39,12 +37,15 @@ stop_one() {
 
 case "${1:-}" in
 start)
+    # The schema is applied here, as its owner (PAYTX_PG_DSN): the daemons
+    # run as roles that may not change it and refuse to start without it.
     "$BUILD_DIR/paytxctl" migrate
-    start_one ledger.0 PAYTX_PARTICIPANT=ledger.0 PAYTX_PG_DSN="$(pg_uri paytx_ledger0)" \
+    start_one ledger.0 PAYTX_PARTICIPANT=ledger.0 PAYTX_PG_DSN="$PAYTX_PG_DSN_LEDGER0" \
         "$BUILD_DIR/paytx-ledger"
-    start_one ledger.1 PAYTX_PARTICIPANT=ledger.1 PAYTX_PG_DSN="$(pg_uri paytx_ledger1)" \
+    start_one ledger.1 PAYTX_PARTICIPANT=ledger.1 PAYTX_PG_DSN="$PAYTX_PG_DSN_LEDGER1" \
         "$BUILD_DIR/paytx-ledger"
-    start_one coordinator PAYTX_COORDINATOR_ID=local-1 "$BUILD_DIR/paytx-coordinator"
+    start_one coordinator PAYTX_COORDINATOR_ID=local-1 PAYTX_PG_DSN="$PAYTX_PG_DSN_COORDINATOR" \
+        "$BUILD_DIR/paytx-coordinator"
     ;;
 stop)
     for n in coordinator ledger.0 ledger.1; do stop_one "$n"; done
