@@ -16,7 +16,8 @@ static const struct config_def defs[] = {
 	{ "PAYTX_AMQP_URL", "amqp-url", "amqp://guest:guest@127.0.0.1:5672",
 	  "RabbitMQ URL (amqp:// or amqps://).", CONFIG_SECRET },
 	{ "PAYTX_AMQP_TLS_CA", "amqp-tls-ca", NULL, "CA certificate file for amqps.", 0 },
-	{ "PAYTX_PG_DSN", "pg-dsn", NULL, "PostgreSQL DSN of this shard's ledger database.",
+	{ "PAYTX_PG_DSN", "pg-dsn", NULL, "PostgreSQL DSN of this shard's ledger database, "
+	  "as the ledger role (paytx_ledger); run paytxctl migrate first.",
 	  CONFIG_SECRET | CONFIG_REQUIRED },
 	{ "PAYTX_HMAC_KEY", "hmac-key", NULL, "Key signing protocol messages (16-64 bytes).",
 	  CONFIG_SECRET | CONFIG_REQUIRED },
