@@ -330,6 +330,8 @@ DO $$
 DECLARE
 	v_db_owner boolean := (SELECT pg_has_role(current_user, datdba, 'MEMBER')
 			       FROM pg_database WHERE datname = current_database());
+	-- Every function and relation of this file: PUBLIC may EXECUTE a new
+	-- function until it is listed here.
 	v_funcs constant text := 'FUNCTION entries_immutable(), ledger_revote(barrier), '
 		'ledger_prepare(bigint, text, text, jsonb), ledger_commit(bigint, text), '
 		'ledger_abort(bigint, text, text), ledger_in_doubt(text, bigint, integer), '
