@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Start or stop the paytx daemons of the local stack: one coordinator and
-# two ledger shards, logs and pid files under $PAYTX_HOME/run. Each daemon
-# connects to RabbitMQ as its role's user (scripts/services.sh env).
+# two ledger shards, logs and pid files under $PAYTX_HOME/run. `start` first
+# applies the schema (paytxctl migrate, as the owner role); each daemon then
+# runs as its own PostgreSQL role and its own RabbitMQ user (see
+# scripts/services.sh env).
 #
 #   scripts/daemons.sh start|stop|status
 set -euo pipefail
@@ -9,10 +11,6 @@ set -euo pipefail
 paytx_load_env
 RUN_DIR=$PAYTX_HOME/run
 mkdir -p "$RUN_DIR"
-
-pg_uri() { # database name -> URI on the private cluster
-    printf '%s' "${PAYTX_PG_DSN%/*}/$1"
-}
 
 start_one() { # name, then env assignments, then the command
     local name=$1; shift
@@ -40,12 +38,14 @@ stop_one() {
 
 case "${1:-}" in
 start)
+    # The schema is applied here, as its owner (PAYTX_PG_DSN): the daemons
+    # run as roles that may not change it and refuse to start without it.
     "$BUILD_DIR/paytxctl" migrate
-    start_one ledger.0 PAYTX_PARTICIPANT=ledger.0 PAYTX_PG_DSN="$(pg_uri paytx_ledger0)" \
+    start_one ledger.0 PAYTX_PARTICIPANT=ledger.0 PAYTX_PG_DSN="$PAYTX_PG_DSN_LEDGER0" \
         PAYTX_AMQP_URL="$PAYTX_AMQP_URL_LEDGER_0" "$BUILD_DIR/paytx-ledger"
-    start_one ledger.1 PAYTX_PARTICIPANT=ledger.1 PAYTX_PG_DSN="$(pg_uri paytx_ledger1)" \
+    start_one ledger.1 PAYTX_PARTICIPANT=ledger.1 PAYTX_PG_DSN="$PAYTX_PG_DSN_LEDGER1" \
         PAYTX_AMQP_URL="$PAYTX_AMQP_URL_LEDGER_1" "$BUILD_DIR/paytx-ledger"
-    start_one coordinator PAYTX_COORDINATOR_ID=local-1 \
+    start_one coordinator PAYTX_COORDINATOR_ID=local-1 PAYTX_PG_DSN="$PAYTX_PG_DSN_COORDINATOR" \
         PAYTX_AMQP_URL="$PAYTX_AMQP_URL_COORDINATOR" "$BUILD_DIR/paytx-coordinator"
     ;;
 stop)

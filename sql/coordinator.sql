@@ -1,5 +1,6 @@
 -- The coordinator's durable log (one database shared by all coordinators).
--- Applied idempotently by `paytxctl migrate` and at coordinator start-up.
+-- Applied idempotently by `paytxctl migrate`, as the owner role (see
+-- Privileges below); the coordinator only checks the version at start-up.
 SELECT pg_advisory_xact_lock(7480011);
 
 CREATE SEQUENCE IF NOT EXISTS paytx_txn_seq;
@@ -38,3 +39,55 @@ CREATE TABLE IF NOT EXISTS decisions (
     decided_by text NOT NULL,
     decided_at timestamptz NOT NULL DEFAULT now()
 );
+
+-- What this database is at: the coordinator checks it at start-up and
+-- refuses to run on a missing or different schema. Bump the version with
+-- PG_SCHEMA_COORDINATOR in src/lib/pg.h whenever this file changes what
+-- the coordinator needs.
+CREATE TABLE IF NOT EXISTS paytx_schema (
+    component   text PRIMARY KEY,
+    version     integer NOT NULL,
+    migrated_at timestamptz NOT NULL DEFAULT now()
+);
+INSERT INTO paytx_schema (component, version) VALUES ('coordinator', 1)
+    ON CONFLICT (component) DO UPDATE SET version = EXCLUDED.version, migrated_at = now();
+
+-- Privileges. The role running this script owns every object; the
+-- coordinator's role (paytx_coordinator) gets only what the log needs:
+-- a payment's request is never rewritten and a decision never changes, so
+-- neither has UPDATE on those columns, and nothing is ever deleted. The
+-- ledger role (paytx_ledger) gets nothing here. Re-applied in full by every
+-- migration (revoke all, then grant), so privileges converge to this list;
+-- roles that do not exist are skipped, so any database still migrates.
+DO $$
+DECLARE
+    v_db_owner boolean := (SELECT pg_has_role(current_user, datdba, 'MEMBER')
+                           FROM pg_database WHERE datname = current_database());
+BEGIN
+    IF v_db_owner THEN
+        EXECUTE format('REVOKE ALL ON DATABASE %I FROM PUBLIC', current_database());
+    END IF;
+    REVOKE ALL ON SCHEMA public FROM PUBLIC;
+    REVOKE ALL ON payments, decisions, paytx_schema, paytx_txn_seq FROM PUBLIC;
+    IF EXISTS (SELECT FROM pg_roles WHERE rolname = 'paytx_ledger') THEN
+        REVOKE ALL ON payments, decisions, paytx_schema, paytx_txn_seq FROM paytx_ledger;
+        REVOKE ALL ON SCHEMA public FROM paytx_ledger;
+        IF v_db_owner THEN
+            EXECUTE format('REVOKE ALL ON DATABASE %I FROM paytx_ledger', current_database());
+        END IF;
+    END IF;
+    IF EXISTS (SELECT FROM pg_roles WHERE rolname = 'paytx_coordinator') THEN
+        REVOKE ALL ON payments, decisions, paytx_schema, paytx_txn_seq FROM paytx_coordinator;
+        IF v_db_owner THEN
+            EXECUTE format('GRANT CONNECT ON DATABASE %I TO paytx_coordinator',
+                           current_database());
+        END IF;
+        GRANT USAGE ON SCHEMA public TO paytx_coordinator;
+        GRANT SELECT ON paytx_schema TO paytx_coordinator;
+        GRANT USAGE ON SEQUENCE paytx_txn_seq TO paytx_coordinator;
+        GRANT SELECT, INSERT ON payments, decisions TO paytx_coordinator;
+        GRANT UPDATE (state, reason, detail, waiters, outcome_sent, owner, lease_until,
+                      decided_at, finished_at) ON payments TO paytx_coordinator;
+    END IF;
+END
+$$;

@@ -1,8 +1,9 @@
 -- Ledger shard schema: accounts, holds, the append-only journal and the 2PC barrier.
 --
--- Applied by pg_migrate as one script inside BEGIN/COMMIT, at every start of
--- every process that uses a shard, so everything here is idempotent and
--- nothing here may refuse to run in a transaction block.
+-- Applied by pg_migrate as one script inside BEGIN/COMMIT by `paytxctl
+-- migrate`, as the owner role, on every run, so everything here is
+-- idempotent and nothing here may refuse to run in a transaction block. The
+-- ledger daemon only checks the version (paytx_schema) at start-up.
 --
 -- The step functions (ledger_prepare, ledger_commit, ledger_abort) are one
 -- round trip each and never COMMIT: they run inside the caller's (batch)
@@ -304,4 +305,75 @@ BEGIN
 	END IF;
 	RETURN 'conflict';
 END;
+$$;
+
+-- What this database is at: the ledger checks it at start-up and refuses to
+-- run on a missing or different schema. Bump the version with PG_SCHEMA_LEDGER
+-- in src/lib/pg.h whenever this file changes what the ledger needs.
+CREATE TABLE IF NOT EXISTS paytx_schema (
+	component text PRIMARY KEY,
+	version integer NOT NULL,
+	migrated_at timestamptz NOT NULL DEFAULT now()
+);
+INSERT INTO paytx_schema (component, version) VALUES ('ledger', 1)
+	ON CONFLICT (component) DO UPDATE SET version = EXCLUDED.version, migrated_at = now();
+
+-- Privileges. The role running this script owns every object. The ledger's
+-- role (paytx_ledger) gets what the step functions need and no more: the
+-- journal (entries) is INSERT and SELECT only, so no UPDATE, DELETE or
+-- TRUNCATE reaches the triggers above; an account's id, currency and kind
+-- cannot be changed, nor accounts created (paytxctl does that, as the
+-- owner); nothing is ever deleted. The coordinator's role (paytx_coordinator)
+-- gets nothing here. Re-applied in full by every migration (revoke all, then
+-- grant); roles that do not exist are skipped, so any database migrates.
+DO $$
+DECLARE
+	v_db_owner boolean := (SELECT pg_has_role(current_user, datdba, 'MEMBER')
+			       FROM pg_database WHERE datname = current_database());
+	-- Every function and relation of this file: PUBLIC may EXECUTE a new
+	-- function until it is listed here.
+	v_funcs constant text := 'FUNCTION entries_immutable(), ledger_revote(barrier), '
+		'ledger_prepare(bigint, text, text, jsonb), ledger_commit(bigint, text), '
+		'ledger_abort(bigint, text, text), ledger_in_doubt(text, bigint, integer), '
+		'ledger_account_create(text, text, boolean)';
+	v_tables constant text :=
+		'accounts, holds, entries, barrier, paytx_schema, entries_id_seq';
+BEGIN
+	IF v_db_owner THEN
+		EXECUTE format('REVOKE ALL ON DATABASE %I FROM PUBLIC', current_database());
+	END IF;
+	REVOKE ALL ON SCHEMA public FROM PUBLIC;
+	EXECUTE 'REVOKE ALL ON ' || v_tables || ' FROM PUBLIC';
+	EXECUTE 'REVOKE ALL ON ' || v_funcs || ' FROM PUBLIC';
+	IF EXISTS (SELECT FROM pg_roles WHERE rolname = 'paytx_coordinator') THEN
+		EXECUTE 'REVOKE ALL ON ' || v_tables || ' FROM paytx_coordinator';
+		EXECUTE 'REVOKE ALL ON ' || v_funcs || ' FROM paytx_coordinator';
+		REVOKE ALL ON SCHEMA public FROM paytx_coordinator;
+		IF v_db_owner THEN
+			EXECUTE format('REVOKE ALL ON DATABASE %I FROM paytx_coordinator',
+				       current_database());
+		END IF;
+	END IF;
+	IF EXISTS (SELECT FROM pg_roles WHERE rolname = 'paytx_ledger') THEN
+		EXECUTE 'REVOKE ALL ON ' || v_tables || ' FROM paytx_ledger';
+		EXECUTE 'REVOKE ALL ON ' || v_funcs || ' FROM paytx_ledger';
+		IF v_db_owner THEN
+			EXECUTE format('GRANT CONNECT ON DATABASE %I TO paytx_ledger',
+				       current_database());
+		END IF;
+		GRANT USAGE ON SCHEMA public TO paytx_ledger;
+		GRANT SELECT ON paytx_schema TO paytx_ledger;
+		-- FOR NO KEY UPDATE / KEY SHARE in ledger_prepare need UPDATE on
+		-- some column, which the postings have anyway.
+		GRANT SELECT, UPDATE (balance, held, version) ON accounts TO paytx_ledger;
+		GRANT SELECT, INSERT, UPDATE (state) ON holds TO paytx_ledger;
+		GRANT SELECT, INSERT, UPDATE (state, updated_at) ON barrier TO paytx_ledger;
+		GRANT SELECT, INSERT ON entries TO paytx_ledger;
+		GRANT USAGE ON SEQUENCE entries_id_seq TO paytx_ledger;
+		GRANT EXECUTE ON FUNCTION ledger_revote(barrier),
+			ledger_prepare(bigint, text, text, jsonb), ledger_commit(bigint, text),
+			ledger_abort(bigint, text, text), ledger_in_doubt(text, bigint, integer)
+			TO paytx_ledger;
+	END IF;
+END
 $$;

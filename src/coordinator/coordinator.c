@@ -394,8 +394,9 @@ int coordinator_run(struct coordinator *c)
 	if (pg_connect(&conn, c->cfg.pg_dsn, "paytx-coordinator", c->stop) != 0)
 		return *c->stop ? 0 : PAYTX_EDB;
 	txlog_init(&c->log, conn, c->cfg.id, c->cfg.lease_ms);
-	if (pg_migrate(conn, schema_coordinator_sql) != 0)
-		return PAYTX_EDB;
+	int err = pg_schema_check(conn, PG_SCHEMA_COORDINATOR, PG_SCHEMA_COORDINATOR_VERSION);
+	if (err)
+		return err;
 	if (broker_connect(c->broker) != 0)
 		return *c->stop ? 0 : PAYTX_EBROKER;
 	recovery_leases(c, true);
@@ -403,7 +404,7 @@ int coordinator_run(struct coordinator *c)
 		 "%lld ms", c->cfg.id, c->cfg.shards.n, c->cfg.extra.n,
 		 (long long)c->cfg.prepare_timeout_ms);
 	while (!*c->stop) {
-		int err = iteration(c);
+		err = iteration(c);
 		if (err && err != PAYTX_EBROKER) {
 			log_error("coordinator stopping: %s", paytx_strerror(err));
 			return err;

@@ -19,7 +19,8 @@ static const struct config_def defs[] = {
 	  "Client certificate (PEM) to present over amqps, with PAYTX_AMQP_TLS_KEY.", 0 },
 	{ "PAYTX_AMQP_TLS_KEY", "amqp-tls-key", NULL,
 	  "Private key (PEM, unencrypted) of PAYTX_AMQP_TLS_CERT.", 0 },
-	{ "PAYTX_PG_DSN", "pg-dsn", NULL, "PostgreSQL DSN of the coordinator log.",
+	{ "PAYTX_PG_DSN", "pg-dsn", NULL, "PostgreSQL DSN of the coordinator log, as the "
+	  "coordinator role (paytx_coordinator); run paytxctl migrate first.",
 	  CONFIG_SECRET | CONFIG_REQUIRED },
 	{ "PAYTX_HMAC_KEY", "hmac-key", NULL, "Key signing protocol messages (16-64 bytes).",
 	  CONFIG_SECRET | CONFIG_REQUIRED },

@@ -21,9 +21,11 @@ static const struct config_def defs[] = {
 	  "Client certificate (PEM) to present over amqps, with PAYTX_AMQP_TLS_KEY.", 0 },
 	{ "PAYTX_AMQP_TLS_KEY", "amqp-tls-key", NULL,
 	  "Private key (PEM, unencrypted) of PAYTX_AMQP_TLS_CERT.", 0 },
-	{ "PAYTX_PG_DSN", "pg-dsn", NULL, "PostgreSQL DSN of the coordinator log.", CONFIG_SECRET },
+	{ "PAYTX_PG_DSN", "pg-dsn", NULL, "PostgreSQL DSN of the coordinator log, as the "
+	  "role that owns the schemas (paytx_owner).", CONFIG_SECRET },
 	{ "PAYTX_LEDGER_DSNS", "ledger-dsns", NULL,
-	  "Ledger databases: name=dsn,name=dsn (for migrate, accounts, balances).",
+	  "Ledger databases: name=dsn,name=dsn (for migrate, accounts, balances), "
+	  "as the owner role too.",
 	  CONFIG_SECRET },
 	{ "PAYTX_SHARDS", "shards", "ledger.0,ledger.1",
 	  "Ledger shard participants, in placement order.", 0 },
@@ -34,14 +36,16 @@ static const struct config_def defs[] = {
 static const char usage[] =
 	"[options] COMMAND [ARGS]\n\n"
 	"Commands:\n"
-	"  migrate                             apply the schema to the coordinator log and\n"
-	"                                      every ledger database (idempotent)\n"
+	"  migrate                             apply the schema and the roles' grants to\n"
+	"                                      the coordinator log and every ledger\n"
+	"                                      database (idempotent); the daemons refuse\n"
+	"                                      to start until it has run\n"
 	"  account create ID CURRENCY [external]  create an account on its shard\n"
 	"  balance ID                          balance, held amount and version\n"
 	"  pay PAYMENT_ID FROM TO AMOUNT CURRENCY  submit a transfer, wait for the outcome\n"
 	"  submit FILE                         submit a JSON payment (- = stdin), wait\n"
 	"  status PAYMENT_ID                   state and outcome of a payment\n\n"
-	"Exit codes: 0 done/committed, 1 service failure, 2 usage, 3 aborted,\n"
+	"Exit codes: 0 done/committed, 1 service failure, 2 usage, 3 aborted, "
 	"4 rejected, 5 timeout, 6 not found.";
 
 const char *ctl_ledger_dsn(const struct ctl *c, const char *name)

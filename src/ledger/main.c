@@ -21,7 +21,8 @@ static const struct config_def defs[] = {
 	  "Client certificate (PEM) to present over amqps, with PAYTX_AMQP_TLS_KEY.", 0 },
 	{ "PAYTX_AMQP_TLS_KEY", "amqp-tls-key", NULL,
 	  "Private key (PEM, unencrypted) of PAYTX_AMQP_TLS_CERT.", 0 },
-	{ "PAYTX_PG_DSN", "pg-dsn", NULL, "PostgreSQL DSN of this shard's ledger database.",
+	{ "PAYTX_PG_DSN", "pg-dsn", NULL, "PostgreSQL DSN of this shard's ledger database, "
+	  "as the ledger role (paytx_ledger); run paytxctl migrate first.",
 	  CONFIG_SECRET | CONFIG_REQUIRED },
 	{ "PAYTX_HMAC_KEY", "hmac-key", NULL, "Key signing protocol messages (16-64 bytes).",
 	  CONFIG_SECRET | CONFIG_REQUIRED },
@@ -80,7 +81,8 @@ int main(int argc, char **argv)
 	/* pg_connect only gives up when asked to stop: then it is a clean stop. */
 	if (pg_connect(&conn, config_str(&c, "PAYTX_PG_DSN"), pc.name, &signals_stop) != 0)
 		return signals_stop ? 0 : 1;
-	if (pg_migrate(conn, schema_ledger_sql) != 0 || ledger_init(&l, conn, pc.name) != 0) {
+	if (pg_schema_check(conn, PG_SCHEMA_LEDGER, PG_SCHEMA_LEDGER_VERSION) != 0 ||
+	    ledger_init(&l, conn, pc.name) != 0) {
 		PQfinish(conn);
 		return 1;
 	}

@@ -2,6 +2,7 @@
 #include "pg.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "clock.h"
@@ -113,4 +114,43 @@ int pg_migrate(PGconn *conn, const char *schema_sql)
 		return PAYTX_EDB;
 	}
 	return pg_exec(conn, "COMMIT");
+}
+
+/* The recorded version of component as text, "" when there is none. */
+static int schema_version(PGconn *conn, const char *component, char *out, size_t size)
+{
+	const char *params[] = { component };
+	out[0] = '\0';
+	/* to_regclass: a database never migrated is an answer, not an error. */
+	PGresult *r = pg_query(conn, "SELECT to_regclass('paytx_schema') IS NOT NULL", 0, NULL);
+	if (!r)
+		return PAYTX_EDB;
+	bool present = strcmp(PQgetvalue(r, 0, 0), "t") == 0;
+	PQclear(r);
+	if (!present)
+		return 0;
+	r = pg_query(conn, "SELECT version FROM paytx_schema WHERE component = $1", 1, params);
+	if (!r)
+		return PAYTX_EDB;
+	if (PQntuples(r) == 1)
+		snprintf(out, size, "%s", PQgetvalue(r, 0, 0));
+	PQclear(r);
+	return 0;
+}
+
+int pg_schema_check(PGconn *conn, const char *component, int version)
+{
+	char found[16];
+	if (schema_version(conn, component, found, sizeof(found)) != 0)
+		return PAYTX_EDB;
+	if (found[0] && atoi(found) == version)
+		return 0;
+	if (!found[0])
+		log_error("the %s schema is missing from database %s: run `paytxctl migrate` "
+			  "(as the owner role) first", component, PQdb(conn));
+	else
+		log_error("the %s schema of database %s is at version %s, this program needs "
+			  "version %d: run `paytxctl migrate` of this release", component,
+			  PQdb(conn), found, version);
+	return PAYTX_ECONFIG;
 }

@@ -28,9 +28,21 @@ bool pg_broken(PGconn *conn);
 /* SQLSTATE of res or "" */
 const char *pg_sqlstate(const PGresult *res);
 
-/* Embedded schema scripts (the sql directory), applied idempotently. */
+/* Embedded schema scripts (the sql directory), applied idempotently by
+ * `paytxctl migrate` as the role that owns the schema. The daemons run as
+ * application roles that may not change the schema: they only check that
+ * the database is at the version they were built for (pg_schema_check).
+ * Each version must match the one the script records in paytx_schema. */
 extern const char schema_coordinator_sql[];
 extern const char schema_ledger_sql[];
+#define PG_SCHEMA_COORDINATOR "coordinator"
+#define PG_SCHEMA_COORDINATOR_VERSION 1
+#define PG_SCHEMA_LEDGER "ledger"
+#define PG_SCHEMA_LEDGER_VERSION 1
 int pg_migrate(PGconn *conn, const char *schema_sql) PAYTX_MUST_CHECK;
+/* Is component (borrowed) recorded at exactly version in paytx_schema?
+ * 0, or PAYTX_ECONFIG with an error logged that says to run paytxctl
+ * migrate (schema missing or at another version), or PAYTX_EDB. */
+int pg_schema_check(PGconn *conn, const char *component, int version) PAYTX_MUST_CHECK;
 
 #endif

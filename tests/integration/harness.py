@@ -11,6 +11,13 @@ the test submits as the client user. The administrator of
 PAYTX_TEST_AMQP_URL (admin_ch) declares the topology and is what tests that
 play a coordinator or read paytx.dead use.
 
+PostgreSQL is used as in production: the superuser (PAYTX_TEST_PG_DSN)
+creates each test's databases, owned by the owner role that paytxctl runs as
+(PAYTX_TEST_PG_OWNER_DSN); each daemon runs as its own role
+(PAYTX_TEST_PG_COORDINATOR_DSN, PAYTX_TEST_PG_LEDGER_DSN), so every test
+also shows that those roles' grants are enough. The database named in the
+role DSNs is replaced by the test's own.
+
 A test that finds no service configured exits 77 (skip); one that is told
 a service is there and cannot reach it fails.
 """
@@ -40,6 +47,11 @@ except ImportError as e:  # the scripts install python3-pika / python3-psycopg2
 
 AMQP_URL = os.environ.get("PAYTX_TEST_AMQP_URL")
 PG_DSN = os.environ.get("PAYTX_TEST_PG_DSN")
+ROLE_DSNS = {
+    "owner": os.environ.get("PAYTX_TEST_PG_OWNER_DSN"),
+    "coordinator": os.environ.get("PAYTX_TEST_PG_COORDINATOR_DSN"),
+    "ledger": os.environ.get("PAYTX_TEST_PG_LEDGER_DSN"),
+}
 BUILD = os.environ.get("PAYTX_BUILD_DIR", "build")
 RABBITMQCTL = os.environ.get("PAYTX_TEST_RABBITMQCTL")
 HMAC_KEY = "integration-test-key-0123456789"
@@ -74,6 +86,11 @@ def require_services():
         print("PAYTX_TEST_AMQP_URL / PAYTX_TEST_PG_DSN / PAYTX_TEST_RABBITMQCTL not "
               "set: skipping (run scripts/test.sh to start the services)")
         sys.exit(77)
+    missing = [k for k, v in ROLE_DSNS.items() if not v]
+    if missing:  # told the cluster is there, but not as whom to run
+        print("PAYTX_TEST_PG_DSN is set but not the DSNs of the roles %s "
+              "(PAYTX_TEST_PG_<ROLE>_DSN, from scripts/services.sh env)" % ", ".join(missing))
+        sys.exit(1)
 
 
 def fnv1a64(s):
@@ -202,12 +219,13 @@ class Deployment:
         self.dbs = {"coord": self.name + "_coord"}
         for i, s in enumerate(shards):
             self.dbs[s] = "%s_l%d" % (self.name, i)
+        owner = urllib.parse.urlsplit(ROLE_DSNS["owner"]).username
         admin = psycopg2.connect(PG_DSN)
         admin.autocommit = True
         with admin.cursor() as cur:
             for db in self.dbs.values():
                 cur.execute("DROP DATABASE IF EXISTS %s" % db)
-                cur.execute("CREATE DATABASE %s" % db)
+                cur.execute("CREATE DATABASE %s OWNER %s" % (db, owner))
         admin.close()
         self.connect_amqp()
 
@@ -257,8 +275,10 @@ class Deployment:
                              arguments={"x-dead-letter-exchange": "paytx.dlx"})
             ch.queue_bind(shard, "paytx.participants", shard)
 
-    def dsn(self, which):
-        return _with_path(PG_DSN, "/" + self.dbs[which])
+    def dsn(self, which, role=None):
+        """DSN of database which ("coord" or a shard name) as role ("owner",
+        "coordinator", "ledger"; None: the superuser, for test checks)."""
+        return _with_path(ROLE_DSNS[role] if role else PG_DSN, "/" + self.dbs[which])
 
     def env(self, **extra):
         env = dict(os.environ)
@@ -266,8 +286,10 @@ class Deployment:
             "PAYTX_AMQP_URL": self.amqp_url,
             "PAYTX_HMAC_KEY": HMAC_KEY,
             "PAYTX_SHARDS": ",".join(self.shards),
-            "PAYTX_LEDGER_DSNS": ",".join("%s=%s" % (s, self.dsn(s)) for s in self.shards),
-            "PAYTX_PG_DSN": self.dsn("coord"),
+            # paytxctl's; each daemon gets its own role's PAYTX_PG_DSN
+            "PAYTX_LEDGER_DSNS": ",".join("%s=%s" % (s, self.dsn(s, "owner"))
+                                          for s in self.shards),
+            "PAYTX_PG_DSN": self.dsn("coord", "owner"),
             "PAYTX_LOG_FORMAT": "json",
             "PAYTX_LOG_LEVEL": "debug",
         })
@@ -286,11 +308,12 @@ class Deployment:
         env.setdefault("PAYTX_COORDINATOR_ID", self.name + "-" + name)
         env.setdefault("PAYTX_AMQP_URL", self.role_url(COORDINATOR_USER))
         env.setdefault("PAYTX_PREPARE_TIMEOUT_MS", 3000)
+        env.setdefault("PAYTX_PG_DSN", self.dsn("coord", "coordinator"))
         return self.start(name, [os.path.join(BUILD, "paytx-coordinator")], **env)
 
     def start_ledger(self, shard, **env):
         env.setdefault("PAYTX_STATUS_AFTER_MS", 2000)
-        env.setdefault("PAYTX_PG_DSN", self.dsn(shard))
+        env.setdefault("PAYTX_PG_DSN", self.dsn(shard, "ledger"))
         env.setdefault("PAYTX_AMQP_URL", self.role_url(participant_user(shard)))
         return self.start(shard, [os.path.join(BUILD, "paytx-ledger")],
                           PAYTX_PARTICIPANT=shard, **env)

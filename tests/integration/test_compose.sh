@@ -238,12 +238,32 @@ for shard in shards:
     check(shard in served, f"shard {shard} has a ledger service")
 for part in served:
     check(part in shards, f"ledger participant {part} is in the coordinators' PAYTX_SHARDS")
+
+
+def database(dsn):
+    """(host, port, dbname) of a URI DSN: which database, whoever connects."""
+    p = urllib.parse.urlsplit(dsn or "")
+    return (p.hostname, p.port, p.path.lstrip("/"))
+
+
+def role(dsn):
+    return urllib.parse.urlsplit(dsn or "").username
+
+
+# Each kind of process connects as its own PostgreSQL role (least privilege).
+coord_roles = {role(env.get("PAYTX_PG_DSN")) for _, env in coords}
+ledger_roles = {role(env.get("PAYTX_PG_DSN")) for _, env in ledgers}
+check(None not in coord_roles | ledger_roles, "coordinators and ledgers name their role")
+check(not coord_roles & ledger_roles, "coordinators and ledgers connect as different roles")
 for name, env in ctls:
-    check(env.get("PAYTX_PG_DSN") == coord_dsn, f"{name}: PAYTX_PG_DSN is the coordinators' log")
+    check(database(env.get("PAYTX_PG_DSN")) == database(coord_dsn),
+          f"{name}: PAYTX_PG_DSN is the coordinators' log")
+    check(role(env.get("PAYTX_PG_DSN")) not in coord_roles | ledger_roles,
+          f"{name}: paytxctl connects as the owner role, not a daemon's")
     dsns = dict(item.split("=", 1) for item in (env.get("PAYTX_LEDGER_DSNS") or "").split(",")
                 if "=" in item)
     for shard in shards:
-        check(shard in dsns and dsns[shard] == served.get(shard),
+        check(shard in dsns and database(dsns[shard]) == database(served.get(shard)),
               f"{name}: PAYTX_LEDGER_DSNS has {shard} at its ledger service's database")
 
 

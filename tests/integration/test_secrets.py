@@ -8,13 +8,18 @@ import signal
 import subprocess
 import urllib.parse
 
-from harness import BUILD, PaytxTestCase, main
+from harness import BUILD, PG_DSN, ROLE_DSNS, PaytxTestCase, main
 
 AMQP_PASSWORD = "amqp-pw-Canary-7f3a9"
-PG_PASSWORD = "pg-pw-Canary-41c2e"
+PG_PASSWORD = "pg-pw-Canary-41c2e"   # a wrong password, refused by the server
 HMAC_KEY = "hmac-key-Canary-0b8d5e1f2a"
 METADATA = "metadata-Canary-c0ffee"
-CANARIES = (AMQP_PASSWORD, PG_PASSWORD, HMAC_KEY, METADATA)
+# The PostgreSQL roles' real passwords: the owner's (paytxctl), each
+# daemon's, the superuser's (the test's own connections).
+PG_ROLE_PASSWORDS = tuple(urllib.parse.urlsplit(dsn).password
+                          for dsn in list(ROLE_DSNS.values()) + [PG_DSN]
+                          if urllib.parse.urlsplit(dsn).password)
+CANARIES = (AMQP_PASSWORD, PG_PASSWORD, HMAC_KEY, METADATA) + PG_ROLE_PASSWORDS
 
 
 class Secrets(PaytxTestCase):
@@ -33,15 +38,26 @@ class Secrets(PaytxTestCase):
             "PAYTX_AMQP_URL": urllib.parse.urlunsplit((p.scheme, netloc, p.path, "", "")),
             "PAYTX_HMAC_KEY": HMAC_KEY,
         }
-        # The local cluster trusts loopback, so the password is never checked;
-        # what matters is that it is in the DSN every process is given.
-        self.dsn = lambda which: self.d.dsn(which).replace("paytx@", "paytx:%s@" % PG_PASSWORD)
+        # Every process connects with its role's real password (the
+        # harness's role DSNs): those are canaries too.
+        self.assertEqual(len(PG_ROLE_PASSWORDS), 4, "every role DSN has a password")
 
     def start(self, name, **extra):
         env = dict(self.secret_env, **extra)
         if name.startswith("ledger"):
-            return self.d.start_ledger(name, PAYTX_PG_DSN=self.dsn(name), **env)
-        return self.d.start_coordinator(name, PAYTX_PG_DSN=self.dsn("coord"), **env)
+            return self.d.start_ledger(name, **env)
+        return self.d.start_coordinator(name, **env)
+
+    def run_briefly(self, env):
+        """Output of a coordinator that cannot get going, run for 3 s."""
+        p = subprocess.Popen([os.path.join(BUILD, "paytx-coordinator")], env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        try:
+            out, _ = p.communicate(timeout=3)
+        except subprocess.TimeoutExpired:
+            p.terminate()
+            out, _ = p.communicate(timeout=20)
+        return out.decode(errors="replace")
 
     def test_no_secret_or_metadata_in_any_log(self):
         self.d.ctl("migrate")
@@ -74,21 +90,20 @@ class Secrets(PaytxTestCase):
         self.start("ledger.1")
         self.d.check_invariants(self)  # while the coordinator still runs
         self.d.stop("coordinator")
-        bad = self.dsn("coord").replace("127.0.0.1", "127.0.0.1:1")  # nothing listens
-        bad_env = dict(self.d.env(**self.secret_env), PAYTX_PG_DSN=bad)
-        p = subprocess.Popen([os.path.join(BUILD, "paytx-coordinator")], env=bad_env,
-                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-        try:
-            out, _ = p.communicate(timeout=3)
-        except subprocess.TimeoutExpired:
-            p.terminate()
-            out, _ = p.communicate(timeout=20)
-        texts = [out.decode(errors="replace")]
+        coord_dsn = self.d.dsn("coord", "coordinator")
+        bad = coord_dsn.replace("127.0.0.1", "127.0.0.1:1")  # nothing listens
+        texts = [self.run_briefly(dict(self.d.env(**self.secret_env), PAYTX_PG_DSN=bad))]
+        # the server refuses a wrong password; the message must not show it
+        user = urllib.parse.urlsplit(coord_dsn).username
+        wrong = "postgresql://%s:%s@%s/%s" % (user, PG_PASSWORD,
+                                             urllib.parse.urlsplit(coord_dsn).netloc
+                                             .rsplit("@", 1)[1], self.d.dbs["coord"])
+        texts.append(self.run_briefly(dict(self.d.env(**self.secret_env), PAYTX_PG_DSN=wrong)))
+        self.assertIn("password authentication failed", texts[-1])
         for args in (["--amqp-url", "not a url"], ["--prepare-timeout-ms", "x"],
                      ["--help"], ["--check-config"]):
             r = subprocess.run([os.path.join(BUILD, "paytx-coordinator"), *args],
-                               env=dict(self.d.env(**self.secret_env),
-                                        PAYTX_PG_DSN=self.dsn("coord")),
+                               env=dict(self.d.env(**self.secret_env), PAYTX_PG_DSN=coord_dsn),
                                capture_output=True, text=True, timeout=20)
             texts.append(r.stdout + r.stderr)
         ctl = self.d.ctl("--json", "status", "s-1")

@@ -61,7 +61,8 @@ def amqps_url(plain_url, host, port):
 
 def pg_tls_dsn(plain_dsn, host, ca):
     p = urllib.parse.urlsplit(plain_dsn)
-    netloc = "%s@%s:%d" % (p.username, host, p.port)
+    user = p.username + (":" + p.password if p.password else "")
+    netloc = "%s@%s:%d" % (user, host, p.port)
     query = urllib.parse.urlencode({"sslmode": "verify-full", "sslrootcert": ca})
     return urllib.parse.urlunsplit(("postgresql", netloc, p.path, query, ""))
 
@@ -88,21 +89,23 @@ class TlsDeployment(Deployment):
         self.tls_pg = (pg_host, pg_ca)
         self.client_cert = client_cert
 
-    def dsn(self, which):
-        plain = super().dsn(which)
+    def dsn(self, which, role=None):
+        plain = super().dsn(which, role)
         if not getattr(self, "tls_pg", None):
             return plain   # during set-up
         return pg_tls_dsn(plain, *self.tls_pg)
 
     def env(self, **extra):
-        env = super().env()
+        # After the overrides: each daemon's own user (start_coordinator,
+        # start_ledger) goes over TLS too.
+        env = super().env(**extra)
         _, port = tls_settings()
-        env["PAYTX_AMQP_URL"] = amqps_url(self.amqp_url, self.tls_amqp[0], port)
+        if env["PAYTX_AMQP_URL"].startswith("amqp://"):
+            env["PAYTX_AMQP_URL"] = amqps_url(env["PAYTX_AMQP_URL"], self.tls_amqp[0], port)
         env["PAYTX_AMQP_TLS_CA"] = self.tls_amqp[1]
         if self.client_cert:
             env["PAYTX_AMQP_TLS_CERT"] = os.path.join(TLS_DIR, "client.pem")
             env["PAYTX_AMQP_TLS_KEY"] = os.path.join(TLS_DIR, "client.key")
-        env.update({k: str(v) for k, v in extra.items()})
         return env
 
 
@@ -176,9 +179,9 @@ class TlsTest(unittest.TestCase):
             self.assertTrue(c["ssl"], c)
             self.assertTrue(str(c["ssl_protocol"]).startswith("tlsv1"), c)
             self.assertIn("CN=paytx", str(c["peer_cert_subject"]), c)
-        # the only plain connection is the test's own client (which also
-        # shows the column tells the two apart)
-        self.assertEqual(len([c for c in conns if not c["ssl"]]), 1, conns)
+        # the only plain connections are the test's own, as the client and as
+        # the administrator (which also shows the column tells them apart)
+        self.assertEqual(len([c for c in conns if not c["ssl"]]), 2, conns)
         backends = self.pg_backends(d.dbs.values())
         for db, ssl in backends.items():
             self.assertTrue(ssl, "no backend on %s" % db)
