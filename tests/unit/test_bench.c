@@ -1,5 +1,5 @@
 /* Unit tests of the benchmark's latency histogram and payment mix. */
-#include <check.h>
+#include "unit.h"
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -127,23 +127,12 @@ END_TEST
 
 int main(void)
 {
-	Suite *s = suite_create("bench");
-	struct { const char *name; const TTest *fn; } cases[] = {
-		{ "quantiles_are_exact_below_128_us", test_quantiles_are_exact_below_128_us },
-		{ "quantiles_never_understate_and_stay_within_1_6_percent",
-		  test_quantiles_never_understate_and_stay_within_1_6_percent },
-		{ "merge_and_huge_values", test_merge_and_huge_values },
-		{ "payment_mix_follows_the_shares", test_payment_mix_follows_the_shares },
-		{ "funding_covers_every_account_once", test_funding_covers_every_account_once },
+	const struct unit_case cases[] = {
+		UNIT_CASE(test_quantiles_are_exact_below_128_us),
+		UNIT_CASE(test_quantiles_never_understate_and_stay_within_1_6_percent),
+		UNIT_CASE(test_merge_and_huge_values),
+		UNIT_CASE(test_payment_mix_follows_the_shares),
+		UNIT_CASE(test_funding_covers_every_account_once),
 	};
-	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		TCase *tc = tcase_create(cases[i].name);
-		tcase_add_test(tc, cases[i].fn);
-		suite_add_tcase(s, tc);
-	}
-	SRunner *sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return UNIT_RUN("bench", cases, NULL, NULL);
 }

@@ -1,5 +1,5 @@
 /* Unit tests of the broker's TLS settings checks (no broker needed). */
-#include <check.h>
+#include "unit.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -81,23 +81,12 @@ END_TEST
 
 int main(void)
 {
-	Suite *s = suite_create("broker");
-	struct { const char *name; const TTest *fn; } cases[] = {
-		{ "amqps_without_ca_is_refused", test_amqps_without_ca_is_refused },
-		{ "plain_amqp_needs_no_ca", test_plain_amqp_needs_no_ca },
-		{ "ca_file_must_hold_a_certificate", test_ca_file_must_hold_a_certificate },
-		{ "client_cert_and_key_go_together", test_client_cert_and_key_go_together },
-		{ "client_files_must_hold_their_kind", test_client_files_must_hold_their_kind },
+	const struct unit_case cases[] = {
+		UNIT_CASE(test_amqps_without_ca_is_refused),
+		UNIT_CASE(test_plain_amqp_needs_no_ca),
+		UNIT_CASE(test_ca_file_must_hold_a_certificate),
+		UNIT_CASE(test_client_cert_and_key_go_together),
+		UNIT_CASE(test_client_files_must_hold_their_kind),
 	};
-	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		TCase *tc = tcase_create(cases[i].name);
-		tcase_add_checked_fixture(tc, setup, teardown);
-		tcase_add_test(tc, cases[i].fn);
-		suite_add_tcase(s, tc);
-	}
-	SRunner *sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return UNIT_RUN("broker", cases, setup, teardown);
 }

@@ -1,5 +1,5 @@
 /* Unit tests of the process counters and their Prometheus rendering. */
-#include <check.h>
+#include "unit.h"
 #include <stdlib.h>
 #include <string.h>
 
@@ -44,21 +44,10 @@ END_TEST
 
 int main(void)
 {
-	Suite *s = suite_create("metrics");
-	struct { const char *name; const TTest *fn; } cases[] = {
-		{ "counters_count_per_label_set", test_counters_count_per_label_set },
-		{ "unknown_names_are_ignored", test_unknown_names_are_ignored },
-		{ "renders_prometheus_text_with_escaped_labels",
-		  test_renders_prometheus_text_with_escaped_labels },
+	const struct unit_case cases[] = {
+		UNIT_CASE(test_counters_count_per_label_set),
+		UNIT_CASE(test_unknown_names_are_ignored),
+		UNIT_CASE(test_renders_prometheus_text_with_escaped_labels),
 	};
-	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		TCase *tc = tcase_create(cases[i].name);
-		tcase_add_test(tc, cases[i].fn);
-		suite_add_tcase(s, tc);
-	}
-	SRunner *sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return UNIT_RUN("metrics", cases, NULL, NULL);
 }

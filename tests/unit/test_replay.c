@@ -1,5 +1,5 @@
 /* Unit tests of the replay guard. */
-#include <check.h>
+#include "unit.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -134,32 +134,16 @@ END_TEST
 
 int main(void)
 {
-	Suite *s = suite_create("replay");
-	struct { const char *name; const TTest *fn; } cases[] = {
-		{ "first_delivery_is_accepted_and_the_copy_refused",
-		  test_first_delivery_is_accepted_and_the_copy_refused },
-		{ "broker_redelivery_is_not_a_replay", test_broker_redelivery_is_not_a_replay },
-		{ "timestamp_outside_the_window_is_a_replay",
-		  test_timestamp_outside_the_window_is_a_replay },
-		{ "malformed_ids_and_missing_timestamps_are_invalid",
-		  test_malformed_ids_and_missing_timestamps_are_invalid },
-		{ "reordering_within_the_span_is_accepted_once",
-		  test_reordering_within_the_span_is_accepted_once },
-		{ "counters_far_behind_are_refused", test_counters_far_behind_are_refused },
-		{ "window_slides_and_forgets_old_bits", test_window_slides_and_forgets_old_bits },
-		{ "senders_are_independent", test_senders_are_independent },
-		{ "silent_senders_are_forgotten_and_memory_stays_bounded",
-		  test_silent_senders_are_forgotten_and_memory_stays_bounded },
+	const struct unit_case cases[] = {
+		UNIT_CASE(test_first_delivery_is_accepted_and_the_copy_refused),
+		UNIT_CASE(test_broker_redelivery_is_not_a_replay),
+		UNIT_CASE(test_timestamp_outside_the_window_is_a_replay),
+		UNIT_CASE(test_malformed_ids_and_missing_timestamps_are_invalid),
+		UNIT_CASE(test_reordering_within_the_span_is_accepted_once),
+		UNIT_CASE(test_counters_far_behind_are_refused),
+		UNIT_CASE(test_window_slides_and_forgets_old_bits),
+		UNIT_CASE(test_senders_are_independent),
+		UNIT_CASE(test_silent_senders_are_forgotten_and_memory_stays_bounded),
 	};
-	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		TCase *tc = tcase_create(cases[i].name);
-		tcase_add_checked_fixture(tc, setup, teardown);
-		tcase_add_test(tc, cases[i].fn);
-		suite_add_tcase(s, tc);
-	}
-	SRunner *sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return UNIT_RUN("replay", cases, setup, teardown);
 }

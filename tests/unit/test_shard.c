@@ -1,5 +1,5 @@
 /* Unit tests of account placement on ledger shards. */
-#include <check.h>
+#include "unit.h"
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -53,21 +53,11 @@ END_TEST
 
 int main(void)
 {
-	Suite *s = suite_create("shard");
-	struct { const char *name; const TTest *fn; } cases[] = {
-		{ "hash_is_fnv1a_64", test_hash_is_fnv1a_64 },
-		{ "list_is_parsed_in_order", test_list_is_parsed_in_order },
-		{ "bad_lists_are_refused", test_bad_lists_are_refused },
-		{ "accounts_spread_over_shards", test_accounts_spread_over_shards },
+	const struct unit_case cases[] = {
+		UNIT_CASE(test_hash_is_fnv1a_64),
+		UNIT_CASE(test_list_is_parsed_in_order),
+		UNIT_CASE(test_bad_lists_are_refused),
+		UNIT_CASE(test_accounts_spread_over_shards),
 	};
-	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		TCase *tc = tcase_create(cases[i].name);
-		tcase_add_test(tc, cases[i].fn);
-		suite_add_tcase(s, tc);
-	}
-	SRunner *sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return UNIT_RUN("shard", cases, NULL, NULL);
 }

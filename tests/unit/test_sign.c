@@ -1,5 +1,5 @@
 /* Unit tests of protocol message signatures. */
-#include <check.h>
+#include "unit.h"
 #include <stdlib.h>
 #include <string.h>
 
@@ -110,26 +110,14 @@ END_TEST
 
 int main(void)
 {
-	Suite *s = suite_create("sign");
-	struct { const char *name; const TTest *fn; } cases[] = {
-		{ "signature_verifies", test_signature_verifies },
-		{ "known_hmac_sha256_vector", test_known_hmac_sha256_vector },
-		{ "changed_body_type_or_key_fails", test_changed_body_type_or_key_fails },
-		{ "changed_message_id_or_timestamp_fails",
-		  test_changed_message_id_or_timestamp_fails },
-		{ "newline_in_type_or_message_id_is_refused",
-		  test_newline_in_type_or_message_id_is_refused },
-		{ "truncated_or_empty_signature_fails", test_truncated_or_empty_signature_fails },
-		{ "short_key_is_refused", test_short_key_is_refused },
+	const struct unit_case cases[] = {
+		UNIT_CASE(test_signature_verifies),
+		UNIT_CASE(test_known_hmac_sha256_vector),
+		UNIT_CASE(test_changed_body_type_or_key_fails),
+		UNIT_CASE(test_changed_message_id_or_timestamp_fails),
+		UNIT_CASE(test_newline_in_type_or_message_id_is_refused),
+		UNIT_CASE(test_truncated_or_empty_signature_fails),
+		UNIT_CASE(test_short_key_is_refused),
 	};
-	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		TCase *tc = tcase_create(cases[i].name);
-		tcase_add_test(tc, cases[i].fn);
-		suite_add_tcase(s, tc);
-	}
-	SRunner *sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return UNIT_RUN("sign", cases, NULL, NULL);
 }
