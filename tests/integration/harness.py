@@ -502,6 +502,14 @@ class Deployment:
         for cur, total in totals.items():
             tc.assertEqual(total, 0, "sum of %s balances" % cur)
 
+    def wait_outcomes_marked(self):
+        """Until every payment's outcome is marked sent. A coordinator
+        restarted before that re-sends and marks one: a log commit of its
+        own, which shifts a crash point counted with @N."""
+        self.wait_for(lambda: self.query("coord", "SELECT count(*) FROM payments "
+                                         "WHERE NOT outcome_sent") == [(0,)],
+                      what="every outcome marked sent")
+
     def wait_for(self, predicate, timeout=30, what="condition"):
         deadline = time.time() + timeout
         while time.time() < deadline:

@@ -28,6 +28,7 @@ class Coordinators(PaytxTestCase):
         return rows[0][0] if rows else None
 
     def test_survivor_adopts_a_dead_coordinators_payments(self):
+        self.d.wait_outcomes_marked()  # @2 counts log commits
         self.d.stop("coord-a")
         self.d.start_coordinator("coord-a", PAYTX_LEASE_MS=2000,
                                  PAYTX_CRASH_AT="coordinator.after_log_commit@2")
@@ -55,6 +56,7 @@ class Coordinators(PaytxTestCase):
         # coord-a logs commit and dies before sending it; its lease is long,
         # so nobody adopts the payment. The ledgers hold reservations, ask
         # paytx.status, and coord-b answers from the log.
+        self.d.wait_outcomes_marked()  # @2 counts log commits
         self.d.stop("coord-a")
         self.d.start_coordinator("coord-a", PAYTX_LEASE_MS=600000,
                                  PAYTX_CRASH_AT="coordinator.after_log_commit@2")

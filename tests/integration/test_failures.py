@@ -91,7 +91,9 @@ class Failures(PaytxTestCase):
         self.d.check_invariants(self)
 
     def test_coordinator_restart_resends_a_logged_decision(self):
-        # The coordinator dies right after logging commit, before sending it.
+        # The coordinator dies right after logging commit, before sending it
+        # (its log commits are counted: see wait_outcomes_marked).
+        self.d.wait_outcomes_marked()
         self.d.stop("coordinator")
         self.d.start_coordinator(PAYTX_CRASH_AT="coordinator.after_log_commit@2")
         corr = self.d.submit(self.pay("resend-1"))
