@@ -85,9 +85,8 @@ static int log_try(struct coordinator *c, bool *logged)
 			durable = true;
 			err = log_submit(c, it);
 		} else if (it->kind == IN_STATUS) {
-			err = txlog_decision(&c->log, it->query.txn, &it->commit, it->payment_id);
-			it->decided = err == 0;
-			err = err == PAYTX_ENOTFOUND ? 0 : err;
+			err = txlog_decision(&c->log, it->query.txn, &it->decided, &it->commit,
+					     it->payment_id);
 		}
 	}
 	if (!err)
@@ -97,6 +96,10 @@ static int log_try(struct coordinator *c, bool *logged)
 		err = txlog_outcome_sent(&c->log, c->sent.v[i]);
 	if (!err)
 		err = log_done_rows(c);
+	/* Everything above was only queued: one exchange sends it and fills
+	 * the results the code after this reads. */
+	if (!err)
+		err = txlog_sync(&c->log);
 	if (!err)
 		crash_point("coordinator.before_log_commit");
 	if (!err)

@@ -10,6 +10,7 @@
 
 #include "log.h"
 #include "pg.h"
+#include "pgpipe.h"
 
 #define ROW_COLS                                                                        \
 	"txn, payment_id, state, reason, detail, owner, "                               \
@@ -43,20 +44,6 @@ static void row_read(const PGresult *res, int i, struct txlog_row *r, bool heap)
 	}
 }
 
-/* Run sql, which must yield exactly one payments row, into *row. */
-static int query_row(struct txlog *l, const char *sql, int nparams, const char *const *params,
-		     struct txlog_row *row)
-{
-	PGresult *r = pg_query(l->conn, sql, nparams, params);
-	if (!r || PQntuples(r) != 1) {
-		PQclear(r);
-		return PAYTX_EDB;
-	}
-	row_read(r, 0, row, true);
-	PQclear(r);
-	return row->request && row->waiters ? 0 : PAYTX_ENOMEM;
-}
-
 static void sha256_hex(const char *s, char out[65])
 {
 	unsigned char md[32];
@@ -86,6 +73,9 @@ void txlog_finish(struct txlog *l)
 {
 	PQfinish(l->conn);
 	l->conn = NULL;
+	free(l->ops);
+	l->ops = NULL;
+	pgpipe_finish(&l->pipe);
 }
 
 void txlog_heal(struct txlog *l)
@@ -98,17 +88,134 @@ void txlog_heal(struct txlog *l)
 	else
 		log_info("postgres: coordinator log reconnected");
 	l->in_tx = false;
+	l->pipe.active = false;
+}
+
+/* ---- pipelined writes ---------------------------------------------------- */
+
+enum op_kind { OP_PLAIN, OP_INSERT, OP_DECIDE, OP_ROW, OP_DECISION };
+
+/* A queued statement and where its result goes (all borrowed). */
+struct txlog_op {
+	enum op_kind kind;
+	const struct paytx_payment *pay;  /* OP_INSERT: for a follow-up */
+	const char *reply_to, *corr;
+	char hash[65];
+	enum txlog_insert *res;
+	int64_t *txn;
+	struct txlog_row *row;            /* OP_INSERT (follow-up), _DECIDE, _ROW */
+	bool *commit;                     /* OP_DECIDE: the logged decision; OP_DECISION */
+	bool *found;                      /* OP_DECISION */
+	char *payment_id;                 /* OP_DECISION: PAYTX_ID_MAX + 1 bytes */
+	bool follow;                      /* OP_INSERT: the payment_id was taken */
+};
+
+/* Fill an op's outputs from its (successful) result; a pgpipe_result_fn. */
+static int op_result(void *arg, size_t tag, const PGresult *r)
+{
+	struct txlog *l = arg;
+	struct txlog_op *op = &l->ops[tag];
+	switch (op->kind) {
+	case OP_PLAIN:
+		return 0;
+	case OP_INSERT:
+		op->follow = PQntuples(r) == 0; /* look at the existing row after */
+		if (!op->follow) {
+			*op->txn = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+			*op->res = TXLOG_NEW;
+		}
+		return 0;
+	case OP_DECIDE:
+	case OP_ROW:
+		if (PQntuples(r) != 1)
+			return PAYTX_EDB; /* e.g. a concurrent decision not yet visible: retry */
+		row_read(r, 0, op->row, true);
+		if (op->kind == OP_DECIDE)
+			*op->commit = PQgetvalue(r, 0, 13)[0] == 't';
+		return op->row->request && op->row->waiters ? 0 : PAYTX_ENOMEM;
+	case OP_DECISION:
+		*op->found = PQntuples(r) == 1;
+		if (*op->found) {
+			*op->commit = PQgetvalue(r, 0, 0)[0] == 't';
+			snprintf(op->payment_id, PAYTX_ID_MAX + 1, "%s", PQgetvalue(r, 0, 1));
+		}
+		return 0;
+	}
+	return PAYTX_EDB;
+}
+
+static int queue(struct txlog *l, const char *sql, int n, const char *const *params,
+		 const struct txlog_op *op)
+{
+	if (l->nops == l->cap) {
+		size_t cap = l->cap ? l->cap * 2 : 64;
+		struct txlog_op *x = realloc(l->ops, cap * sizeof(*x));
+		if (!x)
+			return PAYTX_ENOMEM;
+		l->ops = x;
+		l->cap = cap;
+	}
+	l->ops[l->nops] = *op;
+	return pgpipe_send(&l->pipe, sql, n, params, l->nops++);
 }
 
 int txlog_begin(struct txlog *l)
 {
-	int err = pg_exec(l->conn, "BEGIN");
+	l->nops = 0;
+	int err = pgpipe_begin(&l->pipe, l->conn, op_result, l);
 	l->in_tx = err == 0;
+	return err ? err : queue(l, "BEGIN", 0, NULL, &(struct txlog_op){ .kind = OP_PLAIN });
+}
+
+/* The payment_id exists: same content (duplicate) or not (conflict)? */
+static int insert_existing(struct txlog *l, const struct txlog_op *op)
+{
+	const struct paytx_payment *p = op->pay;
+	const char *sel[] = { p->payment_id };
+	PGresult *r = pg_query(l->conn, "SELECT " ROW_COLS ", request_hash FROM payments "
+				"WHERE payment_id = $1", 1, sel);
+	if (!r || PQntuples(r) != 1) {
+		PQclear(r);
+		return PAYTX_EDB;
+	}
+	row_read(r, 0, op->row, false);
+	bool same = strcmp(PQgetvalue(r, 0, 13), op->hash) == 0;
+	PQclear(r);
+	*op->txn = op->row->txn;
+	if (!same) {
+		*op->res = TXLOG_CONFLICT;
+		return 0;
+	}
+	const char *state = op->row->state;
+	bool open = strcmp(state, "committed") != 0 && strcmp(state, "aborted") != 0;
+	*op->res = open ? TXLOG_DUP_OPEN : TXLOG_DUP_FINAL;
+	if (!open || !op->reply_to || !*op->reply_to)
+		return 0;
+	const char *upd[] = { p->payment_id, op->reply_to, op->corr ? op->corr : "" };
+	r = pg_query(l->conn, "UPDATE payments SET waiters = waiters || "
+		     "jsonb_build_array(jsonb_build_object('reply_to', $2::text, "
+		     "'correlation_id', $3::text)) WHERE payment_id = $1", 3, upd);
+	PQclear(r);
+	return r ? 0 : PAYTX_EDB;
+}
+
+int txlog_sync(struct txlog *l)
+{
+	int err = pgpipe_end(&l->pipe);
+	/* Duplicates are rare: their look-ups go one by one, same transaction. */
+	for (size_t i = 0; !err && i < l->nops; i++)
+		if (l->ops[i].kind == OP_INSERT && l->ops[i].follow)
+			err = insert_existing(l, &l->ops[i]);
+	l->nops = 0;
 	return err;
 }
 
 int txlog_commit(struct txlog *l, bool durable)
 {
+	if (l->pipe.active) {
+		txlog_rollback(l);
+		return PAYTX_EDB;
+	}
 	if (!durable && pg_exec(l->conn, "SET LOCAL synchronous_commit = off") != 0) {
 		txlog_rollback(l);
 		return PAYTX_EDB;
@@ -120,82 +227,47 @@ int txlog_commit(struct txlog *l, bool durable)
 
 void txlog_rollback(struct txlog *l)
 {
-	if (l->in_tx && !pg_broken(l->conn))
+	/* Drain what is queued so the connection can leave pipeline mode. */
+	if (l->pipe.active && !pg_broken(l->conn) && pgpipe_end(&l->pipe) && l->pipe.active)
+		log_warn("postgres: could not leave pipeline mode");
+	l->nops = 0;
+	if (l->in_tx && !pg_broken(l->conn) && PQtransactionStatus(l->conn) != PQTRANS_IDLE)
 		if (pg_exec(l->conn, "ROLLBACK") != 0)
 			log_warn("postgres: rollback failed");
 	l->in_tx = false;
-}
-
-/* The payment_id exists: same content (duplicate) or not (conflict)? */
-static int insert_existing(struct txlog *l, const struct paytx_payment *p, const char *hash,
-			   const char *reply_to, const char *corr, enum txlog_insert *res,
-			   int64_t *txn, struct txlog_row *row)
-{
-	const char *sel[] = { p->payment_id };
-	PGresult *r = pg_query(l->conn, "SELECT " ROW_COLS ", request_hash FROM payments "
-				"WHERE payment_id = $1", 1, sel);
-	if (!r || PQntuples(r) != 1) {
-		PQclear(r);
-		return PAYTX_EDB;
-	}
-	row_read(r, 0, row, false);
-	bool same = strcmp(PQgetvalue(r, 0, 13), hash) == 0;
-	PQclear(r);
-	*txn = row->txn;
-	if (!same) {
-		*res = TXLOG_CONFLICT;
-		return 0;
-	}
-	bool open = strcmp(row->state, "committed") != 0 && strcmp(row->state, "aborted") != 0;
-	*res = open ? TXLOG_DUP_OPEN : TXLOG_DUP_FINAL;
-	if (!open || !reply_to || !*reply_to)
-		return 0;
-	const char *upd[] = { p->payment_id, reply_to, corr ? corr : "" };
-	r = pg_query(l->conn, "UPDATE payments SET waiters = waiters || "
-		     "jsonb_build_array(jsonb_build_object('reply_to', $2::text, "
-		     "'correlation_id', $3::text)) WHERE payment_id = $1", 3, upd);
-	PQclear(r);
-	return r ? 0 : PAYTX_EDB;
 }
 
 int txlog_insert(struct txlog *l, const struct paytx_payment *p, const char *canonical,
 		 const char *reply_to, const char *correlation_id, int64_t submitted_ms,
 		 enum txlog_insert *res, int64_t *txn, struct txlog_row *row)
 {
-	char hash[65], lease[32], ts[32];
+	char lease[32], ts[32];
 	struct paytx_buf req;
 	struct paytx_payment bare = *p;
+	struct txlog_op op = { .kind = OP_INSERT, .pay = p, .reply_to = reply_to,
+			       .corr = correlation_id, .res = res, .txn = txn, .row = row };
 	bare.metadata = NULL;
 	paytx_buf_init(&req);
 	if (paytx_payment_encode(&bare, &req) != 0) {
 		paytx_buf_finish(&req);
 		return PAYTX_ENOMEM;
 	}
-	sha256_hex(canonical, hash);
+	sha256_hex(canonical, op.hash);
 	snprintf(lease, sizeof(lease), "%" PRId64, l->lease_ms);
 	snprintf(ts, sizeof(ts), "%" PRId64, submitted_ms);
-	const char *params[] = { p->payment_id, hash, req.data, p->metadata,
+	const char *params[] = { p->payment_id, op.hash, req.data, p->metadata,
 				 reply_to && *reply_to ? reply_to : NULL,
 				 correlation_id && *correlation_id ? correlation_id : NULL,
 				 l->owner, lease, ts };
-	PGresult *r = pg_query(l->conn,
+	/* libpq copies the parameters into its buffer: req can go now. */
+	int err = queue(l,
 		"INSERT INTO payments (payment_id, request_hash, request, metadata, state, "
 		"reply_to, correlation_id, owner, lease_until, submitted_at) "
 		"VALUES ($1, $2, $3, $4, 'preparing', $5, $6, $7, "
 		"now() + $8::bigint * interval '1 millisecond', to_timestamp($9::bigint / 1000.0)) "
-		"ON CONFLICT (payment_id) DO NOTHING RETURNING txn", 9, params);
+		"ON CONFLICT (payment_id) DO NOTHING RETURNING txn", 9, params, &op);
 	paytx_buf_finish(&req);
-	if (!r)
-		return PAYTX_EDB;
-	bool inserted = PQntuples(r) == 1;
-	if (inserted)
-		*txn = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
-	PQclear(r);
-	if (inserted) {
-		*res = TXLOG_NEW;
-		return 0;
-	}
-	return insert_existing(l, p, hash, reply_to, correlation_id, res, txn, row);
+	return err;
 }
 
 int txlog_decide(struct txlog *l, int64_t txn, bool commit, const char *reason,
@@ -204,26 +276,23 @@ int txlog_decide(struct txlog *l, int64_t txn, bool commit, const char *reason,
 	char id[32];
 	snprintf(id, sizeof(id), "%" PRId64, txn);
 	const char *params[] = { id, commit ? "t" : "f", reason, detail, l->owner };
-	PGresult *r = pg_query(l->conn,
-		"WITH d AS (INSERT INTO decisions (txn, commit, reason, detail, decided_by) "
-		"VALUES ($1, $2, $3, $4, $5) ON CONFLICT (txn) DO NOTHING RETURNING commit) "
-		"SELECT commit FROM d UNION ALL "
-		"SELECT commit FROM decisions WHERE txn = $1 AND NOT EXISTS (SELECT 1 FROM d)",
-		5, params);
-	if (!r || PQntuples(r) != 1) {
-		PQclear(r);
-		return PAYTX_EDB;
-	}
-	*logged_commit = PQgetvalue(r, 0, 0)[0] == 't';
-	PQclear(r);
-	const char *upd[] = { id, *logged_commit ? "committing" : "aborting" };
-	r = pg_query(l->conn, "UPDATE payments p SET state = $2, decided_at = now(), "
-		     "reason = d.reason, detail = d.detail FROM decisions d "
-		     "WHERE p.txn = $1 AND d.txn = p.txn AND p.state = 'preparing'", 2, upd);
-	PQclear(r);
-	if (!r)
-		return PAYTX_EDB;
-	return query_row(l, "SELECT " ROW_COLS " FROM payments WHERE txn = $1", 1, upd, row);
+	/* One statement: the decision (or the one already logged, maybe by
+	 * another coordinator), the payment's new state, and its row back for
+	 * answering an abort at once. The commit flag is the last column. */
+	return queue(l,
+		"WITH ins AS (INSERT INTO decisions (txn, commit, reason, detail, decided_by) "
+		"  VALUES ($1, $2, $3, $4, $5) ON CONFLICT (txn) DO NOTHING "
+		"  RETURNING commit AS d_commit, reason AS d_reason, detail AS d_detail), "
+		"d AS (SELECT * FROM ins UNION ALL SELECT commit, reason, detail FROM decisions "
+		"  WHERE txn = $1 AND NOT EXISTS (SELECT 1 FROM ins)), "
+		"u AS (UPDATE payments p SET state = CASE WHEN d.d_commit THEN 'committing' "
+		"  ELSE 'aborting' END, decided_at = now(), reason = d.d_reason, "
+		"  detail = d.d_detail FROM d WHERE p.txn = $1 AND p.state = 'preparing' "
+		"  RETURNING p.*) "
+		"SELECT " ROW_COLS ", d.d_commit FROM d, (SELECT * FROM u UNION ALL "
+		"  SELECT * FROM payments WHERE txn = $1 AND NOT EXISTS (SELECT 1 FROM u)) r",
+		5, params, &(struct txlog_op){ .kind = OP_DECIDE, .row = row,
+					       .commit = logged_commit });
 }
 
 int txlog_finish_txn(struct txlog *l, int64_t txn, bool commit, struct txlog_row *row)
@@ -231,9 +300,9 @@ int txlog_finish_txn(struct txlog *l, int64_t txn, bool commit, struct txlog_row
 	char id[32];
 	snprintf(id, sizeof(id), "%" PRId64, txn);
 	const char *params[] = { id, commit ? "committed" : "aborted" };
-	return query_row(l, "UPDATE payments SET state = $2, "
-			 "finished_at = coalesce(finished_at, now()) WHERE txn = $1 RETURNING "
-			 ROW_COLS, 2, params, row);
+	return queue(l, "UPDATE payments SET state = $2, "
+		     "finished_at = coalesce(finished_at, now()) WHERE txn = $1 RETURNING "
+		     ROW_COLS, 2, params, &(struct txlog_op){ .kind = OP_ROW, .row = row });
 }
 
 int txlog_outcome_sent(struct txlog *l, int64_t txn)
@@ -241,28 +310,20 @@ int txlog_outcome_sent(struct txlog *l, int64_t txn)
 	char id[32];
 	snprintf(id, sizeof(id), "%" PRId64, txn);
 	const char *params[] = { id };
-	PGresult *r = pg_query(l->conn, "UPDATE payments SET outcome_sent = true WHERE txn = $1",
-			       1, params);
-	PQclear(r);
-	return r ? 0 : PAYTX_EDB;
+	return queue(l, "UPDATE payments SET outcome_sent = true WHERE txn = $1", 1, params,
+		     &(struct txlog_op){ .kind = OP_PLAIN });
 }
 
-int txlog_decision(struct txlog *l, int64_t txn, bool *commit, char *payment_id)
+int txlog_decision(struct txlog *l, int64_t txn, bool *found, bool *commit, char *payment_id)
 {
 	char id[32];
 	snprintf(id, sizeof(id), "%" PRId64, txn);
 	const char *params[] = { id };
-	PGresult *r = pg_query(l->conn, "SELECT d.commit, p.payment_id FROM decisions d "
-			       "JOIN payments p USING (txn) WHERE d.txn = $1", 1, params);
-	if (!r)
-		return PAYTX_EDB;
-	int err = PQntuples(r) == 1 ? 0 : PAYTX_ENOTFOUND;
-	if (!err) {
-		*commit = PQgetvalue(r, 0, 0)[0] == 't';
-		snprintf(payment_id, PAYTX_ID_MAX + 1, "%s", PQgetvalue(r, 0, 1));
-	}
-	PQclear(r);
-	return err;
+	*found = false;
+	return queue(l, "SELECT d.commit, p.payment_id FROM decisions d "
+		     "JOIN payments p USING (txn) WHERE d.txn = $1", 1, params,
+		     &(struct txlog_op){ .kind = OP_DECISION, .found = found, .commit = commit,
+					 .payment_id = payment_id });
 }
 
 int txlog_renew(struct txlog *l)

@@ -2,7 +2,13 @@
  *
  * Calls between txlog_begin and txlog_commit form one PostgreSQL
  * transaction, so a loop iteration's inserts, decisions and completions
- * cost one forced commit together. Leases: each coordinator owns the open
+ * cost one forced commit together. Inside it the writes are pipelined
+ * (libpq pipeline mode): txlog_insert, _decide, _finish_txn,
+ * _outcome_sent and _decision only queue their statement and remember
+ * where their results go; txlog_sync sends what is queued and fills those
+ * results, so a batch costs a couple of network round trips instead of
+ * several per payment. Every result pointer must stay valid until
+ * txlog_sync returns. Leases: each coordinator owns the open
  * payments it inserted or adopted and renews them; rows whose lease expired
  * are adopted by whoever asks first. A struct txlog owns its PGconn and is
  * used from the coordinator's thread only.
@@ -16,12 +22,18 @@
 
 #include "paytx/error.h"
 #include "paytx/message.h"
+#include "pgpipe.h"
+
+struct txlog_op;
 
 struct txlog {
 	PGconn *conn;                /* owned */
 	char owner[128];
 	int64_t lease_ms;
 	bool in_tx;
+	struct pgpipe pipe;          /* the writes between begin and sync */
+	struct txlog_op *ops;        /* queued statements and their results; owned */
+	size_t nops, cap;
 };
 
 enum txlog_insert {
@@ -59,11 +71,16 @@ void txlog_finish(struct txlog *l);
 void txlog_heal(struct txlog *l);
 
 int txlog_begin(struct txlog *l) PAYTX_MUST_CHECK;
+/* Send every queued statement, fill their results, leave pipeline mode.
+ * Call once, after the last queued write and before txlog_commit. On an
+ * error the transaction is lost: roll back and redo the batch. */
+int txlog_sync(struct txlog *l) PAYTX_MUST_CHECK;
 /* durable: false lets the commit skip the WAL flush (completions only). */
 int txlog_commit(struct txlog *l, bool durable) PAYTX_MUST_CHECK;
 void txlog_rollback(struct txlog *l);
 
-/* Record a submit. p is borrowed; canonical is its canonical form. */
+/* Record a submit. p, reply_to and correlation_id are borrowed until
+ * txlog_sync; canonical is its canonical form (used at once). */
 int txlog_insert(struct txlog *l, const struct paytx_payment *p, const char *canonical,
 		 const char *reply_to, const char *correlation_id, int64_t submitted_ms,
 		 enum txlog_insert *res, int64_t *txn, struct txlog_row *row) PAYTX_MUST_CHECK;
@@ -76,8 +93,9 @@ int txlog_decide(struct txlog *l, int64_t txn, bool commit, const char *reason,
  * correlation_id, submitted_ms) for the outcome replies. */
 int txlog_finish_txn(struct txlog *l, int64_t txn, bool commit, struct txlog_row *row) PAYTX_MUST_CHECK;
 int txlog_outcome_sent(struct txlog *l, int64_t txn) PAYTX_MUST_CHECK;
-/* Look up a decision: PAYTX_ENOTFOUND when none is logged. */
-int txlog_decision(struct txlog *l, int64_t txn, bool *commit, char *payment_id) PAYTX_MUST_CHECK;
+/* Look up a decision: *found false when none is logged. */
+int txlog_decision(struct txlog *l, int64_t txn, bool *found, bool *commit,
+		   char *payment_id) PAYTX_MUST_CHECK;
 
 /* Renew this owner's leases (own transaction). */
 int txlog_renew(struct txlog *l) PAYTX_MUST_CHECK;
