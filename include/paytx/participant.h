@@ -24,6 +24,17 @@
 #include "paytx/error.h"
 #include "paytx/message.h"
 
+/* One message of a batch, for the optional apply callback. */
+struct paytx_step {
+	enum paytx_msg_type type;        /* PAYTX_MSG_PREPARE, _COMMIT or _ABORT */
+	const struct paytx_prepare *prepare; /* PAYTX_MSG_PREPARE only; borrowed */
+	int64_t txn;
+	const char *payment_id;          /* borrowed; "" when the message had none */
+	struct paytx_vote *vote;         /* PREPARE: fill as prepare() would (txn and
+					  * participant are preset); borrowed */
+	int result;                      /* COMMIT/ABORT: set as commit()/abort() return */
+};
+
 struct paytx_participant_ops {
 	/* Start a local transaction for a batch. Optional (NULL). */
 	int (*batch_begin)(void *ctx);
@@ -36,6 +47,13 @@ struct paytx_participant_ops {
 	 * vote): the message is then dead-lettered, not acked as applied. */
 	int (*commit)(void *ctx, int64_t txn);
 	int (*abort)(void *ctx, int64_t txn);
+	/* Apply every step of a batch at once, between batch_begin and
+	 * batch_commit, so a participant can pipeline its database calls (one
+	 * round trip for the batch). Optional: when set it is used instead of
+	 * prepare, commit and abort, which may then be NULL. Return 0 when
+	 * every step has its vote or result, negative on a failure: the batch
+	 * is then rolled back and retried one step at a time. */
+	int (*apply)(void *ctx, struct paytx_step *steps, size_t n);
 	/* Make the batch durable. Optional when each callback commits alone. */
 	int (*batch_commit)(void *ctx);
 	/* Undo an uncommitted batch. Optional. */

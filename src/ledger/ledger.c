@@ -11,8 +11,10 @@
 
 #include "log.h"
 #include "pg.h"
+#include "pgpipe.h"
 
-/* Every step is one call of a function of sql/ledger.sql, so one round trip. */
+/* Every step is one call of a function of sql/ledger.sql; a batch of them
+ * goes in one pipeline (ledger_apply), so one round trip for the batch. */
 static const char sql_prepare[] =
 	"SELECT vote, reason, detail FROM ledger_prepare($1::bigint, $2, $3, $4::jsonb)";
 static const char sql_commit[] = "SELECT ledger_commit($1::bigint, $2)";
@@ -116,67 +118,105 @@ static int ledger_batch_begin(void *ctx)
 	return 0;
 }
 
-static int ledger_prepare(void *ctx, const struct paytx_prepare *p, struct paytx_vote *vote)
+/* The vote of a ledger_prepare row. */
+static void read_vote(const PGresult *res, const struct paytx_step *st)
 {
-	struct ledger *l = ctx;
-	if (prepare_check(p) != 0) {
-		log_txn(LOG_ERROR, p->payment_id, p->txn, "ledger: malformed prepare");
-		return PAYTX_EINVAL;
-	}
-	char txn[24];
-	snprintf(txn, sizeof(txn), "%" PRId64, p->txn);
-	char *legs = legs_json(p);
-	if (!legs)
-		return PAYTX_ENOMEM;
-	const char *params[] = { txn, l->participant, p->payment_id, legs };
-	PGresult *res = pg_query(l->conn, sql_prepare, 4, params);
-	free(legs);
-	if (!res || PQntuples(res) != 1) {
-		log_txn(LOG_ERROR, p->payment_id, p->txn, "ledger: prepare failed");
-		PQclear(res);
-		return PAYTX_EDB;
-	}
+	struct paytx_vote *vote = st->vote;
 	vote->yes = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
 	copy_str(vote->reason, sizeof(vote->reason), vote->yes ? "" : PQgetvalue(res, 0, 1));
 	copy_str(vote->detail, sizeof(vote->detail), vote->yes ? "" : PQgetvalue(res, 0, 2));
-	PQclear(res);
 	if (!vote->yes)
-		log_txn(LOG_INFO, p->payment_id, p->txn, "ledger: vote no: %s", vote->reason);
-	return 0;
+		log_txn(LOG_INFO, st->payment_id, st->txn, "ledger: vote no: %s", vote->reason);
 }
 
 /* commit and abort: 'committed' / 'aborted' / 'already' are done,
  * 'protocol_violation' is PAYTX_EPROTO. */
-static int decide(struct ledger *l, const char *sql, const char *what, int64_t txn)
+static int read_decision(const PGresult *res, const struct paytx_step *st)
 {
-	char txn_s[24];
-	snprintf(txn_s, sizeof(txn_s), "%" PRId64, txn);
-	const char *params[] = { txn_s, l->participant };
-	PGresult *res = call_text(l, sql, 2, params);
-	if (!res) {
-		log_txn(LOG_ERROR, NULL, txn, "ledger: %s failed", what);
+	const char *what = st->type == PAYTX_MSG_COMMIT ? "commit" : "abort";
+	const char *outcome = PQgetvalue(res, 0, 0);
+	if (strcmp(outcome, "protocol_violation") == 0) {
+		log_txn(LOG_WARN, NULL, st->txn, "ledger: %s refused: protocol_violation", what);
+		return PAYTX_EPROTO;
+	}
+	if (strcmp(outcome, "already") == 0)
+		log_txn(LOG_DEBUG, NULL, st->txn, "ledger: %s again: already done", what);
+	return 0;
+}
+
+/* A pgpipe_result_fn: the result of steps[tag]. */
+static int step_result(void *arg, size_t tag, const PGresult *res)
+{
+	struct paytx_step *st = &((struct paytx_step *)arg)[tag];
+	if (PQntuples(res) != 1 || PQnfields(res) < 1 || PQgetisnull(res, 0, 0)) {
+		log_txn(LOG_ERROR, st->payment_id, st->txn, "ledger: unexpected result shape");
 		return PAYTX_EDB;
 	}
-	const char *outcome = PQgetvalue(res, 0, 0);
-	int err = 0;
-	if (strcmp(outcome, "protocol_violation") == 0) {
-		log_txn(LOG_WARN, NULL, txn, "ledger: %s refused: protocol_violation", what);
-		err = PAYTX_EPROTO;
-	} else if (strcmp(outcome, "already") == 0) {
-		log_txn(LOG_DEBUG, NULL, txn, "ledger: %s again: already done", what);
+	if (st->type == PAYTX_MSG_PREPARE)
+		read_vote(res, st);
+	else
+		st->result = read_decision(res, st);
+	return 0;
+}
+
+/* Queue the statement of one step. */
+static int step_send(struct ledger *l, struct pgpipe *pipe, const struct paytx_step *st,
+		     size_t tag)
+{
+	char txn[24];
+	snprintf(txn, sizeof(txn), "%" PRId64, st->txn);
+	if (st->type != PAYTX_MSG_PREPARE) {
+		const char *params[] = { txn, l->participant };
+		return pgpipe_send(pipe, st->type == PAYTX_MSG_COMMIT ? sql_commit : sql_abort, 2,
+				   params, tag);
 	}
-	PQclear(res);
+	const struct paytx_prepare *p = st->prepare;
+	if (prepare_check(p) != 0) {
+		log_txn(LOG_ERROR, p->payment_id, p->txn, "ledger: malformed prepare");
+		return PAYTX_EINVAL;
+	}
+	char *legs = legs_json(p);
+	if (!legs)
+		return PAYTX_ENOMEM;
+	const char *params[] = { txn, l->participant, p->payment_id, legs };
+	int err = pgpipe_send(pipe, sql_prepare, 4, params, tag); /* libpq copies params */
+	free(legs);
 	return err;
+}
+
+/* Every step of the batch in one pipeline: one round trip for all. */
+static int ledger_apply(void *ctx, struct paytx_step *steps, size_t n)
+{
+	struct ledger *l = ctx;
+	int err = pgpipe_begin(&l->pipe, l->conn, step_result, steps);
+	for (size_t i = 0; !err && i < n; i++)
+		err = step_send(l, &l->pipe, &steps[i], i);
+	int end = pgpipe_end(&l->pipe);
+	return err ? err : end;
+}
+
+static int ledger_prepare(void *ctx, const struct paytx_prepare *p, struct paytx_vote *vote)
+{
+	struct paytx_step st = { .type = PAYTX_MSG_PREPARE, .prepare = p, .txn = p->txn,
+				 .payment_id = p->payment_id, .vote = vote };
+	return ledger_apply(ctx, &st, 1);
+}
+
+static int ledger_decide(void *ctx, enum paytx_msg_type type, int64_t txn)
+{
+	struct paytx_step st = { .type = type, .txn = txn, .payment_id = "" };
+	int err = ledger_apply(ctx, &st, 1);
+	return err ? err : st.result;
 }
 
 static int ledger_commit(void *ctx, int64_t txn)
 {
-	return decide(ctx, sql_commit, "commit", txn);
+	return ledger_decide(ctx, PAYTX_MSG_COMMIT, txn);
 }
 
 static int ledger_abort(void *ctx, int64_t txn)
 {
-	return decide(ctx, sql_abort, "abort", txn);
+	return ledger_decide(ctx, PAYTX_MSG_ABORT, txn);
 }
 
 static int ledger_batch_commit(void *ctx)
@@ -243,6 +283,7 @@ static int ledger_reset(void *ctx)
 
 const struct paytx_participant_ops ledger_ops = {
 	.batch_begin = ledger_batch_begin,
+	.apply = ledger_apply,
 	.prepare = ledger_prepare,
 	.commit = ledger_commit,
 	.abort = ledger_abort,
@@ -269,6 +310,7 @@ void ledger_finish(struct ledger *l)
 	if (!l)
 		return;
 	PQfinish(l->conn); /* an open batch is rolled back by the server */
+	pgpipe_finish(&l->pipe);
 	memset(l, 0, sizeof(*l));
 }
 

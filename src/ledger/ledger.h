@@ -28,9 +28,11 @@
 #include "paytx/error.h"
 #include "paytx/message.h"
 #include "paytx/participant.h"
+#include "pgpipe.h"
 
 struct ledger {
 	PGconn *conn;          /* owned */
+	struct pgpipe pipe;    /* a batch's statements */
 	char participant[PAYTX_ID_MAX + 1];
 	bool in_batch;
 };

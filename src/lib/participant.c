@@ -35,6 +35,7 @@ struct part {
 	volatile sig_atomic_t *stop;
 	struct broker *broker;
 	struct part_item *items;
+	struct paytx_step *steps;    /* for ops->apply, batch_max of them */
 	struct paytx_buf out;
 	int64_t next_in_doubt_ms;
 };
@@ -77,23 +78,72 @@ static int item_decode(struct part *p, struct part_item *it)
 	return 0;
 }
 
+/* A commit or abort the participant refused as impossible: dead-letter it. */
+static void item_protocol_violation(struct part_item *it)
+{
+	item_reject(it, PAYTX_EPROTO, it->msg.type == PAYTX_MSG_COMMIT
+		? "commit for a transaction this participant did not vote yes on"
+		: "abort for a transaction this participant already committed");
+}
+
+static void vote_preset(struct part *p, struct part_item *it);
+
 static int item_apply(struct part *p, struct part_item *it)
 {
 	const struct paytx_participant_ops *ops = p->ops;
 	if (it->msg.type == PAYTX_MSG_PREPARE) {
-		memset(&it->vote, 0, sizeof(it->vote));
-		it->vote.txn = it->in.prepare.txn;
-		snprintf(it->vote.participant, sizeof(it->vote.participant), "%s", p->cfg->name);
+		vote_preset(p, it);
 		return ops->prepare(p->ctx, &it->in.prepare, &it->vote);
 	}
 	int64_t txn = it->in.decision.txn;
 	int err = it->msg.type == PAYTX_MSG_COMMIT ? ops->commit(p->ctx, txn)
 						   : ops->abort(p->ctx, txn);
 	if (err == PAYTX_EPROTO) {
-		item_reject(it, err, it->msg.type == PAYTX_MSG_COMMIT
-			? "commit for a transaction this participant did not vote yes on"
-			: "abort for a transaction this participant already committed");
+		item_protocol_violation(it);
 		return 0;
+	}
+	return err;
+}
+
+static void vote_preset(struct part *p, struct part_item *it)
+{
+	memset(&it->vote, 0, sizeof(it->vote));
+	it->vote.txn = it->in.prepare.txn;
+	snprintf(it->vote.participant, sizeof(it->vote.participant), "%s", p->cfg->name);
+}
+
+/* The whole batch through ops->apply; results back into the items. */
+static int steps_apply(struct part *p, struct part_item *items, size_t n)
+{
+	size_t k = 0;
+	for (size_t i = 0; i < n; i++) {
+		struct part_item *it = &items[i];
+		if (!it->valid || it->applied)
+			continue;
+		struct paytx_step *st = &p->steps[k++];
+		*st = (struct paytx_step){ .type = it->msg.type };
+		if (it->msg.type == PAYTX_MSG_PREPARE) {
+			vote_preset(p, it);
+			st->prepare = &it->in.prepare;
+			st->txn = it->in.prepare.txn;
+			st->payment_id = it->in.prepare.payment_id;
+			st->vote = &it->vote;
+		} else {
+			st->txn = it->in.decision.txn;
+			st->payment_id = it->in.decision.payment_id;
+		}
+	}
+	int err = k ? p->ops->apply(p->ctx, p->steps, k) : 0;
+	k = 0;
+	for (size_t i = 0; !err && i < n; i++) {
+		struct part_item *it = &items[i];
+		if (!it->valid || it->applied)
+			continue;
+		int r = p->steps[k++].result;
+		if (it->msg.type != PAYTX_MSG_PREPARE && r == PAYTX_EPROTO)
+			item_protocol_violation(it);
+		else if (it->msg.type != PAYTX_MSG_PREPARE && r)
+			err = r;
 	}
 	return err;
 }
@@ -103,7 +153,9 @@ static int batch_try(struct part *p, struct part_item *items, size_t n)
 {
 	const struct paytx_participant_ops *ops = p->ops;
 	int err = ops->batch_begin ? ops->batch_begin(p->ctx) : 0;
-	for (size_t i = 0; !err && i < n; i++)
+	if (!err && ops->apply)
+		err = steps_apply(p, items, n);
+	for (size_t i = 0; !err && !ops->apply && i < n; i++)
 		if (items[i].valid && !items[i].applied)
 			err = item_apply(p, &items[i]);
 	if (!err)
@@ -278,8 +330,9 @@ int paytx_participant_run(const struct paytx_participant_config *cfg,
 	struct sign_key key;
 	struct part p = { .cfg = cfg, .ops = ops, .ctx = ctx, .stop = stop };
 	int err = PAYTX_ECONFIG;
-	if (!cfg->name || !paytx_id_valid(cfg->name, strlen(cfg->name)) || !ops->prepare ||
-	    !ops->commit || !ops->abort || cfg->batch_max == 0 || cfg->prefetch == 0)
+	bool per_message = ops->prepare && ops->commit && ops->abort;
+	if (!cfg->name || !paytx_id_valid(cfg->name, strlen(cfg->name)) ||
+	    (!ops->apply && !per_message) || cfg->batch_max == 0 || cfg->prefetch == 0)
 		return PAYTX_ECONFIG;
 	if (sign_key_init(&key, cfg->hmac_key, cfg->hmac_key ? strlen(cfg->hmac_key) : 0))
 		return PAYTX_ECONFIG;
@@ -291,8 +344,9 @@ int paytx_participant_run(const struct paytx_participant_config *cfg,
 	paytx_buf_init(&p.out);
 	err = PAYTX_ENOMEM;
 	p.items = calloc(cfg->batch_max, sizeof(*p.items));
+	p.steps = calloc(cfg->batch_max, sizeof(*p.steps));
 	p.broker = broker_create(&bc);
-	if (!p.items || !p.broker)
+	if (!p.items || !p.steps || !p.broker)
 		goto out;
 	err = broker_want_participant_queue(p.broker, cfg->name);
 	if (!err)
@@ -310,6 +364,7 @@ int paytx_participant_run(const struct paytx_participant_config *cfg,
 out:
 	broker_destroy(p.broker);
 	free(p.items);
+	free(p.steps);
 	paytx_buf_finish(&p.out);
 	sign_key_finish(&key);
 	return err;
