@@ -144,8 +144,9 @@ static int op_result(void *arg, size_t tag, const PGresult *r)
 	return PAYTX_EDB;
 }
 
-static int queue(struct txlog *l, const char *sql, int n, const char *const *params,
-		 const struct txlog_op *op)
+/* Queue one statement; name (a literal) makes it a prepared statement. */
+static int queue(struct txlog *l, const char *name, const char *sql, int n,
+		 const char *const *params, const struct txlog_op *op)
 {
 	if (l->nops == l->cap) {
 		size_t cap = l->cap ? l->cap * 2 : 64;
@@ -156,7 +157,9 @@ static int queue(struct txlog *l, const char *sql, int n, const char *const *par
 		l->cap = cap;
 	}
 	l->ops[l->nops] = *op;
-	return pgpipe_send(&l->pipe, sql, n, params, l->nops++);
+	size_t tag = l->nops++;
+	return name ? pgpipe_send_prepared(&l->pipe, name, sql, n, params, tag)
+		    : pgpipe_send(&l->pipe, sql, n, params, tag);
 }
 
 int txlog_begin(struct txlog *l)
@@ -164,7 +167,7 @@ int txlog_begin(struct txlog *l)
 	l->nops = 0;
 	int err = pgpipe_begin(&l->pipe, l->conn, op_result, l);
 	l->in_tx = err == 0;
-	return err ? err : queue(l, "BEGIN", 0, NULL, &(struct txlog_op){ .kind = OP_PLAIN });
+	return err ? err : queue(l, NULL, "BEGIN", 0, NULL, &(struct txlog_op){ .kind = OP_PLAIN });
 }
 
 /* The payment_id exists: same content (duplicate) or not (conflict)? */
@@ -260,7 +263,7 @@ int txlog_insert(struct txlog *l, const struct paytx_payment *p, const char *can
 				 correlation_id && *correlation_id ? correlation_id : NULL,
 				 l->owner, lease, ts };
 	/* libpq copies the parameters into its buffer: req can go now. */
-	int err = queue(l,
+	int err = queue(l, "paytx_txlog_insert",
 		"INSERT INTO payments (payment_id, request_hash, request, metadata, state, "
 		"reply_to, correlation_id, owner, lease_until, submitted_at) "
 		"VALUES ($1, $2, $3, $4, 'preparing', $5, $6, $7, "
@@ -279,7 +282,7 @@ int txlog_decide(struct txlog *l, int64_t txn, bool commit, const char *reason,
 	/* One statement: the decision (or the one already logged, maybe by
 	 * another coordinator), the payment's new state, and its row back for
 	 * answering an abort at once. The commit flag is the last column. */
-	return queue(l,
+	return queue(l, "paytx_txlog_decide",
 		"WITH ins AS (INSERT INTO decisions (txn, commit, reason, detail, decided_by) "
 		"  VALUES ($1, $2, $3, $4, $5) ON CONFLICT (txn) DO NOTHING "
 		"  RETURNING commit AS d_commit, reason AS d_reason, detail AS d_detail), "
@@ -300,7 +303,7 @@ int txlog_finish_txn(struct txlog *l, int64_t txn, bool commit, struct txlog_row
 	char id[32];
 	snprintf(id, sizeof(id), "%" PRId64, txn);
 	const char *params[] = { id, commit ? "committed" : "aborted" };
-	return queue(l, "UPDATE payments SET state = $2, "
+	return queue(l, "paytx_txlog_finish", "UPDATE payments SET state = $2, "
 		     "finished_at = coalesce(finished_at, now()) WHERE txn = $1 RETURNING "
 		     ROW_COLS, 2, params, &(struct txlog_op){ .kind = OP_ROW, .row = row });
 }
@@ -310,7 +313,8 @@ int txlog_outcome_sent(struct txlog *l, int64_t txn)
 	char id[32];
 	snprintf(id, sizeof(id), "%" PRId64, txn);
 	const char *params[] = { id };
-	return queue(l, "UPDATE payments SET outcome_sent = true WHERE txn = $1", 1, params,
+	return queue(l, "paytx_txlog_sent", "UPDATE payments SET outcome_sent = true WHERE txn = $1",
+		     1, params,
 		     &(struct txlog_op){ .kind = OP_PLAIN });
 }
 
@@ -320,7 +324,7 @@ int txlog_decision(struct txlog *l, int64_t txn, bool *found, bool *commit, char
 	snprintf(id, sizeof(id), "%" PRId64, txn);
 	const char *params[] = { id };
 	*found = false;
-	return queue(l, "SELECT d.commit, p.payment_id FROM decisions d "
+	return queue(l, "paytx_txlog_decision", "SELECT d.commit, p.payment_id FROM decisions d "
 		     "JOIN payments p USING (txn) WHERE d.txn = $1", 1, params,
 		     &(struct txlog_op){ .kind = OP_DECISION, .found = found, .commit = commit,
 					 .payment_id = payment_id });

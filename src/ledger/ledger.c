@@ -167,8 +167,9 @@ static int step_send(struct ledger *l, struct pgpipe *pipe, const struct paytx_s
 	snprintf(txn, sizeof(txn), "%" PRId64, st->txn);
 	if (st->type != PAYTX_MSG_PREPARE) {
 		const char *params[] = { txn, l->participant };
-		return pgpipe_send(pipe, st->type == PAYTX_MSG_COMMIT ? sql_commit : sql_abort, 2,
-				   params, tag);
+		bool commit = st->type == PAYTX_MSG_COMMIT;
+		return pgpipe_send_prepared(pipe, commit ? "paytx_ledger_commit" : "paytx_ledger_abort",
+					    commit ? sql_commit : sql_abort, 2, params, tag);
 	}
 	const struct paytx_prepare *p = st->prepare;
 	if (prepare_check(p) != 0) {
@@ -179,7 +180,8 @@ static int step_send(struct ledger *l, struct pgpipe *pipe, const struct paytx_s
 	if (!legs)
 		return PAYTX_ENOMEM;
 	const char *params[] = { txn, l->participant, p->payment_id, legs };
-	int err = pgpipe_send(pipe, sql_prepare, 4, params, tag); /* libpq copies params */
+	/* libpq copies params */
+	int err = pgpipe_send_prepared(pipe, "paytx_ledger_prepare", sql_prepare, 4, params, tag);
 	free(legs);
 	return err;
 }

@@ -1,6 +1,7 @@
 /* Pipelined PostgreSQL statements: queue, sync, results in order. */
 #include "pgpipe.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -34,6 +35,10 @@ static int lost(struct pgpipe *p)
 	return p->err = PAYTX_EDB;
 }
 
+/* The tag of a statement paytx queued for itself (a PREPARE): its result
+ * is checked here, not handed to on_result. */
+#define TAG_INTERNAL SIZE_MAX
+
 static void note(struct pgpipe *p, int err)
 {
 	if (err && !p->err)
@@ -54,7 +59,15 @@ static int drain(struct pgpipe *p)
 			log_error("postgres: %.*s (sqlstate %s)", (int)strcspn(m, "\n"), m,
 				  pg_sqlstate(r));
 		}
-		note(p, pgpipe_ok(r) ? p->on_result(p->arg, p->tags[i], r) : PAYTX_EDB);
+		if (!pgpipe_ok(r)) {
+			note(p, PAYTX_EDB);
+			/* A PREPARE skipped or refused, or a statement missing (a new
+			 * server connection that got the old pid): start afresh. */
+			p->forget |= p->tags[i] == TAG_INTERNAL ||
+				     strcmp(pg_sqlstate(r), "26000") == 0;
+		} else if (p->tags[i] != TAG_INTERNAL) {
+			note(p, p->on_result(p->arg, p->tags[i], r));
+		}
 		PQclear(r);
 		if ((r = PQgetResult(p->conn)) != NULL) { /* each statement ends with NULL */
 			PQclear(r);
@@ -68,6 +81,37 @@ static int drain(struct pgpipe *p)
 	return synced ? p->err : lost(p);
 }
 
+static int push_tag(struct pgpipe *p, size_t tag)
+{
+	if (p->n == p->cap) {
+		size_t cap = p->cap ? p->cap * 2 : PGPIPE_CHUNK;
+		size_t *t = realloc(p->tags, cap * sizeof(*t));
+		if (!t)
+			return PAYTX_ENOMEM;
+		p->tags = t;
+		p->cap = cap;
+	}
+	p->tags[p->n++] = tag;
+	return 0;
+}
+
+static int send_failed(struct pgpipe *p)
+{
+	const char *m = PQerrorMessage(p->conn);
+	log_error("postgres: %.*s", (int)strcspn(m, "\n"), m);
+	note(p, PAYTX_EDB);
+	return PAYTX_EDB;
+}
+
+/* After queueing one statement: read results once a chunk is out. */
+static int sent(struct pgpipe *p, size_t tag)
+{
+	int err = push_tag(p, tag);
+	if (err)
+		return err;
+	return p->n >= PGPIPE_CHUNK ? drain(p) : 0;
+}
+
 int pgpipe_begin(struct pgpipe *p, PGconn *conn, pgpipe_result_fn on_result, void *arg)
 {
 	p->conn = conn;
@@ -78,7 +122,13 @@ int pgpipe_begin(struct pgpipe *p, PGconn *conn, pgpipe_result_fn on_result, voi
 	if (!PQenterPipelineMode(conn))
 		return PAYTX_EDB;
 	p->active = true;
-	return 0;
+	if (!p->forget)
+		return 0;
+	p->forget = false;
+	p->nprepared = 0;
+	if (!PQsendQueryParams(conn, "DEALLOCATE ALL", 0, NULL, NULL, NULL, NULL, 0))
+		return send_failed(p);
+	return sent(p, TAG_INTERNAL);
 }
 
 int pgpipe_send(struct pgpipe *p, const char *sql, int nparams, const char *const *params,
@@ -86,22 +136,44 @@ int pgpipe_send(struct pgpipe *p, const char *sql, int nparams, const char *cons
 {
 	if (!p->active)
 		return PAYTX_EDB;
-	if (p->n == p->cap) {
-		size_t cap = p->cap ? p->cap * 2 : PGPIPE_CHUNK;
-		size_t *t = realloc(p->tags, cap * sizeof(*t));
-		if (!t)
-			return PAYTX_ENOMEM;
-		p->tags = t;
-		p->cap = cap;
+	if (!PQsendQueryParams(p->conn, sql, nparams, NULL, params, NULL, NULL, 0))
+		return send_failed(p);
+	return sent(p, tag);
+}
+
+static bool is_prepared(struct pgpipe *p, const char *name)
+{
+	int pid = PQbackendPID(p->conn);
+	if (pid != p->backend_pid) { /* a new server connection knows none */
+		p->backend_pid = pid;
+		p->nprepared = 0;
 	}
-	if (!PQsendQueryParams(p->conn, sql, nparams, NULL, params, NULL, NULL, 0)) {
-		const char *m = PQerrorMessage(p->conn);
-		log_error("postgres: %.*s", (int)strcspn(m, "\n"), m);
-		note(p, PAYTX_EDB);
+	for (size_t i = 0; i < p->nprepared; i++)
+		if (strcmp(p->prepared[i], name) == 0)
+			return true;
+	return false;
+}
+
+int pgpipe_send_prepared(struct pgpipe *p, const char *name, const char *sql, int nparams,
+			 const char *const *params, size_t tag)
+{
+	if (!p->active)
 		return PAYTX_EDB;
+	if (!is_prepared(p, name)) {
+		if (p->nprepared == PGPIPE_PREPARED_MAX)
+			return pgpipe_send(p, sql, nparams, params, tag);
+		if (!PQsendPrepare(p->conn, name, sql, nparams, NULL))
+			return send_failed(p);
+		/* Counted as prepared now: a failure fails the batch, and the
+		 * connection is then reset (new pid) or the PREPARE is redone. */
+		p->prepared[p->nprepared++] = name;
+		int err = sent(p, TAG_INTERNAL);
+		if (err)
+			return err;
 	}
-	p->tags[p->n++] = tag;
-	return p->n >= PGPIPE_CHUNK ? drain(p) : 0;
+	if (!PQsendQueryPrepared(p->conn, name, nparams, params, NULL, NULL, 0))
+		return send_failed(p);
+	return sent(p, tag);
 }
 
 int pgpipe_end(struct pgpipe *p)

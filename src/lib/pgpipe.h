@@ -24,6 +24,7 @@
 #include "paytx/error.h"
 
 #define PGPIPE_CHUNK 64
+#define PGPIPE_PREPARED_MAX 16
 
 /* Called once per statement, in order; r is valid only during the call.
  * Return 0 or a negative error (the first one is what pgpipe_end returns). */
@@ -31,6 +32,12 @@ typedef int (*pgpipe_result_fn)(void *arg, size_t tag, const PGresult *r);
 
 struct pgpipe {
 	PGconn *conn;                /* borrowed */
+	/* Statements prepared on this server connection (backend_pid): a
+	 * statement sent with a name is planned once, not per execution. */
+	const char *prepared[PGPIPE_PREPARED_MAX]; /* borrowed literals */
+	size_t nprepared;
+	int backend_pid;
+	bool forget;                 /* a PREPARE failed: start afresh next batch */
 	pgpipe_result_fn on_result;
 	void *arg;
 	size_t *tags;                /* of statements whose results are unread; owned */
@@ -46,6 +53,11 @@ int pgpipe_begin(struct pgpipe *p, PGconn *conn, pgpipe_result_fn on_result,
 		 void *arg) PAYTX_MUST_CHECK;
 int pgpipe_send(struct pgpipe *p, const char *sql, int nparams, const char *const *params,
 		size_t tag) PAYTX_MUST_CHECK;
+/* The same as a prepared statement called name (a literal naming this sql
+ * for the life of the process): prepared within the pipeline the first
+ * time on each server connection, then only executed. */
+int pgpipe_send_prepared(struct pgpipe *p, const char *name, const char *sql, int nparams,
+			 const char *const *params, size_t tag) PAYTX_MUST_CHECK;
 /* Read every outstanding result and leave pipeline mode. Returns the first
  * error of the batch (also when called to clean up after one), 0 if none. */
 int pgpipe_end(struct pgpipe *p) PAYTX_MUST_CHECK;
