@@ -352,7 +352,9 @@ static int ack_all(struct coordinator *c)
 
 static int iteration(struct coordinator *c)
 {
+	loopstat_begin(&c->stats);
 	inbox_collect(c);
+	loopstat_mark(&c->stats, 0, "wait+collect");
 	recovery_leases(c, false);
 	bool *logged = calloc(c->decide.n + 1, sizeof(*logged));
 	size_t sent = c->sent.n;
@@ -360,6 +362,7 @@ static int iteration(struct coordinator *c)
 	bool logging = !err && needs_log(c);
 	if (logging)
 		err = log_batch(c, logged);
+	loopstat_mark(&c->stats, 1, "log");
 	if (!err) {
 		if (logging)
 			crash_point("coordinator.after_log_commit");
@@ -373,11 +376,14 @@ static int iteration(struct coordinator *c)
 	}
 	if (!err)
 		err = publish_all(c);
+	loopstat_mark(&c->stats, 2, "publish+confirm");
 	/* Outcomes are queued: the rows are not needed any more (ack_all
 	 * empties the done list, so free them now). */
 	rows_free(c->done_rows, c->done.n < c->done_rows_cap ? c->done.n : c->done_rows_cap);
 	if (!err)
 		err = ack_all(c);
+	loopstat_mark(&c->stats, 3, "ack");
+	loopstat_end(&c->stats, c->nitems);
 	free_rows(c);
 	c->early.n = 0;
 	inbox_release(c);
@@ -425,6 +431,7 @@ struct coordinator *coordinator_create(const struct coordinator_config *cfg,
 		return NULL;
 	c->cfg = *cfg;
 	c->stop = stop;
+	loopstat_init(&c->stats, "coordinator loop");
 	snprintf(c->reply_queue, sizeof(c->reply_queue), "paytx.reply.%s", cfg->id);
 	if (sign_key_init(&c->key, cfg->hmac_key, strlen(cfg->hmac_key)) != 0) {
 		log_error("PAYTX_HMAC_KEY: must be 16 to 64 bytes");

@@ -13,6 +13,7 @@
 #include "log.h"
 #include "outbox.h"
 #include "sign.h"
+#include "loopstat.h"
 #include "txlog.h"
 #include "txn.h"
 #include "txtable.h"
@@ -62,6 +63,7 @@ struct coordinator {
 	struct txlog_row *decide_rows;  /* parallel to decide */
 	size_t decide_rows_cap;
 	int64_t next_scan_ms, next_renew_ms, next_adopt_ms;
+	struct loopstat stats;          /* where the loop's time goes */
 };
 
 /* Growable list of txn ids. */

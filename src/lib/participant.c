@@ -9,6 +9,7 @@
 #include "clock.h"
 #include "crash.h"
 #include "log.h"
+#include "loopstat.h"
 #include "sign.h"
 
 #define PART_ITEM_ATTEMPTS 5
@@ -38,6 +39,7 @@ struct part {
 	struct paytx_step *steps;    /* for ops->apply, batch_max of them */
 	struct paytx_buf out;
 	int64_t next_in_doubt_ms;
+	struct loopstat stats;       /* where the loop's time goes */
 };
 
 static int item_reject(struct part_item *it, int err, const char *text)
@@ -308,10 +310,16 @@ static void batch_release(struct part *p, size_t n)
 static int part_loop(struct part *p)
 {
 	while (!*p->stop) {
+		loopstat_begin(&p->stats);
 		size_t n = batch_collect(p);
+		loopstat_mark(&p->stats, 0, "wait+collect");
 		int err = 0;
-		if (n && batch_apply(p, n) == 0)
+		if (n && batch_apply(p, n) == 0) {
+			loopstat_mark(&p->stats, 1, "apply+commit");
 			err = batch_finish(p, n);
+			loopstat_mark(&p->stats, 2, "reply+confirm+ack");
+		}
+		loopstat_end(&p->stats, n);
 		batch_release(p, n);
 		if (!err)
 			ask_in_doubt(p);
@@ -342,6 +350,7 @@ int paytx_participant_run(const struct paytx_participant_config *cfg,
 				    .key = &key, .stop = stop,
 				    .replay_window_s = cfg->replay_window_s };
 	paytx_buf_init(&p.out);
+	loopstat_init(&p.stats, "participant loop");
 	err = PAYTX_ENOMEM;
 	p.items = calloc(cfg->batch_max, sizeof(*p.items));
 	p.steps = calloc(cfg->batch_max, sizeof(*p.steps));
