@@ -81,11 +81,12 @@ int main(int argc, char **argv)
 	/* pg_connect only gives up when asked to stop: then it is a clean stop. */
 	if (pg_connect(&conn, config_str(&c, "PAYTX_PG_DSN"), pc.name, &signals_stop) != 0)
 		return signals_stop ? 0 : 1;
-	if (pg_schema_check(conn, PG_SCHEMA_LEDGER, PG_SCHEMA_LEDGER_VERSION) != 0 ||
-	    ledger_init(&l, conn, pc.name) != 0) {
+	if (pg_schema_check(conn, PG_SCHEMA_LEDGER, PG_SCHEMA_LEDGER_VERSION) != 0) {
 		PQfinish(conn);
 		return 1;
 	}
+	if (ledger_init(&l, conn, pc.name) != 0) /* takes conn over, even on failure */
+		return 1;
 	int err = paytx_participant_run(&pc, &ledger_ops, &l, &signals_stop);
 	ledger_finish(&l);
 	if (err)
