@@ -331,7 +331,6 @@ START_TEST(test_migrate_is_idempotent)
 }
 END_TEST
 
-
 int main(void)
 {
 	const struct unit_case cases[] = {
