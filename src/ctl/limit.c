@@ -97,7 +97,7 @@ static int limit_run(struct ctl *c, struct risk *r, const char *sub, const char 
 	} else if (strcmp(sub, "remove") == 0) {
 		int err = risk_limit_remove(r, account, currency);
 		if (err == PAYTX_ENOTFOUND) {
-			fprintf(stderr, "paytxctl: no limit of %s in %s\n", account, currency);
+			fprintf(stderr, "paytxctl: no limit of %s in %s\n", c->argv[1], currency);
 			return CTL_NOT_FOUND;
 		}
 		if (err)
