@@ -4,6 +4,7 @@ and naming it in the coordinator's PAYTX_PARTICIPANTS, nothing else; it
 aborts payments that break a per-payment cap or a daily total
 (limit_exceeded), concurrent payments cannot exceed the total together, and
 aborted payments give their reservation back."""
+import signal
 import uuid
 
 from harness import PaytxTestCase, accounts_on, main
@@ -112,6 +113,34 @@ class Risk(PaytxTestCase):
                                               "account = %s AND state = 'released'", (a,)),
                          [(1,)])
         self.d.check_invariants(self)
+
+    def crash_and_recover(self, point):
+        """risk killed at point while a payment is in flight, then restarted:
+        the payment ends one way, and its reservation with it."""
+        a, b = self.alice_and_bob(funds=1000)
+        self.add_risk()
+        self.limit(a, "--daily", "500")
+        self.d.stop("risk")
+        self.d.start_risk(PAYTX_CRASH_AT=point)
+        corr = self.d.submit({"payment_id": "crash-1", "from": a, "to": b, "amount": 400,
+                              "currency": "EUR"})
+        self.d.wait_for(lambda: not self.d.alive("risk"), timeout=20,
+                        what="risk to reach " + point)
+        self.assertEqual(self.d.procs["risk"].returncode, -signal.SIGKILL)
+        self.d.stop("risk")
+        self.d.start_risk()
+        out, _ = self.d.wait_reply(corr, timeout=40)
+        self.assertIn(out["status"], ("committed", "aborted"), out)
+        self.d.check_invariants(self)   # also: no reservation left held
+        used = 400 if out["status"] == "committed" else 0
+        self.assertEqual(self.usage(a), (used, 0))
+        self.assertEqual(self.d.balance(a), (1000 - used, 0))
+
+    def test_crash_after_reserving_before_the_vote(self):
+        self.crash_and_recover("participant.after_local_commit@1")
+
+    def test_crash_after_the_decision_before_the_ack(self):
+        self.crash_and_recover("participant.after_local_commit@2")
 
 
 if __name__ == "__main__":
