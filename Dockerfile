@@ -1,4 +1,4 @@
-# paytx container image: paytx-coordinator, paytx-ledger and paytxctl.
+# paytx container image: paytx-coordinator, paytx-ledger, paytx-risk and paytxctl.
 #
 #   docker build -t paytx .
 #   docker run --rm paytx paytx-coordinator --help

@@ -5,7 +5,12 @@
 # runs as its own PostgreSQL role and its own RabbitMQ user (see
 # scripts/services.sh env).
 #
-#   scripts/daemons.sh start|stop|status
+# `start-risk` adds the risk participant (paytx-risk) to the running stack:
+# it starts it and restarts the coordinator with PAYTX_PARTICIPANTS=risk,
+# nothing else. `start` with PAYTX_PARTICIPANTS=risk in the environment
+# starts all four at once. Set limits with `paytxctl limit set`.
+#
+#   scripts/daemons.sh start|start-risk|stop|status
 set -euo pipefail
 . "$(dirname "$0")/common.sh"
 paytx_load_env
@@ -36,23 +41,42 @@ stop_one() {
     rm -f "$RUN_DIR/$name.pid"
 }
 
+start_risk() {
+    start_one risk PAYTX_PARTICIPANT=risk PAYTX_PG_DSN="$PAYTX_PG_DSN_RISK" \
+        PAYTX_AMQP_URL="$PAYTX_AMQP_URL_RISK" "$BUILD_DIR/paytx-risk"
+}
+
+start_coordinator() {
+    start_one coordinator PAYTX_COORDINATOR_ID=local-1 PAYTX_PG_DSN="$PAYTX_PG_DSN_COORDINATOR" \
+        PAYTX_AMQP_URL="$PAYTX_AMQP_URL_COORDINATOR" PAYTX_PARTICIPANTS="$1" \
+        "$BUILD_DIR/paytx-coordinator"
+}
+
+ALL="coordinator ledger.0 ledger.1 risk"
+
 case "${1:-}" in
 start)
     # The schema is applied here, as its owner (PAYTX_PG_DSN): the daemons
     # run as roles that may not change it and refuse to start without it.
     "$BUILD_DIR/paytxctl" migrate
+    case ",${PAYTX_PARTICIPANTS:-}," in *,risk,*) start_risk ;; esac
     start_one ledger.0 PAYTX_PARTICIPANT=ledger.0 PAYTX_PG_DSN="$PAYTX_PG_DSN_LEDGER0" \
         PAYTX_AMQP_URL="$PAYTX_AMQP_URL_LEDGER_0" "$BUILD_DIR/paytx-ledger"
     start_one ledger.1 PAYTX_PARTICIPANT=ledger.1 PAYTX_PG_DSN="$PAYTX_PG_DSN_LEDGER1" \
         PAYTX_AMQP_URL="$PAYTX_AMQP_URL_LEDGER_1" "$BUILD_DIR/paytx-ledger"
-    start_one coordinator PAYTX_COORDINATOR_ID=local-1 PAYTX_PG_DSN="$PAYTX_PG_DSN_COORDINATOR" \
-        PAYTX_AMQP_URL="$PAYTX_AMQP_URL_COORDINATOR" "$BUILD_DIR/paytx-coordinator"
+    start_coordinator "${PAYTX_PARTICIPANTS:-}"
+    ;;
+start-risk)
+    "$BUILD_DIR/paytxctl" migrate   # the risk database too (PAYTX_RISK_DSN)
+    start_risk
+    stop_one coordinator
+    start_coordinator risk
     ;;
 stop)
-    for n in coordinator ledger.0 ledger.1; do stop_one "$n"; done
+    for n in $ALL; do stop_one "$n"; done
     ;;
 status)
-    for n in coordinator ledger.0 ledger.1; do
+    for n in $ALL; do
         if [ -f "$RUN_DIR/$n.pid" ] && kill -0 "$(cat "$RUN_DIR/$n.pid")" 2>/dev/null; then
             echo "$n: running (pid $(cat "$RUN_DIR/$n.pid"))"
         else
@@ -61,7 +85,7 @@ status)
     done
     ;;
 *)
-    echo "usage: $0 start|stop|status" >&2
+    echo "usage: $0 start|start-risk|stop|status" >&2
     exit 2
     ;;
 esac

@@ -24,10 +24,11 @@
 #   paytx              superuser: creates roles and databases (tests too)
 #   paytx_owner        owns the databases and schemas; `paytxctl migrate` and
 #                      paytxctl's other commands use it (PAYTX_PG_DSN,
-#                      PAYTX_LEDGER_DSNS)
+#                      PAYTX_LEDGER_DSNS, PAYTX_RISK_DSN)
 #   paytx_coordinator  the coordinator log only (PAYTX_PG_DSN_COORDINATOR)
 #   paytx_ledger       the ledger shards only, journal append-only
 #                      (PAYTX_PG_DSN_LEDGER0, PAYTX_PG_DSN_LEDGER1)
+#   paytx_risk         the risk participant's database only (PAYTX_PG_DSN_RISK)
 #
 # Environment knobs:
 #   PAYTX_HOME        state directory            (default <repo>/.paytx)
@@ -82,13 +83,15 @@ PG_SUPERUSER=paytx
 PG_OWNER=paytx_owner
 PG_COORD_ROLE=paytx_coordinator
 PG_LEDGER_ROLE=paytx_ledger
+PG_RISK_ROLE=paytx_risk
 # Fixed development passwords, like the HMAC key below. DEV-ONLY: never use
 # them outside a local/test setup. URL-safe: they go into DSN URIs as is.
 PG_SUPERUSER_PASS=paytx-DEV-ONLY-pg-superuser-5c1e
 PG_OWNER_PASS=paytx-DEV-ONLY-pg-owner-9a7d
 PG_COORD_PASS=paytx-DEV-ONLY-pg-coordinator-3f08
 PG_LEDGER_PASS=paytx-DEV-ONLY-pg-ledger-b64c
-PG_DATABASES=(paytx_coord paytx_ledger0 paytx_ledger1)
+PG_RISK_PASS=paytx-DEV-ONLY-pg-risk-7e21
+PG_DATABASES=(paytx_coord paytx_ledger0 paytx_ledger1 paytx_risk)
 PG_DIR="$PAYTX_HOME/pg"
 PG_DATA="$PG_DIR/data"
 PG_SOCK_DIR="$PG_DIR/run"
@@ -350,7 +353,8 @@ DECLARE
 BEGIN
     FOR r IN SELECT * FROM (VALUES ('$PG_OWNER', '$PG_OWNER_PASS'),
                                    ('$PG_COORD_ROLE', '$PG_COORD_PASS'),
-                                   ('$PG_LEDGER_ROLE', '$PG_LEDGER_PASS')) AS v(name, pass)
+                                   ('$PG_LEDGER_ROLE', '$PG_LEDGER_PASS'),
+                                   ('$PG_RISK_ROLE', '$PG_RISK_PASS')) AS v(name, pass)
     LOOP
         IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = r.name) THEN
             EXECUTE format('CREATE ROLE %I', r.name);
@@ -735,6 +739,7 @@ print_env() {
     local pg="postgresql://$PG_OWNER:$PG_OWNER_PASS$at"
     local coord="postgresql://$PG_COORD_ROLE:$PG_COORD_PASS$at"
     local ledger="postgresql://$PG_LEDGER_ROLE:$PG_LEDGER_PASS$at"
+    local risk="postgresql://$PG_RISK_ROLE:$PG_RISK_PASS$at"
     # vhost "/" spelled %2f: per the AMQP URI spec (and librabbitmq's
     # amqp_parse_url) a bare trailing "/" means the EMPTY vhost, which fails
     # with "NOT_ALLOWED - vhost  not found".
@@ -760,6 +765,10 @@ export PAYTX_LEDGER_DSNS='ledger.0=$pg/paytx_ledger0,ledger.1=$pg/paytx_ledger1'
 export PAYTX_PG_DSN_COORDINATOR='$coord/paytx_coord'
 export PAYTX_PG_DSN_LEDGER0='$ledger/paytx_ledger0'
 export PAYTX_PG_DSN_LEDGER1='$ledger/paytx_ledger1'
+# The risk participant's database: paytxctl (migrate, limits) as the owner,
+# paytx-risk as its role (scripts/daemons.sh start-risk).
+export PAYTX_RISK_DSN='$pg/paytx_risk'
+export PAYTX_PG_DSN_RISK='$risk/paytx_risk'
 export PAYTX_SHARDS='ledger.0,ledger.1'
 # DEV-ONLY HMAC key for the local stack; never use it anywhere real.
 export PAYTX_HMAC_KEY='$DEV_HMAC_KEY'
@@ -771,6 +780,7 @@ export PAYTX_TEST_PG_ADMIN_DSN='$pgadmin/postgres'
 export PAYTX_TEST_PG_OWNER_DSN='$pg/postgres'
 export PAYTX_TEST_PG_COORDINATOR_DSN='$coord/postgres'
 export PAYTX_TEST_PG_LEDGER_DSN='$ledger/postgres'
+export PAYTX_TEST_PG_RISK_DSN='$risk/postgres'
 # TLS (test CA, certificate for "localhost" only): amqps port, CA and certs
 export PAYTX_TEST_AMQPS_PORT='$AMQPS_PORT'
 export PAYTX_TEST_TLS_DIR='$TLS_DIR'

@@ -2,6 +2,7 @@
 #ifndef PAYTX_CTL_H
 #define PAYTX_CTL_H
 
+#include <libpq-fe.h>
 #include <stdbool.h>
 
 #include "config.h"
@@ -22,6 +23,8 @@ struct ctl {
 	struct config cfg;
 	struct shardmap shards;
 	bool json;
+	const char *per_payment;  /* limit set --per-payment (borrowed argv), NULL = absent */
+	const char *daily;        /* limit set --daily */
 	int argc;              /* positional arguments after the command */
 	char **argv;
 };
@@ -29,7 +32,14 @@ struct ctl {
 /* DSN of the ledger shard named name, from PAYTX_LEDGER_DSNS (a static
  * buffer; NULL when absent). */
 const char *ctl_ledger_dsn(const struct ctl *c, const char *name);
+/* Connect to dsn (NULL: say which setting to set, CTL_USAGE). */
+int ctl_open_db(PGconn **conn, const char *dsn, const char *what, const char *setting);
+/* If argv[*i] is --name VALUE or --name=VALUE, point *value at the value,
+ * step *i past it and return true. An option without its value is kept
+ * as "" so that the command refuses it. */
+bool ctl_take_option(int argc, char **argv, int *i, const char *name, const char **value);
 int ctl_pay(struct ctl *c);
+int ctl_limit(struct ctl *c);
 int ctl_submit(struct ctl *c);
 
 #endif

@@ -27,6 +27,9 @@ static const struct config_def defs[] = {
 	  "Ledger databases: name=dsn,name=dsn (for migrate, accounts, balances), "
 	  "as the owner role too.",
 	  CONFIG_SECRET },
+	{ "PAYTX_RISK_DSN", "risk-dsn", NULL,
+	  "The risk participant's database (limits), as the owner role; migrate "
+	  "skips it when unset.", CONFIG_SECRET },
 	{ "PAYTX_SHARDS", "shards", "ledger.0,ledger.1",
 	  "Ledger shard participants, in placement order.", 0 },
 	{ "PAYTX_TIMEOUT_MS", "timeout-ms", "30000", "How long pay waits for the outcome.", 0 },
@@ -37,14 +40,21 @@ static const char usage[] =
 	"[options] COMMAND [ARGS]\n\n"
 	"Commands:\n"
 	"  migrate                             apply the schema and the roles' grants to\n"
-	"                                      the coordinator log and every ledger\n"
-	"                                      database (idempotent); the daemons refuse\n"
-	"                                      to start until it has run\n"
+	"                                      the coordinator log, every ledger\n"
+	"                                      database and the risk database if set\n"
+	"                                      (idempotent); the daemons refuse to\n"
+	"                                      start until it has run\n"
 	"  account create ID CURRENCY [external]  create an account on its shard\n"
 	"  balance ID                          balance, held amount and version\n"
 	"  pay PAYMENT_ID FROM TO AMOUNT CURRENCY  submit a transfer, wait for the outcome\n"
 	"  submit FILE                         submit a JSON payment (- = stdin), wait\n"
-	"  status PAYMENT_ID                   state and outcome of a payment\n\n"
+	"  status PAYMENT_ID                   state and outcome of a payment\n"
+	"  limit set ACCOUNT|default CURRENCY [--per-payment N] [--daily N]\n"
+	"                                      set the risk limits (minor units) of an\n"
+	"                                      account or of all accounts without their\n"
+	"                                      own; a limit left out (or none) is unset\n"
+	"  limit show ACCOUNT|default CURRENCY the limit that applies, today's usage\n"
+	"  limit remove ACCOUNT|default CURRENCY  delete the row (the default applies)\n\n"
 	"Exit codes: 0 done/committed, 1 service failure, 2 usage, 3 aborted, "
 	"4 rejected, 5 timeout, 6 not found.";
 
@@ -55,15 +65,19 @@ const char *ctl_ledger_dsn(const struct ctl *c, const char *name)
 		       ? dsn : NULL;
 }
 
-static int open_db(PGconn **conn, const char *dsn, const char *what)
+int ctl_open_db(PGconn **conn, const char *dsn, const char *what, const char *setting)
 {
 	if (!dsn) {
-		fprintf(stderr, "paytxctl: no database configured for %s (set %s)\n", what,
-			strcmp(what, "the coordinator log") == 0 ? "PAYTX_PG_DSN"
-								 : "PAYTX_LEDGER_DSNS");
+		fprintf(stderr, "paytxctl: no database configured for %s (set %s)\n", what, setting);
 		return CTL_USAGE;
 	}
 	return pg_connect(conn, dsn, "paytxctl", NULL) == 0 ? CTL_OK : CTL_FAILED;
+}
+
+static int open_db(PGconn **conn, const char *dsn, const char *what)
+{
+	return ctl_open_db(conn, dsn, what, strcmp(what, "the coordinator log") == 0
+						    ? "PAYTX_PG_DSN" : "PAYTX_LEDGER_DSNS");
 }
 
 static int cmd_migrate(struct ctl *c)
@@ -81,8 +95,17 @@ static int cmd_migrate(struct ctl *c)
 		rc = pg_migrate(conn, schema_ledger_sql) ? CTL_FAILED : CTL_OK;
 		PQfinish(conn);
 	}
+	const char *risk_dsn = config_str(&c->cfg, "PAYTX_RISK_DSN");
+	if (!rc && risk_dsn) {
+		rc = ctl_open_db(&conn, risk_dsn, "risk", "PAYTX_RISK_DSN");
+		if (rc)
+			return rc;
+		rc = pg_migrate(conn, schema_risk_sql) ? CTL_FAILED : CTL_OK;
+		PQfinish(conn);
+	}
 	if (!rc)
-		printf("migrated the coordinator log and %zu ledger shards\n", c->shards.n);
+		printf("migrated the coordinator log, %zu ledger shards%s\n", c->shards.n,
+		       risk_dsn ? " and the risk database" : "");
 	return rc;
 }
 
@@ -202,6 +225,8 @@ static int check_settings(struct ctl *c)
 			 "not a valid amqp:// or amqps:// URL") ||
 	    config_check(&c->cfg, "PAYTX_PG_DSN", pg_dsn_check,
 			 "not a valid PostgreSQL connection string or URI") ||
+	    config_check(&c->cfg, "PAYTX_RISK_DSN", pg_dsn_check,
+			 "not a valid PostgreSQL connection string or URI") ||
 	    config_int(&c->cfg, "PAYTX_TIMEOUT_MS", 1, 86400000, &timeout))
 		return PAYTX_ECONFIG;
 	const char *why = broker_tls_ca_problem(config_str(&c->cfg, "PAYTX_AMQP_URL"),
@@ -241,6 +266,8 @@ static int dispatch(struct ctl *c, const char *cmd)
 		return ctl_submit(c);
 	if (strcmp(cmd, "status") == 0)
 		return cmd_status(c);
+	if (strcmp(cmd, "limit") == 0)
+		return ctl_limit(c);
 	fprintf(stderr, "paytxctl: unknown command %s (see --help)\n", cmd);
 	return CTL_USAGE;
 }
@@ -252,11 +279,15 @@ int main(int argc, char **argv)
 	log_set_format_json(0);
 	if (!getenv("PAYTX_LOG_LEVEL"))
 		(void)log_set_level_name("warn");
-	/* "--json" anywhere is the output switch, not a setting. */
+	/* "--json" anywhere is the output switch, not a setting; the limit
+	 * options are the limit command's, taken out the same way. */
 	int n = 0;
 	for (int i = 0; i < argc; i++) {
 		if (strcmp(argv[i], "--json") == 0)
 			c.json = true;
+		else if (ctl_take_option(argc, argv, &i, "per-payment", &c.per_payment) ||
+			 ctl_take_option(argc, argv, &i, "daily", &c.daily))
+			continue;
 		else
 			argv[n++] = argv[i];
 	}

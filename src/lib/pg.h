@@ -35,10 +35,13 @@ const char *pg_sqlstate(const PGresult *res);
  * Each version must match the one the script records in paytx_schema. */
 extern const char schema_coordinator_sql[];
 extern const char schema_ledger_sql[];
+extern const char schema_risk_sql[];
 #define PG_SCHEMA_COORDINATOR "coordinator"
 #define PG_SCHEMA_COORDINATOR_VERSION 1
 #define PG_SCHEMA_LEDGER "ledger"
 #define PG_SCHEMA_LEDGER_VERSION 1
+#define PG_SCHEMA_RISK "risk"
+#define PG_SCHEMA_RISK_VERSION 1
 int pg_migrate(PGconn *conn, const char *schema_sql) PAYTX_MUST_CHECK;
 /* Is component (borrowed) recorded at exactly version in paytx_schema?
  * 0, or PAYTX_ECONFIG with an error logged that says to run paytxctl

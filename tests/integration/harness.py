@@ -14,8 +14,9 @@ play a coordinator or read paytx.dead use.
 PostgreSQL is used as in production: the superuser (PAYTX_TEST_PG_DSN)
 creates each test's databases, owned by the owner role that paytxctl runs as
 (PAYTX_TEST_PG_OWNER_DSN); each daemon runs as its own role
-(PAYTX_TEST_PG_COORDINATOR_DSN, PAYTX_TEST_PG_LEDGER_DSN), so every test
-also shows that those roles' grants are enough. The database named in the
+(PAYTX_TEST_PG_COORDINATOR_DSN, PAYTX_TEST_PG_LEDGER_DSN,
+PAYTX_TEST_PG_RISK_DSN), so every test also shows that those roles' grants
+are enough. The risk participant's database is made only by start_risk. The database named in the
 role DSNs is replaced by the test's own.
 
 A test that finds no service configured exits 77 (skip); one that is told
@@ -51,6 +52,7 @@ ROLE_DSNS = {
     "owner": os.environ.get("PAYTX_TEST_PG_OWNER_DSN"),
     "coordinator": os.environ.get("PAYTX_TEST_PG_COORDINATOR_DSN"),
     "ledger": os.environ.get("PAYTX_TEST_PG_LEDGER_DSN"),
+    "risk": os.environ.get("PAYTX_TEST_PG_RISK_DSN"),
 }
 BUILD = os.environ.get("PAYTX_BUILD_DIR", "build")
 RABBITMQCTL = os.environ.get("PAYTX_TEST_RABBITMQCTL")
@@ -276,8 +278,9 @@ class Deployment:
             ch.queue_bind(shard, "paytx.participants", shard)
 
     def dsn(self, which, role=None):
-        """DSN of database which ("coord" or a shard name) as role ("owner",
-        "coordinator", "ledger"; None: the superuser, for test checks)."""
+        """DSN of database which ("coord", a shard name or "risk") as role
+        ("owner", "coordinator", "ledger", "risk"; None: the superuser, for
+        test checks)."""
         return _with_path(ROLE_DSNS[role] if role else PG_DSN, "/" + self.dbs[which])
 
     def env(self, **extra):
@@ -293,6 +296,10 @@ class Deployment:
             "PAYTX_LOG_FORMAT": "json",
             "PAYTX_LOG_LEVEL": "debug",
         })
+        if "risk" in self.dbs:
+            env["PAYTX_RISK_DSN"] = self.dsn("risk", "owner")
+        else:
+            env.pop("PAYTX_RISK_DSN", None)
         env.pop("PAYTX_CRASH_AT", None)
         env.update({k: str(v) for k, v in extra.items()})
         return env
@@ -317,6 +324,46 @@ class Deployment:
         env.setdefault("PAYTX_AMQP_URL", self.role_url(participant_user(shard)))
         return self.start(shard, [os.path.join(BUILD, "paytx-ledger")],
                           PAYTX_PARTICIPANT=shard, **env)
+
+    def start_risk(self, name="risk", **env):
+        """A paytx-risk process (participant "risk"; name tells replicas
+        apart), as the paytx_risk role and the paytx-risk user. The first
+        call creates the risk database and migrates it (paytxctl migrate
+        with PAYTX_RISK_DSN). The coordinators send it prepares only once
+        they run with PAYTX_PARTICIPANTS=risk."""
+        if "risk" not in self.dbs:
+            self.dbs["risk"] = self.name + "_risk"
+            owner = urllib.parse.urlsplit(ROLE_DSNS["owner"]).username
+            admin = psycopg2.connect(PG_DSN)
+            admin.autocommit = True
+            with admin.cursor() as cur:
+                cur.execute("DROP DATABASE IF EXISTS %s" % self.dbs["risk"])
+                cur.execute("CREATE DATABASE %s OWNER %s" % (self.dbs["risk"], owner))
+            admin.close()
+            self.ctl("migrate")
+            # as for the shards (_declare_shared): wait_consumers may ask at once
+            self.admin_ch.queue_declare("risk", durable=True,
+                                        arguments={"x-dead-letter-exchange": "paytx.dlx"})
+            self.admin_ch.queue_bind("risk", "paytx.participants", "risk")
+        env.setdefault("PAYTX_STATUS_AFTER_MS", 2000)
+        env.setdefault("PAYTX_PG_DSN", self.dsn("risk", "risk"))
+        env.setdefault("PAYTX_AMQP_URL", self.role_url(participant_user("risk")))
+        return self.start(name, [os.path.join(BUILD, "paytx-risk")],
+                          PAYTX_PARTICIPANT="risk", **env)
+
+    def check_risk(self, tc):
+        """No reservation left held, and each day's usage is the sum of its
+        reservations: committed = used ones, reserved = held ones (0)."""
+        if "risk" not in self.dbs:
+            return
+        tc.assertEqual(self.query("risk", "SELECT txn, account FROM reservations "
+                                          "WHERE state = 'held'"), [], "held reservations")
+        bad = self.query("risk", "SELECT u.account, u.currency, u.day FROM daily_usage u "
+                                 "WHERE u.reserved <> 0 OR u.committed <> (SELECT "
+                                 "coalesce(sum(amount), 0) FROM reservations r WHERE "
+                                 "r.account = u.account AND r.currency = u.currency AND "
+                                 "r.day = u.day AND r.state = 'used')")
+        tc.assertEqual(bad, [], "usage that disagrees with the reservations")
 
     def start_all(self, **coord_env):
         self.ctl("migrate")
@@ -501,6 +548,7 @@ class Deployment:
             tc.assertEqual(bad, [], "balances that disagree with the journal on %s" % s)
         for cur, total in totals.items():
             tc.assertEqual(total, 0, "sum of %s balances" % cur)
+        self.check_risk(tc)
 
     def wait_outcomes_marked(self):
         """Until every payment's outcome is marked sent. A coordinator

@@ -40,7 +40,7 @@ if ! { [ -x "$PYTHON" ] && "$PYTHON" -c 'import yaml' 2>/dev/null; }; then
     missing "$PYTHON with the yaml module is not available (apt-get install python3-yaml)"
 fi
 
-for b in paytx-coordinator paytx-ledger paytxctl; do
+for b in paytx-coordinator paytx-ledger paytx-risk paytxctl; do
     if [ ! -x "$BUILD_DIR/$b" ]; then
         printf 'test_compose: FAIL: %s not built (run ninja -C %s)\n' "$BUILD_DIR/$b" "$BUILD_DIR" >&2
         exit 1
@@ -84,7 +84,7 @@ import yaml
 
 # Where the Dockerfile installs the programs (meson's default prefix).
 IMAGE_BIN_DIR = "/usr/local/bin"
-PROGRAMS = ("paytx-coordinator", "paytx-ledger", "paytxctl")
+PROGRAMS = ("paytx-coordinator", "paytx-ledger", "paytx-risk", "paytxctl")
 
 build_dir = os.environ["PAYTX_BUILD_DIR"]
 with open(sys.argv[1], encoding="utf-8") as f:
@@ -176,6 +176,7 @@ for name in sorted(paytx):
     if cmd and os.path.basename(cmd[0]) in by_prog:
         by_prog[os.path.basename(cmd[0])].append((name, as_env(paytx[name].get("environment"))))
 coords, ledgers, ctls = by_prog["paytx-coordinator"], by_prog["paytx-ledger"], by_prog["paytxctl"]
+risks = by_prog["paytx-risk"]
 
 
 def same(setting, group, what):
@@ -228,7 +229,9 @@ for name, env in coords:
     role(env, "paytx-coordinator", name)
 for name, env in ledgers:
     role(env, "paytx-" + (env.get("PAYTX_PARTICIPANT") or "?"), name)
-same("PAYTX_HMAC_KEY", coords + ledgers, "coordinators and ledgers")
+for name, env in risks:
+    role(env, "paytx-" + (env.get("PAYTX_PARTICIPANT") or "risk"), name)
+same("PAYTX_HMAC_KEY", coords + ledgers + risks, "coordinators and participants")
 coord_dsn = same("PAYTX_PG_DSN", coords, "coordinators")
 ids = [env.get("PAYTX_COORDINATOR_ID") for _, env in coords]
 check(None not in ids and len(set(ids)) == len(ids), "coordinators have distinct PAYTX_COORDINATOR_ID")
@@ -238,6 +241,16 @@ for shard in shards:
     check(shard in served, f"shard {shard} has a ledger service")
 for part in served:
     check(part in shards, f"ledger participant {part} is in the coordinators' PAYTX_SHARDS")
+# Further participants (risk): named in every coordinator's PAYTX_PARTICIPANTS,
+# and every name there has a service.
+extra = (same("PAYTX_PARTICIPANTS", coords, "coordinators") or "") if risks else ""
+extra = [p for p in extra.split(",") if p]
+risk_served = {env.get("PAYTX_PARTICIPANT") or "risk": env.get("PAYTX_PG_DSN")
+               for _, env in risks}
+for part in risk_served:
+    check(part in extra, f"risk participant {part} is in the coordinators' PAYTX_PARTICIPANTS")
+for part in extra:
+    check(part in risk_served, f"participant {part} of PAYTX_PARTICIPANTS has a service")
 
 
 def database(dsn):
@@ -253,13 +266,21 @@ def role(dsn):
 # Each kind of process connects as its own PostgreSQL role (least privilege).
 coord_roles = {role(env.get("PAYTX_PG_DSN")) for _, env in coords}
 ledger_roles = {role(env.get("PAYTX_PG_DSN")) for _, env in ledgers}
-check(None not in coord_roles | ledger_roles, "coordinators and ledgers name their role")
+risk_roles = {role(env.get("PAYTX_PG_DSN")) for _, env in risks}
+check(None not in coord_roles | ledger_roles | risk_roles, "the daemons name their role")
 check(not coord_roles & ledger_roles, "coordinators and ledgers connect as different roles")
+check(not risk_roles & (coord_roles | ledger_roles),
+      "risk connects as a role of its own, not a coordinator's or a ledger's")
 for name, env in ctls:
     check(database(env.get("PAYTX_PG_DSN")) == database(coord_dsn),
           f"{name}: PAYTX_PG_DSN is the coordinators' log")
-    check(role(env.get("PAYTX_PG_DSN")) not in coord_roles | ledger_roles,
+    check(role(env.get("PAYTX_PG_DSN")) not in coord_roles | ledger_roles | risk_roles,
           f"{name}: paytxctl connects as the owner role, not a daemon's")
+    for part, dsn in risk_served.items():
+        check(database(env.get("PAYTX_RISK_DSN")) == database(dsn),
+              f"{name}: PAYTX_RISK_DSN is the database of risk participant {part}")
+        check(role(env.get("PAYTX_RISK_DSN")) not in coord_roles | ledger_roles | risk_roles,
+              f"{name}: PAYTX_RISK_DSN connects as the owner role, not a daemon's")
     dsns = dict(item.split("=", 1) for item in (env.get("PAYTX_LEDGER_DSNS") or "").split(",")
                 if "=" in item)
     for shard in shards:
@@ -287,6 +308,10 @@ refused("paytx-coordinator", "PAYTX_HMAC_KEY",
         lambda e: e.__setitem__("PAYTX_HMAC_KEY", "too-short"))
 refused("paytx-ledger", "PAYTX_PARTICIPANT",
         lambda e: e.pop("PAYTX_PARTICIPANT", None))
+refused("paytx-risk", "PAYTX_PG_DSN",
+        lambda e: e.pop("PAYTX_PG_DSN", None))
+refused("paytx-risk", "PAYTX_PREFETCH",
+        lambda e: e.__setitem__("PAYTX_PREFETCH", "0"))
 refused("paytxctl", "PAYTX_SHARDS",
         lambda e: e.__setitem__("PAYTX_SHARDS", "ledger 0"))
 

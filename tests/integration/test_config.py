@@ -27,7 +27,7 @@ def run(binary, env, *args):
 class Config(unittest.TestCase):
 
     def test_good_settings_pass(self):
-        for binary in ("paytx-coordinator", "paytx-ledger", "paytxctl"):
+        for binary in ("paytx-coordinator", "paytx-ledger", "paytx-risk", "paytxctl"):
             r = run(binary, GOOD)
             self.assertEqual(r.returncode, 0, binary + ": " + r.stderr)
 
@@ -61,6 +61,10 @@ class Config(unittest.TestCase):
             ("paytxctl", "PAYTX_LEDGER_DSNS", "ledger.0=postgresql://u@h/l0,ledger.1=port=x y"),
             ("paytxctl", "PAYTX_AMQP_URL", "amqp://u:pw@host:99999/"),
             ("paytxctl", "PAYTX_TIMEOUT_MS", "0"),
+            ("paytxctl", "PAYTX_RISK_DSN", "postgresql://u:pw@h/r?bogus_option=1"),
+            ("paytx-risk", "PAYTX_PG_DSN", None),
+            ("paytx-risk", "PAYTX_PARTICIPANT", "has space"),
+            ("paytx-risk", "PAYTX_BATCH_MAX", "0"),
         ]
         for binary, setting, value in cases:
             with self.subTest(binary=binary, setting=setting, value=value):

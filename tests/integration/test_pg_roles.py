@@ -143,6 +143,27 @@ class Roles(PaytxTestCase):
                     "TRUNCATE decisions"):
             self.assert_denied(conn, sql)
 
+    def test_risk_role_reads_limits_and_keeps_usage_only(self):
+        self.d.start_risk()
+        for which, role in (("risk", "coordinator"), ("risk", "ledger"),
+                            ("coord", "risk"), (self.d.shards[0], "risk")):
+            self.assert_no_connect(which, role)
+        self.d.ctl("limit", "set", "default", "EUR", "--daily", "100")
+        conn = self.connect("risk", "risk")
+        with conn.cursor() as cur:
+            cur.execute("SELECT daily FROM limits WHERE account = '*'")
+            self.assertEqual(cur.fetchall(), [(100,)])
+        for sql in ("UPDATE limits SET daily = NULL",
+                    "INSERT INTO limits (account, currency, daily) VALUES ('x', 'EUR', 1)",
+                    "DELETE FROM limits", "DELETE FROM daily_usage",
+                    "DELETE FROM reservations", "DELETE FROM barrier",
+                    "TRUNCATE daily_usage", "UPDATE daily_usage SET day = day + 1",
+                    "UPDATE reservations SET amount = 1",
+                    "UPDATE paytx_schema SET version = 0",
+                    "CREATE TABLE t (x int)", "CREATE TEMP TABLE t (x int)",
+                    "ALTER TABLE limits ADD COLUMN x int"):
+            self.assert_denied(conn, sql)
+
     def test_application_roles_cannot_change_the_schema(self):
         for which, role, table in (("coord", "coordinator", "payments"),
                                    (self.d.shards[0], "ledger", "entries"),

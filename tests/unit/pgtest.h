@@ -1,0 +1,70 @@
+/* A throw-away PostgreSQL database for the unit tests that need one: made
+ * on the server of PAYTX_TEST_PG_DSN (a superuser), dropped at the end.
+ * Header-only, like unit.h; used by test_risk.c (test_ledger.c has its
+ * own copy of these helpers). */
+#ifndef PAYTX_TEST_PGTEST_H
+#define PAYTX_TEST_PGTEST_H
+
+#include <libpq-fe.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "pg.h"
+
+/* keyword=value DSN for dbname on the server of admin_dsn; 0 or -1. */
+static inline int pgtest_dsn_for_db(const char *admin_dsn, const char *dbname, char *out,
+				    size_t outsz)
+{
+	char *errmsg = NULL;
+	PQconninfoOption *opts = PQconninfoParse(admin_dsn, &errmsg);
+	if (!opts) {
+		fprintf(stderr, "PAYTX_TEST_PG_DSN: %s", errmsg ? errmsg : "out of memory\n");
+		PQfreemem(errmsg);
+		return -1;
+	}
+	size_t len = 0;
+	out[0] = '\0';
+	for (PQconninfoOption *o = opts; o->keyword; o++) {
+		const char *val = strcmp(o->keyword, "dbname") == 0 ? NULL : o->val;
+		if (!val)
+			continue;
+		len += (size_t)snprintf(out + len, len < outsz ? outsz - len : 0, "%s='", o->keyword);
+		for (const char *c = val; *c; c++)
+			len += (size_t)snprintf(out + len, len < outsz ? outsz - len : 0, "%s%c",
+						*c == '\'' || *c == '\\' ? "\\" : "", *c);
+		len += (size_t)snprintf(out + len, len < outsz ? outsz - len : 0, "' ");
+	}
+	len += (size_t)snprintf(out + len, len < outsz ? outsz - len : 0, "dbname='%s'", dbname);
+	PQconninfoFree(opts);
+	return len < outsz ? 0 : -1;
+}
+
+static inline int pgtest_admin_exec(const char *admin_dsn, const char *sql)
+{
+	PGconn *c;
+	if (pg_connect(&c, admin_dsn, "pgtest", NULL) != 0)
+		return -1;
+	int err = pg_exec(c, sql);
+	PQfinish(c);
+	return err;
+}
+
+/* CREATE DATABASE name and its DSN into dsn[dsnsz]; 0 or -1. */
+static inline int pgtest_db_create(const char *admin_dsn, const char *name, char *dsn,
+				   size_t dsnsz)
+{
+	char sql[128];
+	snprintf(sql, sizeof(sql), "CREATE DATABASE %s", name);
+	return pgtest_admin_exec(admin_dsn, sql) ||
+	       pgtest_dsn_for_db(admin_dsn, name, dsn, dsnsz) ? -1 : 0;
+}
+
+static inline void pgtest_db_drop(const char *admin_dsn, const char *name)
+{
+	char sql[128];
+	snprintf(sql, sizeof(sql), "DROP DATABASE IF EXISTS %s WITH (FORCE)", name);
+	if (pgtest_admin_exec(admin_dsn, sql) != 0)
+		fprintf(stderr, "could not drop test database %s\n", name);
+}
+
+#endif
