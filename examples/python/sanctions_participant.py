@@ -17,6 +17,11 @@ What it must do, like every participant (src/lib/participant.c):
   * dead-letter, never drop, what it refuses.
 One message at a time keeps it short; the C SDK batches instead.
 
+Failures: on any broker or SQLite error it exits with a traceback instead
+of reconnecting (the C SDK reconnects). Run it under a supervisor that
+restarts it (systemd, a container restart policy): unacked deliveries go
+back to the queue and the barrier answers them exactly as before.
+
 Settings (environment):
   PAYTX_AMQP_URL          amqp://paytx-sanctions:...@host:port/%2f
   PAYTX_HMAC_KEY          the shared signing key (16..64 bytes)
@@ -305,8 +310,8 @@ class Participant:
                          traceparent=trace.decode() if isinstance(trace, bytes) else trace)
         except Refused as err:
             self.dead_letter(method, props, body, err)
-        except pika.exceptions.UnroutableError:
-            pass    # the reply queue is gone; its coordinator will ask again
+        # Any other failure (broker, SQLite, a nacked publish) raises and
+        # ends the process before the ack below: see "Failures" at the top.
         # Only now, with the state committed and the reply confirmed: if we
         # die before this line, the broker redelivers and we answer the same.
         self.ch.basic_ack(method.delivery_tag)
