@@ -308,6 +308,10 @@ class Participant:
                          else "txn.ack", json.dumps(reply, separators=(",", ":")).encode(),
                          correlation_id=props.correlation_id,
                          traceparent=trace.decode() if isinstance(trace, bytes) else trace)
+            log("txn %d (%s): %s", msg["txn"], msg["payment_id"],
+                "%s applied" % reply["decision"] if "decision" in reply else
+                "voted %s%s" % (reply["vote"], ": " + reply["reason"] if "reason" in reply
+                                else ""))
         except Refused as err:
             self.dead_letter(method, props, body, err)
         # Any other failure (broker, SQLite, a nacked publish) raises and
@@ -324,13 +328,10 @@ class Participant:
             reply["vote"] = "yes" if yes else "no"
             if not yes:
                 reply["reason"], reply["detail"] = reason, detail
-            log("txn %d (%s): voted %s%s", msg["txn"], msg["payment_id"], reply["vote"],
-                "" if yes else ": " + reason)
         else:
             commit = msg_type == "txn.commit"
             self.store.step(self.store.commit if commit else self.store.abort, msg)
             reply["decision"] = "commit" if commit else "abort"
-            log("txn %d (%s): %s applied", msg["txn"], msg["payment_id"], reply["decision"])
         return reply
 
     def ask_in_doubt(self):

@@ -5,6 +5,7 @@ examples/python/sanctions_participant.py (plain Python + pika, no paytx
 code) runs as the participant "sanctions" on its own RabbitMQ user, next to
 the C coordinator and two C ledger shards: the protocol in
 docs/participants.md is all it needs."""
+import contextlib
 import json
 import os
 import signal
@@ -92,14 +93,11 @@ class PythonParticipant(PaytxTestCase):
     def test_restart_between_prepare_and_commit_keeps_the_promise(self):
         self.d.stop("ledger.1")               # its vote is missing: no decision yet
         corr = self.d.submit(self.pay("py-restart"))
-        txn = None
-        deadline = time.time() + 30
-        while txn is None and time.time() < deadline:
-            rows = sqlite3.connect(self.db).execute(
-                "SELECT txn, state FROM barrier WHERE payment_id = 'py-restart'").fetchall()
-            txn = rows[0][0] if rows else None
-            time.sleep(0.05)
-        self.assertIsNotNone(txn, "sanctions voted")
+        # its vote is confirmed by the broker when it logs it
+        self.d.wait_for(lambda: "(py-restart): voted yes" in self.d.log_text(NAME),
+                        what="sanctions voted yes")
+        with contextlib.closing(sqlite3.connect(self.db)) as c:
+            txn, = c.execute("SELECT txn FROM barrier WHERE payment_id = 'py-restart'").fetchone()
         self.assertEqual(self.barrier(txn), [("prepared", None)])
         self.d.stop(NAME, signal.SIGKILL)     # after its vote, before any decision
         # While it is down its rules change: b is now sanctioned. A yes vote
