@@ -99,6 +99,10 @@ class PythonParticipant(PaytxTestCase):
         with contextlib.closing(sqlite3.connect(self.db)) as c:
             txn, = c.execute("SELECT txn FROM barrier WHERE payment_id = 'py-restart'").fetchone()
         self.assertEqual(self.barrier(txn), [("prepared", None)])
+        # in doubt for PAYTX_STATUS_AFTER_MS: it asks the coordinators, which
+        # have no decision to give yet (a bad signature would be dead-lettered)
+        self.d.wait_for(lambda: "txn %d: reservation in doubt" % txn in self.d.log_text(NAME),
+                        what="a status query")
         self.d.stop(NAME, signal.SIGKILL)     # after its vote, before any decision
         # While it is down its rules change: b is now sanctioned. A yes vote
         # is a promise, so the payment must still commit.
@@ -115,6 +119,7 @@ class PythonParticipant(PaytxTestCase):
         # and a new payment to b is now refused
         out = self.d.pay_and_wait(self.pay("py-after"))
         self.assertEqual((out["status"], out["reason"]), ("aborted", "sanctioned_party"))
+        self.assertEqual(self.d.dead_letters(), [])
         self.d.check_invariants(self)
 
     def test_forged_and_replayed_messages_are_dead_lettered_late_prepare_votes_no(self):
