@@ -82,8 +82,8 @@ class ReplayGuard:
 
     def check(self, message_id, timestamp, redelivered):
         sender, _, counter = (message_id or "").rpartition("-")
-        if not sender or len(sender) > 47 or not counter.isdigit() or \
-                len(counter) > 19 or int(counter) == 0:
+        if not sender or len(sender) > 47 or not (counter.isascii() and counter.isdigit()) \
+                or len(counter) > 19 or int(counter) == 0:
             raise Refused("invalid_request", "message_id missing or not <sender>-<counter>")
         if not timestamp or timestamp <= 0:
             raise Refused("invalid_request", "timestamp missing")
@@ -115,6 +115,8 @@ def verify(method, props, body, guard):
     sig = (props.headers or {}).get(SIGNATURE)
     if isinstance(sig, str):
         sig = sig.encode()
+    if "\n" in (props.message_id or ""):   # would make the signed input ambiguous
+        raise Refused("bad_signature", "newline in message_id")
     want = signature(props.type, props.message_id or "", props.timestamp or 0, body)
     if not isinstance(sig, bytes) or not hmac.compare_digest(want.encode(), sig):
         raise Refused("bad_signature", "missing or bad x-paytx-signature")
@@ -126,7 +128,7 @@ def verify(method, props, body, guard):
 def decode(msg_type, body):
     try:
         msg = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, RecursionError):   # UnicodeDecodeError is a ValueError
         raise Refused("malformed_json", "the message is not well-formed JSON")
     allowed = {"txn", "payment_id", "legs", "deadline_ms"} if msg_type == "txn.prepare" \
         else {"txn", "payment_id"}
