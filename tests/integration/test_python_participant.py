@@ -1,0 +1,160 @@
+#!/usr/bin/env python3
+"""A participant written in another language takes part in real payments.
+
+examples/python/sanctions_participant.py (plain Python + pika, no paytx
+code) runs as the participant "sanctions" on its own RabbitMQ user, next to
+the C coordinator and two C ledger shards: the protocol in
+docs/participants.md is all it needs."""
+import contextlib
+import json
+import os
+import signal
+import sqlite3
+import sys
+import time
+
+import pika
+
+from harness import PaytxTestCase, main, participant_user, signed_props
+
+EXAMPLE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "examples",
+                       "python", "sanctions_participant.py")
+NAME = "sanctions"
+
+
+class PythonParticipant(PaytxTestCase):
+
+    # a long deadline: the restart test keeps a payment waiting for votes
+    coord_env = {"PAYTX_PARTICIPANTS": NAME, "PAYTX_PREPARE_TIMEOUT_MS": 60000}
+
+    def setUp(self):
+        super().setUp()
+        self.db = os.path.join(self.d.logdir, "sanctions.sqlite3")
+        self.blockfile = os.path.join(self.d.logdir, "blocklist.txt")
+        self.block("# accounts the sanctions participant refuses", "mallory-0")
+        # as the harness does for the shards: declared before anyone starts
+        self.d.admin_ch.queue_declare(NAME, durable=True,
+                                      arguments={"x-dead-letter-exchange": "paytx.dlx"})
+        self.d.admin_ch.queue_bind(NAME, "paytx.participants", NAME)
+        self.start_python()
+        self.alice_and_bob(1000)   # funding payments go through sanctions too
+
+    def tearDown(self):
+        if NAME in self.d.logs:
+            self.assertNotIn("Traceback", self.d.log_text(NAME))
+
+    def block(self, *lines):
+        with open(self.blockfile, "w", encoding="utf-8") as f:
+            f.write("\n".join(lines) + "\n")
+
+    def start_python(self):
+        self.d.start(NAME, [sys.executable, EXAMPLE],
+                     PAYTX_AMQP_URL=self.d.role_url(participant_user(NAME)),
+                     PAYTX_PARTICIPANT=NAME, SANCTIONS_DB=self.db,
+                     SANCTIONS_BLOCKLIST_FILE=self.blockfile, PAYTX_STATUS_AFTER_MS=2000)
+        self.d.wait_consumers(NAME, 1)
+
+    def barrier(self, txn):
+        c = sqlite3.connect(self.db)
+        try:
+            return c.execute("SELECT state, reason FROM barrier WHERE txn = ?",
+                             (txn,)).fetchall()
+        finally:
+            c.close()
+
+    def pay(self, pid, to=None, amount=100):
+        return {"payment_id": pid, "from": self.a, "to": to or self.b, "amount": amount,
+                "currency": "EUR"}
+
+    def test_payment_commits_on_all_three(self):
+        out = self.d.pay_and_wait(self.pay("py-1"))
+        self.assertEqual(out["status"], "committed", out)
+        self.assertEqual(self.d.balance(self.a), (900, 0))
+        self.assertEqual(self.d.balance(self.b), (100, 0))
+        self.d.wait_for(lambda: self.barrier(out["txn"]) == [("committed", None)],
+                        what="sanctions applied the commit")
+        self.assertIn("voted yes", self.d.log_text(NAME))
+        self.assertEqual(self.d.dead_letters(), [])
+        self.d.check_invariants(self)
+
+    def test_blocklisted_account_aborts_with_its_reason(self):
+        self.d.account("mallory-0")
+        out = self.d.pay_and_wait(self.pay("py-sanctioned", to="mallory-0"))
+        self.assertEqual(out["status"], "aborted", out)
+        self.assertEqual(out["reason"], "sanctioned_party")
+        self.assertIn("mallory-0", out["detail"])
+        self.assertEqual(self.d.balance(self.a), (1000, 0))
+        self.assertEqual(self.d.balance("mallory-0"), (0, 0))
+        self.assertEqual(self.d.journal("mallory-0"), [])
+        self.d.wait_for(lambda: self.barrier(out["txn"]) == [("aborted", "sanctioned_party")],
+                        what="sanctions applied the abort")
+        self.d.check_invariants(self)
+
+    def test_restart_between_prepare_and_commit_keeps_the_promise(self):
+        self.d.stop("ledger.1")               # its vote is missing: no decision yet
+        corr = self.d.submit(self.pay("py-restart"))
+        # its vote is confirmed by the broker when it logs it
+        self.d.wait_for(lambda: "(py-restart): voted yes" in self.d.log_text(NAME),
+                        what="sanctions voted yes")
+        with contextlib.closing(sqlite3.connect(self.db)) as c:
+            txn, = c.execute("SELECT txn FROM barrier WHERE payment_id = 'py-restart'").fetchone()
+        self.assertEqual(self.barrier(txn), [("prepared", None)])
+        # in doubt for PAYTX_STATUS_AFTER_MS: it asks the coordinators, which
+        # have no decision to give yet (a bad signature would be dead-lettered)
+        self.d.wait_for(lambda: "txn %d: reservation in doubt" % txn in self.d.log_text(NAME),
+                        what="a status query")
+        self.d.stop(NAME, signal.SIGKILL)     # after its vote, before any decision
+        # While it is down its rules change: b is now sanctioned. A yes vote
+        # is a promise, so the payment must still commit.
+        self.block("mallory-0", self.b)
+        self.d.start_ledger("ledger.1")       # its yes vote lets the coordinator decide
+        self.d.wait_for(lambda: self.d.query("coord", "SELECT state FROM payments WHERE "
+                                             "payment_id = 'py-restart'") == [("committing",)],
+                        what="commit decided, waiting for sanctions")
+        self.start_python()                   # the commit waited in its queue
+        out, _ = self.d.wait_reply(corr)
+        self.assertEqual(out["status"], "committed", out)
+        self.assertEqual(self.barrier(txn), [("committed", None)])
+        self.assertEqual(self.d.balance(self.b), (100, 0))
+        # and a new payment to b is now refused
+        out = self.d.pay_and_wait(self.pay("py-after"))
+        self.assertEqual((out["status"], out["reason"]), ("aborted", "sanctioned_party"))
+        self.assertEqual(self.d.dead_letters(), [])
+        self.d.check_invariants(self)
+
+    def test_forged_and_replayed_messages_are_dead_lettered_late_prepare_votes_no(self):
+        out = self.d.pay_and_wait(self.pay("py-forge"))
+        self.assertEqual(out["status"], "committed", out)
+        # an unsigned commit for a txn it voted yes on, as the administrator
+        body = json.dumps({"txn": out["txn"], "payment_id": "py-forge"}).encode()
+        self.d.admin_ch.basic_publish("paytx.participants", NAME, body, pika.BasicProperties(
+            type="txn.commit", message_id="forger-1", timestamp=int(time.time()),
+            reply_to=self.d.reply_queue, content_type="application/json"))
+        # a correctly signed abort (answered), then the very same message again
+        body = json.dumps({"txn": 987654, "payment_id": "py-replay"}).encode()
+        props = signed_props("txn.abort", body, reply_to=self.d.reply_queue)
+        self.d.admin_ch.basic_publish("paytx.participants", NAME, body, props)
+        self.d.admin_ch.basic_publish("paytx.participants", NAME, body, props)
+        ack, ack_props = self.d.wait_reply(timeout=15)
+        self.assertEqual(ack, {"txn": 987654, "participant": NAME, "decision": "abort"})
+        self.assertEqual(ack_props.type, "txn.ack")
+        # the abort overtook its prepare: the late prepare votes no
+        body = json.dumps({"txn": 987654, "payment_id": "py-replay", "deadline_ms": 2 ** 62,
+                           "legs": [{"account": self.a, "amount": -1, "currency": "EUR"}]})
+        self.d.admin_ch.basic_publish("paytx.participants", NAME, body.encode(), signed_props(
+            "txn.prepare", body.encode(), reply_to=self.d.reply_queue))
+        vote, vote_props = self.d.wait_reply(timeout=15)
+        self.assertEqual((vote_props.type, vote["vote"], vote["reason"]),
+                         ("txn.vote", "no", "aborted"))
+        self.d.wait_for(lambda: self.d.dead_count() >= 2, what="2 dead letters")
+        dead = self.d.dead_letters()
+        self.assertEqual([(p.headers["x-paytx-error-code"], p.headers["x-paytx-origin-queue"],
+                           p.type) for p, _ in dead],
+                         [("bad_signature", NAME, "txn.commit"), ("replayed", NAME, "txn.abort")])
+        self.assertEqual(self.barrier(987654), [("aborted", None)])
+        self.assertEqual(self.barrier(out["txn"]), [("committed", None)])
+        self.d.check_invariants(self)
+
+
+if __name__ == "__main__":
+    main()
