@@ -40,7 +40,8 @@ class Secrets(PaytxTestCase):
         }
         # Every process connects with its role's real password (the
         # harness's role DSNs): those are canaries too.
-        self.assertEqual(len(PG_ROLE_PASSWORDS), 4, "every role DSN has a password")
+        self.assertEqual(len(PG_ROLE_PASSWORDS), len(ROLE_DSNS) + 1,
+                         "every role DSN (and the superuser's) has a password")
 
     def start(self, name, **extra):
         env = dict(self.secret_env, **extra)
