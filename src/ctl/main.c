@@ -144,7 +144,7 @@ static int cmd_account_create(struct ctl *c)
 		fprintf(stderr, "paytxctl: account %s exists with another currency or kind\n", id);
 	else if (!err)
 		printf(c->json ? "{\"account\":\"%s\",\"shard\":\"%s\",\"created\":true}\n"
-			       : "account %s on %s\n", id, l.participant);
+			       : "account %s on %s\n", id, l.pg.participant);
 	ledger_finish(&l);
 	return err == PAYTX_ECONFLICT ? CTL_USAGE : err ? CTL_FAILED : CTL_OK;
 }

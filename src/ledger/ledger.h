@@ -16,6 +16,8 @@
  * All steps are idempotent by txn. Account management (create, balance,
  * journal) is here too, for paytxctl and tests.
  *
+ * The participant plumbing (batches, the pipelined steps, in-doubt scans,
+ * reconnects) is pgpart's; this module adds the SQL and the accounts.
  * A struct ledger owns one PGconn; single-threaded.
  */
 #ifndef PAYTX_LEDGER_H
@@ -28,13 +30,10 @@
 #include "paytx/error.h"
 #include "paytx/message.h"
 #include "paytx/participant.h"
-#include "pgpipe.h"
+#include "pgpart.h"
 
 struct ledger {
-	PGconn *conn;          /* owned */
-	struct pgpipe pipe;    /* a batch's statements */
-	char participant[PAYTX_ID_MAX + 1];
-	bool in_batch;
+	struct pgpart pg;      /* first: ledger_ops take a struct ledger * as its pgpart */
 };
 
 struct ledger_account {

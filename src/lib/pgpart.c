@@ -1,4 +1,4 @@
-/* Batches, decisions and in-doubt scans of a participant kept in PostgreSQL. */
+/* The SDK callbacks of a participant whose steps are SQL functions. */
 #include "pgpart.h"
 
 #include <errno.h>
@@ -10,6 +10,7 @@
 
 #include "log.h"
 #include "pg.h"
+#include "pgpipe.h"
 
 static bool currency_valid(const char *c)
 {
@@ -39,15 +40,18 @@ int pgpart_parse_int64(const char *s, int64_t *out)
 	return 0;
 }
 
-int pgpart_init(struct pgpart *p, PGconn *conn, const char *who, const char *participant)
+int pgpart_init(struct pgpart *p, PGconn *conn, const char *who, const char *participant,
+		const struct pgpart_sql *sql)
 {
 	memset(p, 0, sizeof(*p));
-	if (!conn || !who || !participant || !paytx_id_valid(participant, strlen(participant))) {
+	if (!conn || !who || !sql || !participant ||
+	    !paytx_id_valid(participant, strlen(participant))) {
 		PQfinish(conn); /* taken over even on failure */
 		return PAYTX_EINVAL;
 	}
 	p->conn = conn;
 	p->who = who;
+	p->sql = sql;
 	pgpart_copy_str(p->participant, sizeof(p->participant), participant);
 	return 0;
 }
@@ -57,19 +61,131 @@ void pgpart_finish(struct pgpart *p)
 	if (!p)
 		return;
 	PQfinish(p->conn); /* an open batch is rolled back by the server */
+	pgpipe_finish(&p->pipe);
 	memset(p, 0, sizeof(*p));
 }
 
-int pgpart_batch_begin(struct pgpart *p)
+int pgpart_batch_begin(void *ctx)
 {
+	struct pgpart *p = ctx;
 	if (p->in_batch || pg_exec(p->conn, "BEGIN") != 0)
 		return PAYTX_EDB;
 	p->in_batch = true;
 	return 0;
 }
 
-int pgpart_batch_commit(struct pgpart *p)
+/* The vote of a prepare row. */
+static void read_vote(struct pgpart *p, const PGresult *res, const struct paytx_step *st)
 {
+	struct paytx_vote *vote = st->vote;
+	vote->yes = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+	pgpart_copy_str(vote->reason, sizeof(vote->reason), vote->yes ? "" : PQgetvalue(res, 0, 1));
+	pgpart_copy_str(vote->detail, sizeof(vote->detail), vote->yes ? "" : PQgetvalue(res, 0, 2));
+	if (!vote->yes) /* the detail names accounts: not logged */
+		log_txn(LOG_INFO, st->payment_id, st->txn, "%s: vote no: %s", p->who, vote->reason);
+}
+
+/* 'committed' / 'aborted' / 'already' are done, 'protocol_violation' is PAYTX_EPROTO. */
+static int read_decision(struct pgpart *p, const PGresult *res, const struct paytx_step *st)
+{
+	const char *what = st->type == PAYTX_MSG_COMMIT ? "commit" : "abort";
+	const char *outcome = PQgetvalue(res, 0, 0);
+	if (strcmp(outcome, "protocol_violation") == 0) {
+		log_txn(LOG_WARN, NULL, st->txn, "%s: %s refused: protocol_violation", p->who,
+			what);
+		return PAYTX_EPROTO;
+	}
+	if (strcmp(outcome, "already") == 0)
+		log_txn(LOG_DEBUG, NULL, st->txn, "%s: %s again: already done", p->who, what);
+	return 0;
+}
+
+struct apply_ctx {
+	struct pgpart *p;
+	struct paytx_step *steps;
+};
+
+/* A pgpipe_result_fn: the result of steps[tag]. */
+static int step_result(void *arg, size_t tag, const PGresult *res)
+{
+	struct apply_ctx *a = arg;
+	struct paytx_step *st = &a->steps[tag];
+	if (PQntuples(res) != 1 || PQnfields(res) < 1 || PQgetisnull(res, 0, 0)) {
+		log_txn(LOG_ERROR, st->payment_id, st->txn, "%s: unexpected result shape", a->p->who);
+		return PAYTX_EDB;
+	}
+	if (st->type == PAYTX_MSG_PREPARE)
+		read_vote(a->p, res, st);
+	else
+		st->result = read_decision(a->p, res, st);
+	return 0;
+}
+
+/* Queue the statement of one step. */
+static int step_send(struct pgpart *p, const struct paytx_step *st, size_t tag)
+{
+	const struct pgpart_sql *sql = p->sql;
+	char txn[24];
+	snprintf(txn, sizeof(txn), "%" PRId64, st->txn);
+	if (st->type != PAYTX_MSG_PREPARE) {
+		const char *params[] = { txn, p->participant };
+		bool commit = st->type == PAYTX_MSG_COMMIT;
+		return pgpipe_send_prepared(&p->pipe, commit ? sql->commit_name : sql->abort_name,
+					    commit ? sql->commit : sql->abort, 2, params, tag);
+	}
+	const struct paytx_prepare *prep = st->prepare;
+	if (pgpart_prepare_check(prep) != 0) {
+		log_txn(LOG_ERROR, prep->payment_id, prep->txn, "%s: malformed prepare", p->who);
+		return PAYTX_EINVAL;
+	}
+	char *legs = pgpart_legs_json(prep);
+	if (!legs)
+		return PAYTX_ENOMEM;
+	const char *params[] = { txn, p->participant, prep->payment_id, legs };
+	/* libpq copies the parameters: legs can go at once. */
+	int err = pgpipe_send_prepared(&p->pipe, sql->prepare_name, sql->prepare, 4, params, tag);
+	free(legs);
+	return err;
+}
+
+int pgpart_apply(void *ctx, struct paytx_step *steps, size_t n)
+{
+	struct pgpart *p = ctx;
+	struct apply_ctx a = { .p = p, .steps = steps };
+	int err = pgpipe_begin(&p->pipe, p->conn, step_result, &a);
+	for (size_t i = 0; !err && i < n; i++)
+		err = step_send(p, &steps[i], i);
+	int end = pgpipe_end(&p->pipe);
+	return err ? err : end;
+}
+
+int pgpart_prepare(void *ctx, const struct paytx_prepare *prep, struct paytx_vote *vote)
+{
+	struct paytx_step st = { .type = PAYTX_MSG_PREPARE, .prepare = prep, .txn = prep->txn,
+				 .payment_id = prep->payment_id, .vote = vote };
+	return pgpart_apply(ctx, &st, 1);
+}
+
+static int decide_one(void *ctx, enum paytx_msg_type type, int64_t txn)
+{
+	struct paytx_step st = { .type = type, .txn = txn, .payment_id = "" };
+	int err = pgpart_apply(ctx, &st, 1);
+	return err ? err : st.result;
+}
+
+int pgpart_commit(void *ctx, int64_t txn)
+{
+	return decide_one(ctx, PAYTX_MSG_COMMIT, txn);
+}
+
+int pgpart_abort(void *ctx, int64_t txn)
+{
+	return decide_one(ctx, PAYTX_MSG_ABORT, txn);
+}
+
+int pgpart_batch_commit(void *ctx)
+{
+	struct pgpart *p = ctx;
 	p->in_batch = false;
 	/* COMMIT of a failed transaction "succeeds" with tag ROLLBACK. */
 	PGresult *res = pg_query(p->conn, "COMMIT", 0, NULL);
@@ -80,16 +196,38 @@ int pgpart_batch_commit(struct pgpart *p)
 	return ok ? 0 : PAYTX_EDB;
 }
 
-void pgpart_batch_rollback(struct pgpart *p)
+void pgpart_batch_rollback(void *ctx)
 {
+	struct pgpart *p = ctx;
 	p->in_batch = false;
 	if (!pg_broken(p->conn) && PQtransactionStatus(p->conn) != PQTRANS_IDLE &&
 	    pg_exec(p->conn, "ROLLBACK") != 0)
 		log_warn("%s: rollback failed; the next reset re-makes the connection", p->who);
 }
 
-int pgpart_reset(struct pgpart *p)
+int pgpart_in_doubt(void *ctx, int64_t older_than_ms, int64_t *txns, size_t max, size_t *n)
 {
+	struct pgpart *p = ctx;
+	char older[24], limit[24];
+	*n = 0;
+	snprintf(older, sizeof(older), "%" PRId64, older_than_ms);
+	snprintf(limit, sizeof(limit), "%zu", max > INT32_MAX ? (size_t)INT32_MAX : max);
+	const char *params[] = { p->participant, older, limit };
+	PGresult *res = pg_query(p->conn, p->sql->in_doubt, 3, params);
+	if (!res)
+		return PAYTX_EDB;
+	int err = 0;
+	for (int i = 0; i < PQntuples(res) && *n < max && !err; i++)
+		err = pgpart_parse_int64(PQgetvalue(res, i, 0), &txns[(*n)++]);
+	PQclear(res);
+	return err;
+}
+
+/* After a failure: re-make the connection only when it is gone, and leave
+ * no half-done transaction behind. */
+int pgpart_reset(void *ctx)
+{
+	struct pgpart *p = ctx;
 	p->in_batch = false;
 	if (pg_broken(p->conn)) {
 		log_warn("%s: postgres connection lost, reconnecting", p->who);
@@ -104,47 +242,6 @@ int pgpart_reset(struct pgpart *p)
 	if (PQtransactionStatus(p->conn) != PQTRANS_IDLE)
 		return pg_exec(p->conn, "ROLLBACK");
 	return 0;
-}
-
-int pgpart_decide(struct pgpart *p, const char *sql, const char *what, int64_t txn)
-{
-	char txn_s[24];
-	snprintf(txn_s, sizeof(txn_s), "%" PRId64, txn);
-	const char *params[] = { txn_s, p->participant };
-	PGresult *res = pg_query(p->conn, sql, 2, params);
-	if (!res || PQntuples(res) != 1 || PQnfields(res) < 1 || PQgetisnull(res, 0, 0)) {
-		log_txn(LOG_ERROR, NULL, txn, "%s: %s failed", p->who, what);
-		PQclear(res);
-		return PAYTX_EDB;
-	}
-	const char *outcome = PQgetvalue(res, 0, 0);
-	int err = 0;
-	if (strcmp(outcome, "protocol_violation") == 0) {
-		log_txn(LOG_WARN, NULL, txn, "%s: %s refused: protocol_violation", p->who, what);
-		err = PAYTX_EPROTO;
-	} else if (strcmp(outcome, "already") == 0) {
-		log_txn(LOG_DEBUG, NULL, txn, "%s: %s again: already done", p->who, what);
-	}
-	PQclear(res);
-	return err;
-}
-
-int pgpart_in_doubt(struct pgpart *p, const char *sql, int64_t older_than_ms, int64_t *txns,
-		    size_t max, size_t *n)
-{
-	char older[24], limit[24];
-	*n = 0;
-	snprintf(older, sizeof(older), "%" PRId64, older_than_ms);
-	snprintf(limit, sizeof(limit), "%zu", max > INT32_MAX ? (size_t)INT32_MAX : max);
-	const char *params[] = { p->participant, older, limit };
-	PGresult *res = pg_query(p->conn, sql, 3, params);
-	if (!res)
-		return PAYTX_EDB;
-	int err = 0;
-	for (int i = 0; i < PQntuples(res) && *n < max && !err; i++)
-		err = pgpart_parse_int64(PQgetvalue(res, i, 0), &txns[(*n)++]);
-	PQclear(res);
-	return err;
 }
 
 char *pgpart_legs_json(const struct paytx_prepare *prep)

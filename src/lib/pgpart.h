@@ -1,13 +1,20 @@
-/* The plumbing shared by participants whose steps are SQL functions of
- * their own PostgreSQL database (paytx-risk; the ledger has its own copy).
+/* A participant whose steps are SQL functions of its own PostgreSQL
+ * database: the ledger shards and paytx-risk. This module is all of the
+ * SDK callbacks (paytx/participant.h) for such a participant; what differs
+ * is only the SQL it names in a struct pgpart_sql:
+ *   prepare ($1 txn, $2 participant, $3 payment_id, $4 legs as jsonb)
+ *           returns one row (vote boolean, reason text, detail text);
+ *   commit, abort ($1 txn, $2 participant) return one text:
+ *           'committed' / 'aborted' / 'already', or 'protocol_violation';
+ *   in_doubt ($1 participant, $2 older-than Unix ms, $3 limit) returns txns.
+ * Each batch of the SDK is one local transaction, and its steps go in one
+ * pipeline of prepared statements (pgpipe): one round trip for the batch.
  *
- * A struct pgpart owns one PGconn and the participant's name. Each batch
- * of the SDK is one local transaction (pgpart_batch_begin / _commit /
- * _rollback); commit and abort are one call of a step function that
- * returns 'committed' / 'aborted', 'already' or 'protocol_violation';
- * in-doubt scans call a function returning txns. Single-threaded: the
- * thread running paytx_participant_run. Errors are logged with the name
- * given as who (e.g. "risk").
+ * A struct pgpart owns one PGconn. A participant embeds it as the FIRST
+ * member of its own struct and uses PGPART_OPS as its callbacks: the SDK
+ * then passes the participant's struct as ctx, which C guarantees is also
+ * a pointer to its pgpart. Single-threaded: the thread running
+ * paytx_participant_run.
  */
 #ifndef PAYTX_PGPART_H
 #define PAYTX_PGPART_H
@@ -19,35 +26,48 @@
 
 #include "paytx/error.h"
 #include "paytx/message.h"
+#include "paytx/participant.h"
+#include "pgpipe.h"
+
+/* The participant's step functions, and the names they are prepared as. */
+struct pgpart_sql {
+	const char *prepare, *prepare_name;
+	const char *commit, *commit_name;
+	const char *abort, *abort_name;
+	const char *in_doubt;
+};
 
 struct pgpart {
-	PGconn *conn;          /* owned */
-	const char *who;       /* borrowed, static: the module name for logs */
+	PGconn *conn;                /* owned */
+	const char *who;             /* borrowed literal: the module name for logs */
+	const struct pgpart_sql *sql; /* borrowed, static */
 	char participant[PAYTX_ID_MAX + 1];
 	bool in_batch;
+	struct pgpipe pipe;          /* the current batch's statements */
 };
 
 /* conn is taken over (closed even on failure); participant is copied. */
-int pgpart_init(struct pgpart *p, PGconn *conn, const char *who,
-		const char *participant) PAYTX_MUST_CHECK;
+int pgpart_init(struct pgpart *p, PGconn *conn, const char *who, const char *participant,
+		const struct pgpart_sql *sql) PAYTX_MUST_CHECK;
 void pgpart_finish(struct pgpart *p);
 
-int pgpart_batch_begin(struct pgpart *p) PAYTX_MUST_CHECK;
-int pgpart_batch_commit(struct pgpart *p) PAYTX_MUST_CHECK;
-void pgpart_batch_rollback(struct pgpart *p);
-/* After a failure: reconnect when the connection is gone, else roll back
- * whatever transaction is open. */
-int pgpart_reset(struct pgpart *p) PAYTX_MUST_CHECK;
+/* The SDK callbacks; ctx is a struct pgpart * (or a struct whose first
+ * member is one). */
+int pgpart_batch_begin(void *ctx);
+int pgpart_apply(void *ctx, struct paytx_step *steps, size_t n);
+int pgpart_prepare(void *ctx, const struct paytx_prepare *p, struct paytx_vote *vote);
+int pgpart_commit(void *ctx, int64_t txn);
+int pgpart_abort(void *ctx, int64_t txn);
+int pgpart_batch_commit(void *ctx);
+void pgpart_batch_rollback(void *ctx);
+int pgpart_in_doubt(void *ctx, int64_t older_than_ms, int64_t *txns, size_t max, size_t *n);
+int pgpart_reset(void *ctx);
 
-/* Run sql ($1 = txn, $2 = participant) returning one text outcome:
- * 0 for a done or already-done step, PAYTX_EPROTO for
- * 'protocol_violation', PAYTX_EDB on failure. what names the step. */
-int pgpart_decide(struct pgpart *p, const char *sql, const char *what,
-		  int64_t txn) PAYTX_MUST_CHECK;
-/* Run sql ($1 = participant, $2 = older_than_ms, $3 = limit) returning
- * txns; fills up to max of them into txns and sets *n. */
-int pgpart_in_doubt(struct pgpart *p, const char *sql, int64_t older_than_ms, int64_t *txns,
-		    size_t max, size_t *n) PAYTX_MUST_CHECK;
+#define PGPART_OPS                                                                   \
+	{ .batch_begin = pgpart_batch_begin, .apply = pgpart_apply,                    \
+	  .prepare = pgpart_prepare, .commit = pgpart_commit, .abort = pgpart_abort,   \
+	  .batch_commit = pgpart_batch_commit, .batch_rollback = pgpart_batch_rollback, \
+	  .in_doubt = pgpart_in_doubt, .reset = pgpart_reset }
 
 /* The prepare's legs as a JSON array [{"account","amount","currency"}];
  * the caller frees it. NULL when out of memory. */

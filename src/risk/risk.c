@@ -9,13 +9,17 @@
 #include "log.h"
 #include "pg.h"
 
-/* Every step is one call of a function of sql/risk.sql, so one round trip. */
-static const char sql_prepare[] =
-	"SELECT vote, reason, detail FROM risk_prepare($1::bigint, $2, $3, $4::jsonb)";
-static const char sql_commit[] = "SELECT risk_commit($1::bigint, $2)";
-static const char sql_abort[] = "SELECT risk_abort($1::bigint, $2, NULL)";
-static const char sql_in_doubt[] =
-	"SELECT txn FROM risk_in_doubt($1, $2::bigint, $3::integer) AS t(txn)";
+/* Every step is one call of a function of sql/risk.sql; a batch of them
+ * goes in one pipeline (pgpart). */
+static const struct pgpart_sql risk_sql = {
+	.prepare = "SELECT vote, reason, detail FROM risk_prepare($1::bigint, $2, $3, $4::jsonb)",
+	.prepare_name = "paytx_risk_prepare",
+	.commit = "SELECT risk_commit($1::bigint, $2)",
+	.commit_name = "paytx_risk_commit",
+	.abort = "SELECT risk_abort($1::bigint, $2, NULL)",
+	.abort_name = "paytx_risk_abort",
+	.in_doubt = "SELECT txn FROM risk_in_doubt($1, $2::bigint, $3::integer) AS t(txn)",
+};
 static const char sql_limit_set[] =
 	"INSERT INTO limits (account, currency, per_payment, daily) "
 	"VALUES ($1, $2, $3::bigint, $4::bigint) ON CONFLICT (account, currency) DO UPDATE "
@@ -46,91 +50,12 @@ static bool currency_valid(const char *c)
 	return true;
 }
 
-static int risk_batch_begin(void *ctx)
-{
-	struct risk *r = ctx;
-	return pgpart_batch_begin(&r->pg);
-}
-
-static int risk_prepare(void *ctx, const struct paytx_prepare *p, struct paytx_vote *vote)
-{
-	struct risk *r = ctx;
-	if (pgpart_prepare_check(p) != 0) {
-		log_txn(LOG_ERROR, p->payment_id, p->txn, "risk: malformed prepare");
-		return PAYTX_EINVAL;
-	}
-	char txn[24];
-	snprintf(txn, sizeof(txn), "%" PRId64, p->txn);
-	char *legs = pgpart_legs_json(p);
-	if (!legs)
-		return PAYTX_ENOMEM;
-	const char *params[] = { txn, r->pg.participant, p->payment_id, legs };
-	PGresult *res = pg_query(r->pg.conn, sql_prepare, 4, params);
-	free(legs);
-	if (!res || PQntuples(res) != 1) {
-		log_txn(LOG_ERROR, p->payment_id, p->txn, "risk: prepare failed");
-		PQclear(res);
-		return PAYTX_EDB;
-	}
-	vote->yes = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
-	pgpart_copy_str(vote->reason, sizeof(vote->reason), vote->yes ? "" : PQgetvalue(res, 0, 1));
-	pgpart_copy_str(vote->detail, sizeof(vote->detail), vote->yes ? "" : PQgetvalue(res, 0, 2));
-	PQclear(res);
-	if (!vote->yes) /* the detail names accounts: info, like the ledger's reasons */
-		log_txn(LOG_INFO, p->payment_id, p->txn, "risk: vote no: %s", vote->reason);
-	return 0;
-}
-
-static int risk_commit(void *ctx, int64_t txn)
-{
-	struct risk *r = ctx;
-	return pgpart_decide(&r->pg, sql_commit, "commit", txn);
-}
-
-static int risk_abort(void *ctx, int64_t txn)
-{
-	struct risk *r = ctx;
-	return pgpart_decide(&r->pg, sql_abort, "abort", txn);
-}
-
-static int risk_batch_commit(void *ctx)
-{
-	struct risk *r = ctx;
-	return pgpart_batch_commit(&r->pg);
-}
-
-static void risk_batch_rollback(void *ctx)
-{
-	struct risk *r = ctx;
-	pgpart_batch_rollback(&r->pg);
-}
-
-static int risk_in_doubt(void *ctx, int64_t older_than_ms, int64_t *txns, size_t max, size_t *n)
-{
-	struct risk *r = ctx;
-	return pgpart_in_doubt(&r->pg, sql_in_doubt, older_than_ms, txns, max, n);
-}
-
-static int risk_reset(void *ctx)
-{
-	struct risk *r = ctx;
-	return pgpart_reset(&r->pg);
-}
-
-const struct paytx_participant_ops risk_ops = {
-	.batch_begin = risk_batch_begin,
-	.prepare = risk_prepare,
-	.commit = risk_commit,
-	.abort = risk_abort,
-	.batch_commit = risk_batch_commit,
-	.batch_rollback = risk_batch_rollback,
-	.in_doubt = risk_in_doubt,
-	.reset = risk_reset,
-};
+/* Its steps are SQL functions: pgpart is all of its SDK callbacks. */
+const struct paytx_participant_ops risk_ops = PGPART_OPS;
 
 int risk_init(struct risk *r, PGconn *conn, const char *participant)
 {
-	return pgpart_init(&r->pg, conn, "risk", participant);
+	return pgpart_init(&r->pg, conn, "risk", participant, &risk_sql);
 }
 
 void risk_finish(struct risk *r)

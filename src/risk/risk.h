@@ -32,7 +32,7 @@
 #define RISK_DEFAULT_ACCOUNT "*"    /* the limits row for all other accounts */
 
 struct risk {
-	struct pgpart pg;
+	struct pgpart pg;        /* first: risk_ops take a struct risk * as its pgpart */
 };
 
 /* The limit that applies to (account, currency) and today's usage. */

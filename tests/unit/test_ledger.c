@@ -79,7 +79,7 @@ static void db_drop(const char *name)
 static int64_t scalar(const char *sql, const char *arg)
 {
 	const char *params[] = { arg };
-	PGresult *res = pg_query(L.conn, sql, arg ? 1 : 0, params);
+	PGresult *res = pg_query(L.pg.conn, sql, arg ? 1 : 0, params);
 	ck_assert_msg(res != NULL, "query failed: %s", sql);
 	ck_assert_int_eq(PQntuples(res), 1);
 	int64_t v = PQgetisnull(res, 0, 0) ? 0 : strtoll(PQgetvalue(res, 0, 0), NULL, 10);
@@ -165,7 +165,7 @@ static const char *barrier_state(int64_t txn, char *buf, size_t n)
 	char s[24];
 	snprintf(s, sizeof(s), "%" PRId64, txn);
 	const char *params[] = { s };
-	PGresult *res = pg_query(L.conn, "SELECT state FROM barrier WHERE txn = $1", 1, params);
+	PGresult *res = pg_query(L.pg.conn, "SELECT state FROM barrier WHERE txn = $1", 1, params);
 	ck_assert(res != NULL);
 	snprintf(buf, n, "%s", PQntuples(res) ? PQgetvalue(res, 0, 0) : "(none)");
 	PQclear(res);
@@ -387,7 +387,7 @@ END_TEST
 
 static const char *exec_sqlstate(const char *sql, char *buf, size_t n)
 {
-	PGresult *res = PQexec(L.conn, sql);
+	PGresult *res = PQexec(L.pg.conn, sql);
 	snprintf(buf, n, "%s", pg_sqlstate(res));
 	PQclear(res);
 	return buf;
@@ -506,7 +506,7 @@ START_TEST(test_reset_recovers_a_lost_connection)
 	fund(alice, 100);
 	struct paytx_prepare p = transfer(next_txn(), alice, bob, 10, "USD");
 	char pid[16];
-	snprintf(pid, sizeof(pid), "%d", PQbackendPID(L.conn));
+	snprintf(pid, sizeof(pid), "%d", PQbackendPID(L.pg.conn));
 	PGconn *admin;
 	ck_assert_int_eq(pg_connect(&admin, admin_dsn, "test_ledger", NULL), 0);
 	const char *params[] = { pid };
@@ -534,12 +534,12 @@ START_TEST(test_concurrent_duplicate_prepare_waits_and_revotes)
 
 	char txn[24], pid[16];
 	snprintf(txn, sizeof(txn), "%" PRId64, p.txn);
-	snprintf(pid, sizeof(pid), "%d", PQbackendPID(other.conn));
+	snprintf(pid, sizeof(pid), "%d", PQbackendPID(other.pg.conn));
 	char legs[512];
 	snprintf(legs, sizeof(legs), "[{\"account\":\"%s\",\"amount\":-60,\"currency\":\"USD\"},"
 		 "{\"account\":\"%s\",\"amount\":60,\"currency\":\"USD\"}]", alice, bob);
 	const char *params[] = { txn, PARTICIPANT, p.payment_id, legs };
-	ck_assert(PQsendQueryParams(other.conn, "SELECT vote FROM ledger_prepare($1::bigint, "
+	ck_assert(PQsendQueryParams(other.pg.conn, "SELECT vote FROM ledger_prepare($1::bigint, "
 				    "$2, $3, $4::jsonb)", 4, NULL, params, NULL, NULL, 0));
 	/* pg_locks, not pg_stat_activity: that one is snapshotted per transaction. */
 	const char *wait_sql = "SELECT count(*) FROM pg_locks WHERE pid = $1::int AND NOT granted";
@@ -549,11 +549,11 @@ START_TEST(test_concurrent_duplicate_prepare_waits_and_revotes)
 	ck_assert_int_eq(ledger_ops.batch_commit(&L), 0);
 	ck_assert(v.yes);
 
-	PGresult *res = PQgetResult(other.conn);
+	PGresult *res = PQgetResult(other.pg.conn);
 	ck_assert_int_eq(PQresultStatus(res), PGRES_TUPLES_OK);
 	ck_assert_str_eq(PQgetvalue(res, 0, 0), "t");
 	PQclear(res);
-	ck_assert_ptr_null(PQgetResult(other.conn));
+	ck_assert_ptr_null(PQgetResult(other.pg.conn));
 	ledger_finish(&other);
 	ck_assert_int_eq(get(alice).held, 60);
 	ck_assert_int_eq(holds_in(p.txn, "held"), 2);
@@ -605,8 +605,8 @@ END_TEST
 START_TEST(test_migrate_is_idempotent)
 {
 	fund(alice, 100);
-	ck_assert_int_eq(pg_migrate(L.conn, schema_ledger_sql), 0);
-	ck_assert_int_eq(pg_migrate(L.conn, schema_ledger_sql), 0);
+	ck_assert_int_eq(pg_migrate(L.pg.conn, schema_ledger_sql), 0);
+	ck_assert_int_eq(pg_migrate(L.pg.conn, schema_ledger_sql), 0);
 	ck_assert_int_eq(get(alice).balance, 100);
 	struct paytx_prepare p = transfer(next_txn(), alice, bob, 100, "USD");
 	ck_assert(prepare_alone(&p).yes);
