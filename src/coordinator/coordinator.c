@@ -150,6 +150,7 @@ static int start_txn(struct coordinator *c, struct in_item *it)
 		return PAYTX_ENOMEM;
 	int err = txn_init(t, it->txn, &it->pay, &c->cfg.shards, &c->cfg.extra, clock_wall_ms(),
 			   clock_mono_ms(), c->cfg.prepare_timeout_ms);
+	t->backoff_ms = resend_first_ms(c);
 	if (!err)
 		err = txtable_put(&c->table, t);
 	if (err) {
@@ -207,6 +208,7 @@ static int apply_decisions(struct coordinator *c, const bool *logged)
 	for (size_t i = 0; !err && i < c->decide.n; i++) {
 		struct txn *t = txtable_get(&c->table, c->decide.v[i]);
 		txn_decided(t, logged[i], now);
+		t->backoff_ms = resend_first_ms(c);
 		log_txn(LOG_INFO, t->payment_id, t->id, "decided %s%s%s",
 			t->commit ? "commit" : "abort", t->commit ? "" : ": ", t->reason);
 		err = idlist_push(&c->kick, t->id);

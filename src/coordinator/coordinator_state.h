@@ -64,7 +64,27 @@ struct coordinator {
 	size_t decide_rows_cap;
 	int64_t next_scan_ms, next_renew_ms, next_adopt_ms;
 	struct loopstat stats;          /* where the loop's time goes */
+	int64_t reply_ms;               /* moving average: request to vote or ack */
 };
+
+/* The first re-send of a transaction's requests waits this many replies'
+ * time (never less than TXN_RESEND_MIN_MS): under a backlog replies are
+ * slow because queues are long, and re-sending then only lengthens them. */
+#define RESEND_REPLIES 4
+
+/* Fold one reply's delay (ms) into c->reply_ms. */
+static inline void reply_sample(struct coordinator *c, int64_t ms)
+{
+	c->reply_ms += (ms - c->reply_ms) / 8;
+}
+
+/* The first re-send delay for a transaction's requests sent now. */
+static inline int64_t resend_first_ms(const struct coordinator *c)
+{
+	int64_t ms = RESEND_REPLIES * c->reply_ms;
+	return ms < TXN_RESEND_MIN_MS ? TXN_RESEND_MIN_MS
+	       : ms > TXN_RESEND_MAX_MS / 2 ? TXN_RESEND_MAX_MS / 2 : ms;
+}
 
 /* Growable list of txn ids. */
 static inline int idlist_push(struct idlist *l, int64_t id)
