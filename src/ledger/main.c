@@ -13,54 +13,11 @@
 static const struct config_def defs[] = {
 	{ "PAYTX_PARTICIPANT", "participant", NULL,
 	  "Name of this shard, e.g. ledger.0 (its queue and routing key).", CONFIG_REQUIRED },
-	{ "PAYTX_AMQP_URL", "amqp-url", "amqp://guest:guest@127.0.0.1:5672",
-	  "RabbitMQ URL (amqp:// or amqps://).", CONFIG_SECRET },
-	{ "PAYTX_AMQP_TLS_CA", "amqp-tls-ca", NULL,
-	  "CA certificate file (PEM) for amqps; required with amqps.", 0 },
-	{ "PAYTX_AMQP_TLS_CERT", "amqp-tls-cert", NULL,
-	  "Client certificate (PEM) to present over amqps, with PAYTX_AMQP_TLS_KEY.", 0 },
-	{ "PAYTX_AMQP_TLS_KEY", "amqp-tls-key", NULL,
-	  "Private key (PEM, unencrypted) of PAYTX_AMQP_TLS_CERT.", 0 },
 	{ "PAYTX_PG_DSN", "pg-dsn", NULL, "PostgreSQL DSN of this shard's ledger database, "
 	  "as the ledger role (paytx_ledger); run paytxctl migrate first.",
 	  CONFIG_SECRET | CONFIG_REQUIRED },
-	{ "PAYTX_HMAC_KEY", "hmac-key", NULL, "Key signing protocol messages (16-64 bytes).",
-	  CONFIG_SECRET | CONFIG_REQUIRED },
-	{ "PAYTX_PREFETCH", "prefetch", "512", "Deliveries in flight.", 0 },
-	{ "PAYTX_BATCH_MAX", "batch-max", "256", "Messages per local transaction.", 0 },
-	{ "PAYTX_STATUS_AFTER_MS", "status-after-ms", "15000",
-	  "Ask the coordinator for the decision on a reservation held this long.", 0 },
-	{ "PAYTX_REPLAY_WINDOW_S", "replay-window-s", "900",
-	  "Protocol messages stamped further than this from now are refused as replays "
-	  "(allow for clock skew between hosts).", 0 },
-	{ "PAYTX_LOG_LEVEL", "log-level", "info", "debug, info, warn or error.", 0 },
+	DAEMON_PARTICIPANT_DEFS,
 };
-
-static int build_config(const struct config *c, struct paytx_participant_config *pc)
-{
-	int64_t prefetch, batch, status_after, replay_window;
-	if (daemon_check_common(c) ||
-	    config_int(c, "PAYTX_PREFETCH", 1, 65535, &prefetch) ||
-	    config_int(c, "PAYTX_BATCH_MAX", 1, 4096, &batch) ||
-	    config_int(c, "PAYTX_STATUS_AFTER_MS", 100, 86400000, &status_after) ||
-	    config_int(c, "PAYTX_REPLAY_WINDOW_S", 10, 86400, &replay_window))
-		return PAYTX_ECONFIG;
-	pc->name = config_str(c, "PAYTX_PARTICIPANT");
-	if (!paytx_id_valid(pc->name, strlen(pc->name))) {
-		fprintf(stderr, "setting PAYTX_PARTICIPANT: 1-64 of [A-Za-z0-9._:-]\n");
-		return PAYTX_ECONFIG;
-	}
-	pc->hmac_key = config_str(c, "PAYTX_HMAC_KEY");
-	pc->amqp_url = config_str(c, "PAYTX_AMQP_URL");
-	pc->amqp_tls_ca = config_str(c, "PAYTX_AMQP_TLS_CA");
-	pc->amqp_tls_cert = config_str(c, "PAYTX_AMQP_TLS_CERT");
-	pc->amqp_tls_key = config_str(c, "PAYTX_AMQP_TLS_KEY");
-	pc->prefetch = (uint16_t)prefetch;
-	pc->batch_max = (size_t)batch;
-	pc->status_after_ms = status_after;
-	pc->replay_window_s = replay_window;
-	return 0;
-}
 
 int main(int argc, char **argv)
 {
@@ -73,7 +30,7 @@ int main(int argc, char **argv)
 	crash_init();
 	if (config_load(&c, defs, sizeof(defs) / sizeof(defs[0]), argc, argv, "paytx-ledger",
 			"[options]", "Runs one ledger shard as a two-phase-commit participant.") ||
-	    build_config(&c, &pc))
+	    daemon_participant_config(&c, &pc))
 		return 2;
 	int status = daemon_should_exit(&c, argc, argv, "paytx-ledger");
 	if (status >= 0)

@@ -57,3 +57,29 @@ int daemon_check_common(const struct config *c)
 		return PAYTX_ECONFIG;
 	return tls_ca_check(c);
 }
+
+int daemon_participant_config(const struct config *c, struct paytx_participant_config *pc)
+{
+	int64_t prefetch, batch, status_after, replay_window;
+	if (daemon_check_common(c) ||
+	    config_int(c, "PAYTX_PREFETCH", 1, 65535, &prefetch) ||
+	    config_int(c, "PAYTX_BATCH_MAX", 1, 4096, &batch) ||
+	    config_int(c, "PAYTX_STATUS_AFTER_MS", 100, 86400000, &status_after) ||
+	    config_int(c, "PAYTX_REPLAY_WINDOW_S", 10, 86400, &replay_window))
+		return PAYTX_ECONFIG;
+	pc->name = config_str(c, "PAYTX_PARTICIPANT");
+	if (!pc->name || !paytx_id_valid(pc->name, strlen(pc->name))) {
+		fprintf(stderr, "setting PAYTX_PARTICIPANT: 1-64 of [A-Za-z0-9._:-]\n");
+		return PAYTX_ECONFIG;
+	}
+	pc->hmac_key = config_str(c, "PAYTX_HMAC_KEY");
+	pc->amqp_url = config_str(c, "PAYTX_AMQP_URL");
+	pc->amqp_tls_ca = config_str(c, "PAYTX_AMQP_TLS_CA");
+	pc->amqp_tls_cert = config_str(c, "PAYTX_AMQP_TLS_CERT");
+	pc->amqp_tls_key = config_str(c, "PAYTX_AMQP_TLS_KEY");
+	pc->prefetch = (uint16_t)prefetch;
+	pc->batch_max = (size_t)batch;
+	pc->status_after_ms = status_after;
+	pc->replay_window_s = replay_window;
+	return 0;
+}

@@ -6,6 +6,7 @@
 
 #include "config.h"
 #include "paytx/error.h"
+#include "paytx/participant.h"
 
 /* PAYTX_AMQP_URL, PAYTX_AMQP_TLS_CA/_CERT/_KEY (readable PEM files; a CA
  * for amqps), PAYTX_PG_DSN, PAYTX_HMAC_KEY and PAYTX_LOG_LEVEL (which it
@@ -16,5 +17,32 @@ int daemon_check_common(const struct config *c) PAYTX_MUST_CHECK;
 /* After the settings are checked: refuse positional arguments, and end a
  * --check-config run. Returns -1 to go on, else the exit status for main. */
 int daemon_should_exit(const struct config *c, int argc, char **argv, const char *prog);
+
+/* The settings every participant daemon has besides its own
+ * PAYTX_PARTICIPANT and PAYTX_PG_DSN rows: put these rows in its table. */
+#define DAEMON_PARTICIPANT_DEFS                                                          \
+	{ "PAYTX_AMQP_URL", "amqp-url", "amqp://guest:guest@127.0.0.1:5672",               \
+	  "RabbitMQ URL (amqp:// or amqps://).", CONFIG_SECRET },                           \
+	{ "PAYTX_AMQP_TLS_CA", "amqp-tls-ca", NULL,                                        \
+	  "CA certificate file (PEM) for amqps; required with amqps.", 0 },                 \
+	{ "PAYTX_AMQP_TLS_CERT", "amqp-tls-cert", NULL,                                    \
+	  "Client certificate (PEM) to present over amqps, with PAYTX_AMQP_TLS_KEY.", 0 },  \
+	{ "PAYTX_AMQP_TLS_KEY", "amqp-tls-key", NULL,                                      \
+	  "Private key (PEM, unencrypted) of PAYTX_AMQP_TLS_CERT.", 0 },                    \
+	{ "PAYTX_HMAC_KEY", "hmac-key", NULL, "Key signing protocol messages (16-64 bytes).", \
+	  CONFIG_SECRET | CONFIG_REQUIRED },                                                \
+	{ "PAYTX_PREFETCH", "prefetch", "512", "Deliveries in flight.", 0 },                \
+	{ "PAYTX_BATCH_MAX", "batch-max", "256", "Messages per local transaction.", 0 },    \
+	{ "PAYTX_STATUS_AFTER_MS", "status-after-ms", "15000",                              \
+	  "Ask the coordinator for the decision on a reservation held this long.", 0 },     \
+	{ "PAYTX_REPLAY_WINDOW_S", "replay-window-s", "900",                                \
+	  "Protocol messages stamped further than this from now are refused as replays "     \
+	  "(allow for clock skew between hosts).", 0 },                                      \
+	{ "PAYTX_LOG_LEVEL", "log-level", "info", "debug, info, warn or error.", 0 }
+
+/* Check the common settings and fill pc from them and PAYTX_PARTICIPANT.
+ * Strings in pc are borrowed from c. 0 or PAYTX_ECONFIG (printed). */
+int daemon_participant_config(const struct config *c,
+			      struct paytx_participant_config *pc) PAYTX_MUST_CHECK;
 
 #endif
