@@ -1,7 +1,6 @@
 /* A throw-away PostgreSQL database for the unit tests that need one: made
  * on the server of PAYTX_TEST_PG_DSN (a superuser), dropped at the end.
- * Header-only, like unit.h; used by test_risk.c (test_ledger.c has its
- * own copy of these helpers). */
+ * Header-only, like unit.h; used by test_ledger.c and test_risk.c. */
 #ifndef PAYTX_TEST_PGTEST_H
 #define PAYTX_TEST_PGTEST_H
 

@@ -12,6 +12,7 @@
 #include "ledger.h"
 #include "log.h"
 #include "pg.h"
+#include "pgtest.h"
 
 #define PARTICIPANT "ledger.0"
 
@@ -23,58 +24,6 @@ static char test_dsn[2048];     /* the fresh database of this run */
 static struct ledger L;
 static char world[PAYTX_ID_MAX + 1], alice[PAYTX_ID_MAX + 1], bob[PAYTX_ID_MAX + 1];
 static char prefix[32];
-
-/* keyword=value DSN for dbname on the server of admin_dsn. */
-static int dsn_for_db(const char *dbname, char *out, size_t outsz)
-{
-	char *errmsg = NULL;
-	PQconninfoOption *opts = PQconninfoParse(admin_dsn, &errmsg);
-	if (!opts) {
-		fprintf(stderr, "PAYTX_TEST_PG_DSN: %s", errmsg ? errmsg : "out of memory\n");
-		PQfreemem(errmsg);
-		return -1;
-	}
-	size_t len = 0;
-	out[0] = '\0';
-	for (PQconninfoOption *o = opts; o->keyword; o++) {
-		const char *val = strcmp(o->keyword, "dbname") == 0 ? NULL : o->val;
-		if (!val)
-			continue;
-		len += (size_t)snprintf(out + len, len < outsz ? outsz - len : 0, "%s='", o->keyword);
-		for (const char *c = val; *c; c++)
-			len += (size_t)snprintf(out + len, len < outsz ? outsz - len : 0, "%s%c",
-						*c == '\'' || *c == '\\' ? "\\" : "", *c);
-		len += (size_t)snprintf(out + len, len < outsz ? outsz - len : 0, "' ");
-	}
-	len += (size_t)snprintf(out + len, len < outsz ? outsz - len : 0, "dbname='%s'", dbname);
-	PQconninfoFree(opts);
-	return len < outsz ? 0 : -1;
-}
-
-static int admin_exec(const char *sql)
-{
-	PGconn *c;
-	if (pg_connect(&c, admin_dsn, "test_ledger", NULL) != 0)
-		return -1;
-	int err = pg_exec(c, sql);
-	PQfinish(c);
-	return err;
-}
-
-static int db_create(const char *name, char *dsn, size_t dsnsz)
-{
-	char sql[128];
-	snprintf(sql, sizeof(sql), "CREATE DATABASE %s", name);
-	return admin_exec(sql) || dsn_for_db(name, dsn, dsnsz) ? -1 : 0;
-}
-
-static void db_drop(const char *name)
-{
-	char sql[128];
-	snprintf(sql, sizeof(sql), "DROP DATABASE IF EXISTS %s WITH (FORCE)", name);
-	if (admin_exec(sql) != 0)
-		fprintf(stderr, "could not drop test database %s\n", name);
-}
 
 static int64_t scalar(const char *sql, const char *arg)
 {
@@ -618,7 +567,7 @@ START_TEST(test_concurrent_migrations_do_not_conflict)
 {
 	char name[64], dsn[sizeof(test_dsn)];
 	snprintf(name, sizeof(name), "paytx_test_ledger_%ld_m", (long)getpid());
-	ck_assert_int_eq(db_create(name, dsn, sizeof(dsn)), 0);
+	ck_assert_int_eq(pgtest_db_create(admin_dsn, name, dsn, sizeof(dsn)), 0);
 	pid_t kids[4];
 	for (int i = 0; i < 4; i++) {
 		kids[i] = fork();
@@ -638,7 +587,7 @@ START_TEST(test_concurrent_migrations_do_not_conflict)
 		ck_assert_int_eq(waitpid(kids[i], &status, 0), kids[i]);
 		failed += !WIFEXITED(status) || WEXITSTATUS(status) != 0;
 	}
-	db_drop(name);
+	pgtest_db_drop(admin_dsn, name);
 	ck_assert_int_eq(failed, 0);
 }
 END_TEST
@@ -693,7 +642,7 @@ int main(void)
 	}
 	char db[64];
 	snprintf(db, sizeof(db), "paytx_test_ledger_%ld", (long)getpid());
-	if (db_create(db, test_dsn, sizeof(test_dsn)) != 0) {
+	if (pgtest_db_create(admin_dsn, db, test_dsn, sizeof(test_dsn)) != 0) {
 		fprintf(stderr, "cannot create test database %s\n", db);
 		return 1;
 	}
@@ -711,6 +660,6 @@ int main(void)
 		failed = srunner_ntests_failed(sr);
 		srunner_free(sr);
 	}
-	db_drop(db);
+	pgtest_db_drop(admin_dsn, db);
 	return failed ? 1 : 0;
 }
