@@ -92,8 +92,8 @@ static int log_try(struct coordinator *c, bool *logged)
 	if (!err)
 		err = log_decisions(c, logged);
 	/* Marks first, so a finish in the same batch sees an early outcome. */
-	for (size_t i = 0; !err && i < c->sent.n; i++)
-		err = txlog_outcome_sent(&c->log, c->sent.v[i]);
+	if (!err)
+		err = txlog_outcomes_sent(&c->log, c->sent.v, c->sent.n);
 	if (!err)
 		err = log_done_rows(c);
 	/* Everything above was only queued: one exchange sends it and fills

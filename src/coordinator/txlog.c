@@ -308,14 +308,28 @@ int txlog_finish_txn(struct txlog *l, int64_t txn, bool commit, struct txlog_row
 		     ROW_COLS, 2, params, &(struct txlog_op){ .kind = OP_ROW, .row = row });
 }
 
-int txlog_outcome_sent(struct txlog *l, int64_t txn)
+int txlog_outcomes_sent(struct txlog *l, const int64_t *txns, size_t n)
 {
-	char id[32];
-	snprintf(id, sizeof(id), "%" PRId64, txn);
-	const char *params[] = { id };
-	return queue(l, "paytx_txlog_sent", "UPDATE payments SET outcome_sent = true WHERE txn = $1",
-		     1, params,
-		     &(struct txlog_op){ .kind = OP_PLAIN });
+	if (!n)
+		return 0;
+	/* One statement for the batch: the marks as a bigint[] literal. */
+	struct paytx_buf arr;
+	char num[24];
+	paytx_buf_init(&arr);
+	int err = paytx_buf_append(&arr, "{", 1);
+	for (size_t i = 0; !err && i < n; i++) {
+		int len = snprintf(num, sizeof(num), "%s%" PRId64, i ? "," : "", txns[i]);
+		err = paytx_buf_append(&arr, num, (size_t)len);
+	}
+	if (!err)
+		err = paytx_buf_append(&arr, "}", 1); /* the buffer stays NUL-terminated */
+	const char *params[] = { arr.data };
+	if (!err)
+		err = queue(l, "paytx_txlog_sent",
+			    "UPDATE payments SET outcome_sent = true WHERE txn = ANY($1::bigint[])",
+			    1, params, &(struct txlog_op){ .kind = OP_PLAIN });
+	paytx_buf_finish(&arr);
+	return err ? (err == PAYTX_ENOMEM ? err : PAYTX_EDB) : 0;
 }
 
 int txlog_decision(struct txlog *l, int64_t txn, bool *found, bool *commit, char *payment_id)

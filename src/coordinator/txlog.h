@@ -4,7 +4,7 @@
  * transaction, so a loop iteration's inserts, decisions and completions
  * cost one forced commit together. Inside it the writes are pipelined
  * (libpq pipeline mode): txlog_insert, _decide, _finish_txn,
- * _outcome_sent and _decision only queue their statement and remember
+ * _outcomes_sent and _decision only queue their statement and remember
  * where their results go; txlog_sync sends what is queued and fills those
  * results, so a batch costs a couple of network round trips instead of
  * several per payment. Every result pointer must stay valid until
@@ -92,7 +92,8 @@ int txlog_decide(struct txlog *l, int64_t txn, bool commit, const char *reason,
 /* Mark the payment finished; returns its waiters (row->waiters, reply_to,
  * correlation_id, submitted_ms) for the outcome replies. */
 int txlog_finish_txn(struct txlog *l, int64_t txn, bool commit, struct txlog_row *row) PAYTX_MUST_CHECK;
-int txlog_outcome_sent(struct txlog *l, int64_t txn) PAYTX_MUST_CHECK;
+/* Mark the outcomes of txns[0..n) as sent (one statement). */
+int txlog_outcomes_sent(struct txlog *l, const int64_t *txns, size_t n) PAYTX_MUST_CHECK;
 /* Look up a decision: *found false when none is logged. */
 int txlog_decision(struct txlog *l, int64_t txn, bool *found, bool *commit,
 		   char *payment_id) PAYTX_MUST_CHECK;
