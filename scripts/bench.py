@@ -142,6 +142,11 @@ def main():
                     r["processes"].get(prog, {}).get("rss_kib")
     fig["invariants_ok"] = all(r["invariants"]["ok"] for r in runs)
     fig["no_outcome"] = sum(r["outcomes"]["no_outcome"] for r in runs)
+    # A run whose payments mostly aborted (e.g. prepare deadlines missed
+    # under a deep backlog) is no throughput figure: say what each did.
+    fig["outcomes"] = [{k: r["outcomes"][k] for k in ("sent", "committed", "aborted",
+                                                       "rejected", "no_outcome")}
+                       for r in runs]
 
     print("machine: %d cores, %s" % (os.cpu_count(), os.uname().release))
     print("pgbench transfer, uniform         %10.0f tps" % fig["pgbench_uniform_tps"])
@@ -157,6 +162,11 @@ def main():
           (fig["paytx_half_rate_p99_ms"], fig["paytx_half_rate_p50_ms"]))
     for k in sorted(k for k in fig if k.startswith("rss_")):
         print("%-34s %9s KiB" % (k, fig[k]))
+    names = ["uniform"] * len(uni) + ["hot-10"] * len(hot) + ["half rate"] * len(lat) + \
+        ["1k in flight", "10k in flight"][:len(runs) - len(uni) - len(hot) - len(lat)]
+    for name, o in zip(names, fig["outcomes"]):
+        print("  %-14s sent %7d  committed %7d  aborted %7d  rejected %d" %
+              (name, o["sent"], o["committed"], o["aborted"], o["rejected"]))
     print("ledger invariants after every run: %s; payments without outcome: %d" %
           ("OK" if fig["invariants_ok"] else "VIOLATED", fig["no_outcome"]))
     if a.json:
