@@ -3,6 +3,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "broker.h"
 #include "config.h"
 #include "coordinator.h"
 #include "crash.h"
@@ -11,14 +12,7 @@
 #include "signals.h"
 
 static const struct config_def defs[] = {
-	{ "PAYTX_AMQP_URL", "amqp-url", "amqp://guest:guest@127.0.0.1:5672",
-	  "RabbitMQ URL (amqp:// or amqps://).", CONFIG_SECRET },
-	{ "PAYTX_AMQP_TLS_CA", "amqp-tls-ca", NULL,
-	  "CA certificate file (PEM) for amqps; required with amqps.", 0 },
-	{ "PAYTX_AMQP_TLS_CERT", "amqp-tls-cert", NULL,
-	  "Client certificate (PEM) to present over amqps, with PAYTX_AMQP_TLS_KEY.", 0 },
-	{ "PAYTX_AMQP_TLS_KEY", "amqp-tls-key", NULL,
-	  "Private key (PEM, unencrypted) of PAYTX_AMQP_TLS_CERT.", 0 },
+	BROKER_CONFIG_DEFS,
 	{ "PAYTX_PG_DSN", "pg-dsn", NULL, "PostgreSQL DSN of the coordinator log, as the "
 	  "coordinator role (paytx_coordinator); run paytxctl migrate first.",
 	  CONFIG_SECRET | CONFIG_REQUIRED },

@@ -41,6 +41,18 @@
 #define BROKER_HDR_ERROR_TEXT "x-paytx-error-text"
 #define BROKER_HDR_ORIGIN_QUEUE "x-paytx-origin-queue"
 
+/* The settings of a broker connection, as rows of a program's
+ * struct config_def table (config.h): URL, TLS CA, client cert and key. */
+#define BROKER_CONFIG_DEFS                                                                \
+	{ "PAYTX_AMQP_URL", "amqp-url", "amqp://guest:guest@127.0.0.1:5672",                \
+	  "RabbitMQ URL (amqp:// or amqps://).", CONFIG_SECRET },                            \
+	{ "PAYTX_AMQP_TLS_CA", "amqp-tls-ca", NULL,                                         \
+	  "CA certificate file (PEM) for amqps; required with amqps.", 0 },                  \
+	{ "PAYTX_AMQP_TLS_CERT", "amqp-tls-cert", NULL,                                     \
+	  "Client certificate (PEM) to present over amqps, with PAYTX_AMQP_TLS_KEY.", 0 },   \
+	{ "PAYTX_AMQP_TLS_KEY", "amqp-tls-key", NULL,                                       \
+	  "Private key (PEM, unencrypted) of PAYTX_AMQP_TLS_CERT.", 0 }
+
 struct broker;
 
 /* What a process declares at each (re)connect. RabbitMQ refuses a declare

@@ -4,6 +4,7 @@
 #ifndef PAYTX_DAEMON_H
 #define PAYTX_DAEMON_H
 
+#include "broker.h"
 #include "config.h"
 #include "paytx/error.h"
 #include "paytx/participant.h"
@@ -21,14 +22,7 @@ int daemon_should_exit(const struct config *c, int argc, char **argv, const char
 /* The settings every participant daemon has besides its own
  * PAYTX_PARTICIPANT and PAYTX_PG_DSN rows: put these rows in its table. */
 #define DAEMON_PARTICIPANT_DEFS                                                          \
-	{ "PAYTX_AMQP_URL", "amqp-url", "amqp://guest:guest@127.0.0.1:5672",               \
-	  "RabbitMQ URL (amqp:// or amqps://).", CONFIG_SECRET },                           \
-	{ "PAYTX_AMQP_TLS_CA", "amqp-tls-ca", NULL,                                        \
-	  "CA certificate file (PEM) for amqps; required with amqps.", 0 },                 \
-	{ "PAYTX_AMQP_TLS_CERT", "amqp-tls-cert", NULL,                                    \
-	  "Client certificate (PEM) to present over amqps, with PAYTX_AMQP_TLS_KEY.", 0 },  \
-	{ "PAYTX_AMQP_TLS_KEY", "amqp-tls-key", NULL,                                      \
-	  "Private key (PEM, unencrypted) of PAYTX_AMQP_TLS_CERT.", 0 },                    \
+	BROKER_CONFIG_DEFS,                                                               \
 	{ "PAYTX_HMAC_KEY", "hmac-key", NULL, "Key signing protocol messages (16-64 bytes).", \
 	  CONFIG_SECRET | CONFIG_REQUIRED },                                                \
 	{ "PAYTX_PREFETCH", "prefetch", "512", "Deliveries in flight.", 0 },                \
