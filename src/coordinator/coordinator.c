@@ -237,18 +237,29 @@ static int publish_outcomes(struct coordinator *c)
 
 /* ---- sending and timers ----------------------------------------------- */
 
-static int send_requests(struct coordinator *c, struct txn *t)
+/* Send t's requests to the participants that have not answered; a re-send
+ * skips those for which peers.h says it cannot help yet. */
+static int send_requests(struct coordinator *c, struct txn *t, bool resend)
 {
+	int64_t now = clock_mono_ms();
 	int err = 0;
 	for (size_t i = 0; !err && i < t->nparts; i++) {
-		const struct txn_part *part = &t->parts[i];
+		struct txn_part *part = &t->parts[i];
 		if (!txn_part_waiting(t, part))
 			continue;
+		struct peer *peer = peers_get(&c->peers, part->name);
+		if (resend && part->seq &&
+		    !peers_resend_useful(&c->peers, peer, part->seq, part->sent_ms, now))
+			continue;
+		part->seq = peer ? peers_sent(peer) : 0;
+		part->sent_ms = now;
+		char corr[PEERS_CORR_MAX];
+		peers_corr(&c->peers, part->seq, corr);
 		if (t->state == TXN_PREPARING)
-			err = outbox_prepare(&c->outbox, t, part);
+			err = outbox_prepare(&c->outbox, t, part, corr);
 		else
 			err = outbox_decision(&c->outbox, t->id, t->commit, t->payment_id,
-					      part->name);
+					      part->name, corr);
 	}
 	return err;
 }
@@ -260,7 +271,7 @@ static int send_kicked(struct coordinator *c)
 	for (size_t i = 0; !err && i < c->kick.n; i++) {
 		struct txn *t = txtable_get(&c->table, c->kick.v[i]);
 		if (t && txn_resend_due(t, now))
-			err = send_requests(c, t);
+			err = send_requests(c, t, false);
 	}
 	c->kick.n = 0;
 	return err;
@@ -279,9 +290,9 @@ static int scan(struct coordinator *c)
 		if (txn_on_timer(t, wall) == TXN_STEP_DECIDE) {
 			err = idlist_push(&c->decide, t->id);
 		} else if (txn_resend_due(t, now)) {
-			log_txn(LOG_DEBUG, t->payment_id, t->id, "re-sending %s",
+			log_txn(LOG_DEBUG, t->payment_id, t->id, "re-send due: %s",
 				t->state == TXN_PREPARING ? "prepare" : "decision");
-			err = send_requests(c, t);
+			err = send_requests(c, t, true);
 		}
 	}
 	return err;
@@ -309,7 +320,7 @@ static int publish_all(struct coordinator *c)
 			err = submit_result(c, it);
 		if (!err && it->kind == IN_STATUS && it->decided)
 			err = outbox_decision(&c->outbox, it->query.txn, it->commit, it->payment_id,
-					      it->query.participant);
+					      it->query.participant, NULL);
 		if (!err && it->kind == IN_REJECT)
 			err = outbox_reject(&c->outbox, &it->msg, it->err, it->text);
 	}
@@ -392,8 +403,12 @@ static int iteration(struct coordinator *c)
 	free(logged);
 	/* A consume can fail with nothing else to do: reconnect (with
 	 * backoff) on any loss, not only on a failed publish. */
-	if ((err == PAYTX_EBROKER || !broker_connected(c->broker)) && !*c->stop)
-		return broker_reconnect(c->broker);
+	if ((err == PAYTX_EBROKER || !broker_connected(c->broker)) && !*c->stop) {
+		err = broker_reconnect(c->broker);
+		/* What went out before may be gone with the connection. */
+		peers_connection_lost(&c->peers, clock_mono_ms());
+		return err;
+	}
 	return *c->stop ? 0 : err;
 }
 
@@ -435,6 +450,7 @@ struct coordinator *coordinator_create(const struct coordinator_config *cfg,
 	c->stop = stop;
 	loopstat_init(&c->stats, "coordinator loop");
 	snprintf(c->reply_queue, sizeof(c->reply_queue), "paytx.reply.%s", cfg->id);
+	peers_init(&c->peers, (uint64_t)clock_wall_ms());
 	if (sign_key_init(&c->key, cfg->hmac_key, strlen(cfg->hmac_key)) != 0) {
 		log_error("PAYTX_HMAC_KEY: must be 16 to 64 bytes");
 		free(c);

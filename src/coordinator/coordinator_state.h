@@ -12,6 +12,7 @@
 #include "coordinator.h"
 #include "log.h"
 #include "outbox.h"
+#include "peers.h"
 #include "sign.h"
 #include "loopstat.h"
 #include "txlog.h"
@@ -65,6 +66,7 @@ struct coordinator {
 	int64_t next_scan_ms, next_renew_ms, next_adopt_ms;
 	struct loopstat stats;          /* where the loop's time goes */
 	int64_t reply_ms;               /* moving average: request to vote or ack */
+	struct peers peers;             /* participants' progress, for re-sends */
 };
 
 /* The first re-send of a transaction's requests waits this many replies'
@@ -76,6 +78,22 @@ struct coordinator {
 static inline void reply_sample(struct coordinator *c, int64_t ms)
 {
 	c->reply_ms += (ms - c->reply_ms) / 8;
+}
+
+/* participant answered a request of t's (a vote or an ack) that carried
+ * corr: note its progress; sample the delay of an answer to the current
+ * phase's latest request. */
+static inline void reply_from(struct coordinator *c, struct txn *t, const char *participant,
+			      const char *corr, bool this_phase, int64_t now)
+{
+	uint64_t seq = peers_corr_seq(&c->peers, corr);
+	struct peer *peer = seq ? peers_get(&c->peers, participant) : NULL;
+	if (!peer)
+		return;
+	peers_answered(peer, seq);
+	struct txn_part *part = t ? txn_part_find(t, participant) : NULL;
+	if (this_phase && part && part->seq == seq)
+		reply_sample(c, now - part->sent_ms);
 }
 
 /* The first re-send delay for a transaction's requests sent now. */

@@ -42,8 +42,8 @@ static int on_vote(struct coordinator *c, struct in_item *it)
 		return inbox_reject(it, err, f.text);
 	it->kind = IN_VOTE;
 	struct txn *t = txtable_get(&c->table, v.txn);
-	if (t && t->state == TXN_PREPARING)
-		reply_sample(c, clock_mono_ms() - t->sent_ms);
+	reply_from(c, t, v.participant, it->msg.correlation_id, t && t->state == TXN_PREPARING,
+		   clock_mono_ms());
 	if (t && txn_on_vote(t, &v) == TXN_STEP_DECIDE)
 		push_or_die(&c->decide, t->id);
 	return 0;
@@ -58,8 +58,8 @@ static int on_ack(struct coordinator *c, struct in_item *it)
 		return inbox_reject(it, err, f.text);
 	it->kind = IN_ACK;
 	struct txn *t = txtable_get(&c->table, a.txn);
-	if (t && (t->state == TXN_COMMITTING || t->state == TXN_ABORTING))
-		reply_sample(c, clock_mono_ms() - t->sent_ms);
+	reply_from(c, t, a.participant, it->msg.correlation_id,
+		   t && (t->state == TXN_COMMITTING || t->state == TXN_ABORTING), clock_mono_ms());
 	if (t && txn_on_ack(t, &a) == TXN_STEP_DONE)
 		push_or_die(&c->done, t->id);
 	return 0;

@@ -21,32 +21,35 @@ void outbox_finish(struct outbox *o)
 	paytx_buf_finish(&o->buf);
 }
 
-static int to_participant(struct outbox *o, enum paytx_msg_type type, const char *participant)
+static int to_participant(struct outbox *o, enum paytx_msg_type type, const char *participant,
+			  const char *corr)
 {
 	struct broker_out m = { .exchange = BROKER_PARTICIPANTS_EXCHANGE,
 				.routing_key = participant, .type = type, .body = o->buf.data,
-				.len = o->buf.len, .reply_to = o->reply_queue, .sign = true };
+				.len = o->buf.len, .reply_to = o->reply_queue,
+				.correlation_id = corr, .sign = true };
 	return broker_publish(o->broker, &m);
 }
 
-int outbox_prepare(struct outbox *o, const struct txn *t, const struct txn_part *part)
+int outbox_prepare(struct outbox *o, const struct txn *t, const struct txn_part *part,
+		   const char *corr)
 {
 	struct paytx_prepare p;
 	txn_prepare_for(t, part, &p);
 	paytx_buf_reset(&o->buf);
 	int err = paytx_prepare_encode(&p, &o->buf);
-	return err ? err : to_participant(o, PAYTX_MSG_PREPARE, part->name);
+	return err ? err : to_participant(o, PAYTX_MSG_PREPARE, part->name, corr);
 }
 
 int outbox_decision(struct outbox *o, int64_t txn, bool commit, const char *payment_id,
-		    const char *participant)
+		    const char *participant, const char *corr)
 {
 	struct paytx_decision d = { .txn = txn, .commit = commit };
 	snprintf(d.payment_id, sizeof(d.payment_id), "%s", payment_id);
 	paytx_buf_reset(&o->buf);
 	int err = paytx_decision_encode(&d, &o->buf);
 	return err ? err : to_participant(o, commit ? PAYTX_MSG_COMMIT : PAYTX_MSG_ABORT,
-					  participant);
+					  participant, corr);
 }
 
 static int reply(struct outbox *o, const char *reply_to, const char *corr)

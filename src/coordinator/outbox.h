@@ -22,9 +22,11 @@ struct outbox {
 void outbox_init(struct outbox *o, struct broker *b, const char *reply_queue);
 void outbox_finish(struct outbox *o);
 
-int outbox_prepare(struct outbox *o, const struct txn *t, const struct txn_part *part) PAYTX_MUST_CHECK;
+/* corr (may be NULL) is the request's correlation_id: see peers.h. */
+int outbox_prepare(struct outbox *o, const struct txn *t, const struct txn_part *part,
+		   const char *corr) PAYTX_MUST_CHECK;
 int outbox_decision(struct outbox *o, int64_t txn, bool commit, const char *payment_id,
-		    const char *participant) PAYTX_MUST_CHECK;
+		    const char *participant, const char *corr) PAYTX_MUST_CHECK;
 /* Send out to reply_to (if any), to every waiter in waiters_json (a JSON
  * array of {reply_to, correlation_id}, may be NULL) and, when event is
  * true, to paytx.events as payment.<status>. */

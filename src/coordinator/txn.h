@@ -38,6 +38,8 @@ struct txn_part {
 	uint32_t legs;              /* bit i set: txn legs[i] is this participant's */
 	enum txn_vote vote;
 	bool acked;
+	uint64_t seq;               /* peers.h number of the last request sent */
+	int64_t sent_ms;            /* monotonic; when that request went out */
 };
 
 struct txn {
@@ -54,7 +56,7 @@ struct txn {
 	struct txn_part parts[TXN_PARTS_MAX];
 	int64_t deadline_ms;        /* wall clock; prepare votes due by then */
 	int64_t next_send_ms;       /* monotonic; when to re-send requests */
-	int64_t sent_ms;            /* monotonic; when requests last went out */
+	int64_t sent_ms;            /* monotonic; when requests were last due */
 	int64_t backoff_ms;         /* wait before the next re-send; the coordinator
 				     * may raise the first one (see coordinator.c) */
 	int64_t submitted_ms;       /* wall clock */

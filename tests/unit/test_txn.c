@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "peers.h"
 #include "txn.h"
 
 static struct shardmap shards;
@@ -231,6 +232,66 @@ START_TEST(test_decision_is_resent_after_decided)
 }
 END_TEST
 
+/* A participant draining a long queue is not sent the requests still in it
+ * again (that was the recovery re-send storm), nor is one that is down. */
+START_TEST(test_no_resend_while_the_request_is_still_queued)
+{
+	struct peers p = { 0 };
+	struct peer *l0 = peers_get(&p, "ledger.0");
+	ck_assert_ptr_eq(peers_get(&p, "ledger.0"), l0);
+	uint64_t first = peers_sent(l0), mine = 0;
+	for (int i = 0; i < 5000; i++)
+		mine = peers_sent(l0);
+	ck_assert(!peers_resend_useful(&p, l0, mine, 900, 1400));
+	for (uint64_t s = first; s < mine; s += 7) {
+		peers_answered(l0, s);
+		ck_assert(!peers_resend_useful(&p, l0, mine, 900, 900 + PEERS_FORCE_MS - 1));
+	}
+	/* The safety net: a request waiting PEERS_FORCE_MS goes out again. */
+	ck_assert(peers_resend_useful(&p, l0, mine, 900, 900 + PEERS_FORCE_MS));
+}
+END_TEST
+
+START_TEST(test_resend_when_a_later_request_was_answered)
+{
+	struct peers p = { 0 };
+	struct peer *l0 = peers_get(&p, "ledger.0"), *l1 = peers_get(&p, "ledger.1");
+	uint64_t lost = peers_sent(l0), later = peers_sent(l0);
+	uint64_t other = peers_sent(l1);
+	peers_answered(l0, lost - 1);
+	ck_assert(!peers_resend_useful(&p, l0, lost, 1000, 1500));
+	peers_answered(l0, later);
+	ck_assert(peers_resend_useful(&p, l0, lost, 1000, 1500));
+	ck_assert(!peers_resend_useful(&p, l1, other, 1000, 1500)); /* per participant */
+}
+END_TEST
+
+START_TEST(test_resend_after_a_lost_connection)
+{
+	struct peers p = { 0 };
+	struct peer *risk = peers_get(&p, "risk");
+	uint64_t seq = peers_sent(risk);
+	ck_assert(!peers_resend_useful(&p, risk, seq, 900, 1500));
+	peers_connection_lost(&p, 1100);
+	ck_assert(peers_resend_useful(&p, risk, seq, 900, 1500));
+	/* Sent on the new connection: no reason to doubt it. */
+	ck_assert(!peers_resend_useful(&p, risk, peers_sent(risk), 1200, 1800));
+}
+END_TEST
+
+START_TEST(test_peers_table_full_allows_every_resend)
+{
+	struct peers p = { 0 };
+	char name[16];
+	for (int i = 0; i < PEERS_MAX; i++) {
+		snprintf(name, sizeof(name), "p%d", i);
+		ck_assert_ptr_nonnull(peers_get(&p, name));
+	}
+	ck_assert_ptr_null(peers_get(&p, "one-too-many"));
+	ck_assert(peers_resend_useful(&p, NULL, 1, 0, 1));
+}
+END_TEST
+
 static Suite *txn_suite(void)
 {
 	Suite *s = suite_create("txn");
@@ -249,6 +310,12 @@ static Suite *txn_suite(void)
 		  test_logged_decision_of_another_coordinator_wins },
 		{ "resends_back_off_exponentially", test_resends_back_off_exponentially },
 		{ "decision_is_resent_after_decided", test_decision_is_resent_after_decided },
+		{ "no_resend_while_the_request_is_still_queued",
+		  test_no_resend_while_the_request_is_still_queued },
+		{ "resend_when_a_later_request_was_answered",
+		  test_resend_when_a_later_request_was_answered },
+		{ "resend_after_a_lost_connection", test_resend_after_a_lost_connection },
+		{ "peers_table_full_allows_every_resend", test_peers_table_full_allows_every_resend },
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		TCase *tc = tcase_create(cases[i].name);
