@@ -11,7 +11,8 @@ vhost, on every exchange, the default one included, which is the only way
 to see votes and acks (they go through the default exchange straight into
 the coordinator's reply queue, which no one else may consume). The test
 drives committed, aborted (by a ledger and by risk), rejected, duplicate,
-conflicting, bad (dead-lettered) and in-doubt (status query) payments, and
+conflicting, bad (dead-lettered) and in-doubt (status query) payments and a
+prepare carrying a traceparent (which the participant must copy), and
 validates every captured message: its body against the schema its AMQP
 type selects, its properties and headers against the document, and its
 exchange and routing key against the document's channels. A message type
@@ -28,7 +29,8 @@ import uuid
 
 import pika
 
-from harness import COORDINATOR_USER, PaytxTestCase, accounts_on, main, participant_user
+from harness import (COORDINATOR_USER, PaytxTestCase, accounts_on, main, participant_user,
+                     signed_props)
 
 try:
     import jsonschema
@@ -356,6 +358,33 @@ class Traffic(PaytxTestCase):
                                  message_id=msg_id + "-1", timestamp=int(time.time()),
                                  reply_to="paytx.reply.forger"))
 
+    def traced_exchange(self):
+        """A signed prepare and abort carrying a traceparent, sent as a
+        coordinator would (the C coordinator sets none today): ledger.0's
+        vote and ack must copy it. Returns the traceparent."""
+        reply = self.d.admin_ch.queue_declare("paytx.reply.asyncapi-tracer").method.queue
+        tp = "00-%s-%s-01" % (uuid.uuid4().hex, uuid.uuid4().hex[:16])
+        txn = 9000000000 + os.getpid()
+        leg = {"account": "nobody-traced", "amount": 5, "currency": "EUR"}
+        for msg_type, body in (
+                ("txn.prepare", {"txn": txn, "payment_id": "traced-1", "legs": [leg],
+                                 "deadline_ms": int(time.time() * 1000) + 5000}),
+                ("txn.abort", {"txn": txn, "payment_id": "traced-1"})):
+            raw = json.dumps(body, separators=(",", ":")).encode()
+            self.d.admin_ch.basic_publish("paytx.participants", "ledger.0", raw, signed_props(
+                msg_type, raw, content_type="application/json", delivery_mode=1,
+                reply_to=reply, headers={"traceparent": tp}))
+        got = []
+
+        def two_replies():
+            method, props, _ = self.d.admin_ch.basic_get(reply, auto_ack=True)
+            if method:
+                got.append((props.type, (props.headers or {}).get("traceparent")))
+            return len(got) == 2
+        self.d.wait_for(two_replies, what="the vote and the ack")
+        self.assertEqual(sorted(got), [("txn.ack", tp), ("txn.vote", tp)])
+        return tp
+
     # -- reading the capture ------------------------------------------------------
     def captured(self):
         out = []
@@ -449,6 +478,7 @@ class Traffic(PaytxTestCase):
         self.refused({"payment_id": "bad-4", "from": a, "to": b, "amount": 1,
                       "currency": "EUR"}, msg_type="txn.vote")
         self.forged_commit()
+        tp = self.traced_exchange()
         self.in_doubt_payment(a, b)
         self.d.wait_for(lambda: self.d.dead_count() >= 7, what="every dead letter")
         self.d.check_invariants(self)
@@ -474,6 +504,10 @@ class Traffic(PaytxTestCase):
         self.assertEqual((self.bad | self.refused_valid) - dead_of, set(),
                          "refused messages not dead-lettered")
         self.assertEqual(set(self.msgs) - set(seen), set(), "described but never seen")
+        traced = {m["props"]["type"] for m in messages
+                  if (m["props"].get("headers") or {}).get("traceparent") == tp
+                  and m["user"] == participant_user("ledger.0")}
+        self.assertEqual(traced, {"txn.vote", "txn.ack"}, "traceparent copied to replies")
         print("validated %d captured messages: %s" % (sum(seen.values()), seen))
 
 
