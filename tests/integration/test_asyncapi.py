@@ -137,7 +137,7 @@ def problems(schema, instance):
 
 
 # -- the document on its own ----------------------------------------------------
-class Document_(unittest.TestCase):
+class DocumentAlone(unittest.TestCase):
     """Checks that need no services."""
 
     @classmethod
@@ -403,7 +403,7 @@ class Traffic(PaytxTestCase):
                 return "paytx.status"
             return "paytx.reply.{coordinatorId}" if key.startswith("paytx.reply.") else "{replyTo}"
         return {"paytx.submit": "paytx.submit", "paytx.participants": "{participant}",
-                "paytx.events": "payment.{status}", "paytx.dlx": "paytx.dlx"}[ex]
+                "paytx.events": "payment.{status}", "paytx.dlx": "paytx.dlx"}.get(ex)
 
     def check(self, m):
         """Problems of one captured message against the document, and the
@@ -411,6 +411,8 @@ class Traffic(PaytxTestCase):
         props = dict(m["props"])
         headers = props.pop("headers", None) or {}
         channel = self.channel_of(m)
+        if channel is None:
+            return props.get("type"), ["exchange %r is not described" % m["exchange"]]
         if channel == "paytx.dlx":
             name = "dead-letter"
         else:
