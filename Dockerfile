@@ -49,6 +49,7 @@ RUN apt-get update \
 # needed at run time and is left out.
 COPY --from=build /out/usr/local/bin/paytx-coordinator \
                   /out/usr/local/bin/paytx-ledger \
+                  /out/usr/local/bin/paytx-risk \
                   /out/usr/local/bin/paytxctl \
                   /usr/local/bin/
 
