@@ -26,6 +26,10 @@ CREATE TABLE IF NOT EXISTS payments (
     decided_at     timestamptz,
     finished_at    timestamptz
 );
+-- Version 2: the further participants (PAYTX_PARTICIPANTS, comma-separated)
+-- the payment is prepared on, so that a coordinator adopting it decides on
+-- exactly those whatever its own list says. NULL in rows logged before.
+ALTER TABLE payments ADD COLUMN IF NOT EXISTS participants text;
 CREATE INDEX IF NOT EXISTS payments_open ON payments (owner, lease_until)
     WHERE state IN ('preparing', 'committing', 'aborting') OR NOT outcome_sent;
 
@@ -49,7 +53,7 @@ CREATE TABLE IF NOT EXISTS paytx_schema (
     version     integer NOT NULL,
     migrated_at timestamptz NOT NULL DEFAULT now()
 );
-INSERT INTO paytx_schema (component, version) VALUES ('coordinator', 1)
+INSERT INTO paytx_schema (component, version) VALUES ('coordinator', 2)
     ON CONFLICT (component) DO UPDATE SET version = EXCLUDED.version, migrated_at = now();
 
 -- Privileges. The role running this script owns every object; the

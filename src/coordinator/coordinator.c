@@ -19,8 +19,8 @@ static int log_submit(struct coordinator *c, struct in_item *it)
 	int err = paytx_payment_canonical(&it->pay, &canon);
 	if (!err)
 		err = txlog_insert(&c->log, &it->pay, canon.data, it->msg.reply_to,
-				   it->msg.correlation_id, clock_wall_ms(), &it->ins, &it->txn,
-				   &it->row);
+				   it->msg.correlation_id, c->extra_list, clock_wall_ms(), &it->ins,
+				   &it->txn, &it->row);
 	paytx_buf_finish(&canon);
 	return err;
 }
@@ -451,6 +451,9 @@ struct coordinator *coordinator_create(const struct coordinator_config *cfg,
 	loopstat_init(&c->stats, "coordinator loop");
 	snprintf(c->reply_queue, sizeof(c->reply_queue), "paytx.reply.%s", cfg->id);
 	peers_init(&c->peers, (uint64_t)clock_wall_ms());
+	for (size_t i = 0, off = 0; i < cfg->extra.n && off < sizeof(c->extra_list); i++)
+		off += (size_t)snprintf(c->extra_list + off, sizeof(c->extra_list) - off, "%s%s",
+					i ? "," : "", cfg->extra.names[i]);
 	if (sign_key_init(&c->key, cfg->hmac_key, strlen(cfg->hmac_key)) != 0) {
 		log_error("PAYTX_HMAC_KEY: must be 16 to 64 bytes");
 		free(c);

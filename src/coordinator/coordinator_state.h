@@ -67,6 +67,7 @@ struct coordinator {
 	struct loopstat stats;          /* where the loop's time goes */
 	int64_t reply_ms;               /* moving average: request to vote or ack */
 	struct peers peers;             /* participants' progress, for re-sends */
+	char extra_list[256];           /* cfg.extra, comma-separated, for the log */
 };
 
 /* The first re-send of a transaction's requests waits this many replies'

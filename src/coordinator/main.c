@@ -53,8 +53,9 @@ static int build_config(const struct config *c, struct coordinator_config *cc, c
 		return PAYTX_ECONFIG;
 	}
 	const char *extra = config_str(c, "PAYTX_PARTICIPANTS");
-	if (extra && *extra && shardmap_parse(&cc->extra, extra) != 0) {
-		fprintf(stderr, "setting PAYTX_PARTICIPANTS: a comma-separated list of names\n");
+	if (extra && *extra && (strlen(extra) > 255 || shardmap_parse(&cc->extra, extra) != 0)) {
+		fprintf(stderr, "setting PAYTX_PARTICIPANTS: a comma-separated list of names "
+				"(255 bytes at most)\n");
 		return PAYTX_ECONFIG;
 	}
 	cc->id = config_str(c, "PAYTX_COORDINATOR_ID");

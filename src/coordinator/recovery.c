@@ -17,8 +17,17 @@ static int adopt_row(void *arg, struct txlog_row *row)
 			f.text);
 		return 0;
 	}
+	/* The participants it was prepared on, not today's configuration
+	 * (rows from before schema 2 do not say). */
+	struct shardmap extra = { 0 };
+	if (row->extra_known && row->extra[0] && shardmap_parse(&extra, row->extra) != 0) {
+		log_txn(LOG_ERROR, row->payment_id, row->txn, "stored participants unreadable");
+		paytx_payment_finish(&p);
+		return 0;
+	}
 	struct txn *t = malloc(sizeof(*t));
-	int err = t ? txn_init(t, row->txn, &p, &c->cfg.shards, &c->cfg.extra,
+	int err = t ? txn_init(t, row->txn, &p, &c->cfg.shards,
+			       row->extra_known ? &extra : &c->cfg.extra,
 			       row->submitted_ms, clock_mono_ms(), c->cfg.prepare_timeout_ms)
 		    : PAYTX_ENOMEM;
 	paytx_payment_finish(&p);

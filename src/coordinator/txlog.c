@@ -16,7 +16,9 @@
 	"txn, payment_id, state, reason, detail, owner, "                               \
 	"(extract(epoch from submitted_at) * 1000)::bigint, "                           \
 	"coalesce((extract(epoch from finished_at) * 1000)::bigint, 0), outcome_sent, " \
-	"coalesce(reply_to, ''), coalesce(correlation_id, ''), request, waiters::text"
+	"coalesce(reply_to, ''), coalesce(correlation_id, ''), request, waiters::text, " \
+	"participants IS NOT NULL, coalesce(participants, '')"
+#define ROW_NCOLS 15 /* the first column after ROW_COLS */
 #define OPEN_STATES "state IN ('preparing', 'committing', 'aborting')"
 
 static void copy_field(char *dst, size_t n, const PGresult *res, int row, int col)
@@ -42,6 +44,8 @@ static void row_read(const PGresult *res, int i, struct txlog_row *r, bool heap)
 		r->request = strdup(PQgetvalue(res, i, 11));
 		r->waiters = strdup(PQgetvalue(res, i, 12));
 	}
+	r->extra_known = PQgetvalue(res, i, 13)[0] == 't';
+	copy_field(r->extra, sizeof(r->extra), res, i, 14);
 }
 
 static void sha256_hex(const char *s, char out[65])
@@ -131,7 +135,7 @@ static int op_result(void *arg, size_t tag, const PGresult *r)
 			return PAYTX_EDB; /* e.g. a concurrent decision not yet visible: retry */
 		row_read(r, 0, op->row, true);
 		if (op->kind == OP_DECIDE)
-			*op->commit = PQgetvalue(r, 0, 13)[0] == 't';
+			*op->commit = PQgetvalue(r, 0, ROW_NCOLS)[0] == 't';
 		return op->row->request && op->row->waiters ? 0 : PAYTX_ENOMEM;
 	case OP_DECISION:
 		*op->found = PQntuples(r) == 1;
@@ -182,7 +186,7 @@ static int insert_existing(struct txlog *l, const struct txlog_op *op)
 		return PAYTX_EDB;
 	}
 	row_read(r, 0, op->row, false);
-	bool same = strcmp(PQgetvalue(r, 0, 13), op->hash) == 0;
+	bool same = strcmp(PQgetvalue(r, 0, ROW_NCOLS), op->hash) == 0;
 	PQclear(r);
 	*op->txn = op->row->txn;
 	if (!same) {
@@ -241,8 +245,9 @@ void txlog_rollback(struct txlog *l)
 }
 
 int txlog_insert(struct txlog *l, const struct paytx_payment *p, const char *canonical,
-		 const char *reply_to, const char *correlation_id, int64_t submitted_ms,
-		 enum txlog_insert *res, int64_t *txn, struct txlog_row *row)
+		 const char *reply_to, const char *correlation_id, const char *extra,
+		 int64_t submitted_ms, enum txlog_insert *res, int64_t *txn,
+		 struct txlog_row *row)
 {
 	char lease[32], ts[32];
 	struct paytx_buf req;
@@ -261,14 +266,14 @@ int txlog_insert(struct txlog *l, const struct paytx_payment *p, const char *can
 	const char *params[] = { p->payment_id, op.hash, req.data, p->metadata,
 				 reply_to && *reply_to ? reply_to : NULL,
 				 correlation_id && *correlation_id ? correlation_id : NULL,
-				 l->owner, lease, ts };
+				 l->owner, lease, ts, extra };
 	/* libpq copies the parameters into its buffer: req can go now. */
 	int err = queue(l, "paytx_txlog_insert",
 		"INSERT INTO payments (payment_id, request_hash, request, metadata, state, "
-		"reply_to, correlation_id, owner, lease_until, submitted_at) "
+		"reply_to, correlation_id, owner, lease_until, submitted_at, participants) "
 		"VALUES ($1, $2, $3, $4, 'preparing', $5, $6, $7, "
-		"now() + $8::bigint * interval '1 millisecond', to_timestamp($9::bigint / 1000.0)) "
-		"ON CONFLICT (payment_id) DO NOTHING RETURNING txn", 9, params, &op);
+		"now() + $8::bigint * interval '1 millisecond', to_timestamp($9::bigint / 1000.0), "
+		"$10) ON CONFLICT (payment_id) DO NOTHING RETURNING txn", 10, params, &op);
 	paytx_buf_finish(&req);
 	return err;
 }

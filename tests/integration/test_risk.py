@@ -142,6 +142,29 @@ class Risk(PaytxTestCase):
     def test_crash_after_the_decision_before_the_ack(self):
         self.crash_and_recover("participant.after_local_commit@2")
 
+    def test_payments_in_flight_when_risk_joins_finish_without_it(self):
+        # A payment decided before risk was named is adopted by a
+        # coordinator that names it: the decision goes to the participants
+        # that prepared it (kept in the log), not to risk, which never saw
+        # its prepare and would refuse the commit.
+        a, b = self.alice_and_bob(funds=1000)
+        self.d.wait_outcomes_marked()  # @2 counts log commits
+        self.d.stop("coordinator")
+        self.d.start_coordinator(PAYTX_CRASH_AT="coordinator.after_log_commit@2")
+        self.d.submit({"payment_id": "before-risk", "from": a, "to": b, "amount": 10,
+                       "currency": "EUR"}, reply=False)
+        self.d.wait_for(lambda: not self.d.alive("coordinator"), what="the crash")
+        state = "SELECT state FROM payments WHERE payment_id = 'before-risk'"
+        self.assertEqual(self.d.query("coord", state), [("committing",)])
+        self.d.start_risk()
+        self.d.start_coordinator(PAYTX_PARTICIPANTS="risk")  # same id: adopts it
+        self.d.wait_for(lambda: self.d.query("coord", state) == [("committed",)], timeout=30,
+                        what="the payment committed")
+        self.assertEqual(self.d.dead_count(), 0)
+        self.assertEqual(self.d.balance(b), (10, 0))
+        self.assertEqual(self.pay(a, b, 5)["status"], "committed")  # risk votes from now on
+        self.d.check_invariants(self)
+        self.d.check_risk(self)
 
 if __name__ == "__main__":
     main()
