@@ -6,7 +6,7 @@ import uuid
 
 import pika
 
-from harness import PaytxTestCase, accounts_on, main
+from harness import PaytxTestCase, main
 
 COMMANDS = ["migrate", "account", "balance", "journal", "pay", "submit", "status", "list",
             "dead", "limit"]
