@@ -36,7 +36,7 @@ const char ctl_dead_help[] =
 	"          coordinator re-sends decisions and participants ask for them (status)\n"
 	"          from the PostgreSQL logs. Outcomes are refused too. --all replays every\n"
 	"          replayable one and reports the others; --dry-run says what it would\n"
-	"          do and changes nothing.\n"
+	"          do and changes nothing. With --json, one object per replayed message.\n"
 	"Exit 0 done, 1 broker failure, 2 usage, 4 refused, 6 no such dead letter.\n";
 
 #define DEAD_READ_MAX 10000
@@ -375,7 +375,10 @@ static int replay_one(const struct ctl *c, struct broker *b, const struct broker
 		printf("{\"position\":%zu,\"message_id\":", pos);
 		ctl_json_string(m->message_id);
 		printf(",\"payment_id\":");
-		ctl_json_string(d.payment_id);
+		if (d.payment_id[0])
+			ctl_json_string(d.payment_id);
+		else
+			printf("null");
 		printf(",\"to\":\"%s\",\"replayed\":%s}\n", BROKER_SUBMIT_EXCHANGE,
 		       c->dry_run ? "false" : "true");
 	} else {
