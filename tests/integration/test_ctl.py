@@ -2,11 +2,13 @@
 dead letters listed without being consumed and replayed after a fix,
 journals, --help everywhere, and exit codes."""
 import json
+import os
+import subprocess
 import uuid
 
 import pika
 
-from harness import PaytxTestCase, main
+from harness import BUILD, PaytxTestCase, main
 
 COMMANDS = ["migrate", "account", "balance", "journal", "pay", "submit", "status", "list",
             "dead", "limit"]
@@ -102,6 +104,17 @@ class CtlOpenPayments(PaytxTestCase):
         self.assertIn("ledger.1=none", text)
         self.assertIn("1 in flight", text)
         self.assertEqual(json.loads(self.d.ctl("list", "in-doubt", "--json").stdout), [])
+        # a participant whose database paytxctl cannot reach, or has none for,
+        # is unknown, so missing
+        only0 = "ledger.0=%s,ledger.1=postgresql://nobody@127.0.0.1:1/none" % \
+            self.d.dsn("ledger.0", "owner")
+        r = subprocess.run([os.path.join(BUILD, "paytxctl"), "list", "inflight", "--json",
+                            "--ledger-dsns", only0, "--participants", "fraud"],
+                           env=self.d.env(), capture_output=True, text=True, timeout=60)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual({p["name"]: p["state"] for p in json.loads(r.stdout)[0]["participants"]},
+                         {"ledger.0": "prepared", "ledger.1": "unknown", "fraud": "unknown"})
+        self.assertEqual(sorted(json.loads(r.stdout)[0]["missing"]), ["fraud", "ledger.1"])
         self.assertEqual(json.loads(self.d.ctl("list", "inflight", "--older-than", "3600",
                                                "--json").stdout), [])
         self.d.submit({"payment_id": "slow-2", "from": a, "to": b, "amount": 100,
