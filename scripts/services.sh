@@ -756,6 +756,8 @@ export PAYTX_AMQP_URL_COORDINATOR='$(role paytx-coordinator)'
 export PAYTX_AMQP_URL_LEDGER_0='$(role paytx-ledger.0)'
 export PAYTX_AMQP_URL_LEDGER_1='$(role paytx-ledger.1)'
 export PAYTX_AMQP_URL_RISK='$(role paytx-risk)'
+# Operator (paytxctl dead): reads paytx.dead, writes paytx.submit, nothing else.
+export PAYTX_AMQP_URL_OPERATOR='$(role paytx-operator)'
 # Administrator (all permissions, management): tooling only.
 export PAYTX_AMQP_URL_ADMIN='$amqpadmin'
 # paytxctl (migrate, accounts, balances, status) as the owner role; each

@@ -1,6 +1,8 @@
 /* paytxctl: operator and client commands over the coordinator log, the
  * ledger shards and the submit queue. */
+#include <errno.h>
 #include <inttypes.h>
+#include <json-c/json.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,31 +27,42 @@ static const struct config_def defs[] = {
 	  "skips it when unset.", CONFIG_SECRET },
 	{ "PAYTX_SHARDS", "shards", "ledger.0,ledger.1",
 	  "Ledger shard participants, in placement order.", 0 },
+	{ "PAYTX_AMQP_URL_OPERATOR", "amqp-url-operator", NULL,
+	  "RabbitMQ URL for the dead commands, as the operator's user (paytx-operator: "
+	  "reads paytx.dead, writes paytx.submit); unset = PAYTX_AMQP_URL.", CONFIG_SECRET },
+	{ "PAYTX_PARTICIPANTS", "participants", NULL,
+	  "Further participants the coordinators send every payment to (their "
+	  "PAYTX_PARTICIPANTS), for list; risk's state is read from PAYTX_RISK_DSN.", 0 },
 	{ "PAYTX_TIMEOUT_MS", "timeout-ms", "30000", "How long pay waits for the outcome.", 0 },
 	{ "PAYTX_OUTPUT", "output", "text", "text or json (--json is short for json).", 0 },
 };
 
 static const char usage[] =
 	"[options] COMMAND [ARGS]\n\n"
-	"Commands:\n"
-	"  migrate                             apply the schema and the roles' grants to\n"
-	"                                      the coordinator log, every ledger\n"
-	"                                      database and the risk database if set\n"
-	"                                      (idempotent); the daemons refuse to\n"
-	"                                      start until it has run\n"
+	"Commands (paytxctl COMMAND --help for each):\n"
+	"  migrate                             apply the schema and the roles' grants\n"
 	"  account create ID CURRENCY [external]  create an account on its shard\n"
 	"  balance ID                          balance, held amount and version\n"
+	"  journal ACCOUNT [--limit N]         the account's journal entries, newest first\n"
 	"  pay PAYMENT_ID FROM TO AMOUNT CURRENCY  submit a transfer, wait for the outcome\n"
 	"  submit FILE                         submit a JSON payment (- = stdin), wait\n"
 	"  status PAYMENT_ID                   state and outcome of a payment\n"
-	"  limit set ACCOUNT|default CURRENCY [--per-payment N] [--daily N]\n"
-	"                                      set the risk limits (minor units) of an\n"
-	"                                      account or of all accounts without their\n"
-	"                                      own; a limit left out (or none) is unset\n"
-	"  limit show ACCOUNT|default CURRENCY the limit that applies, today's usage\n"
-	"  limit remove ACCOUNT|default CURRENCY  delete the row (the default applies)\n\n"
+	"  list inflight|in-doubt [--limit N] [--older-than SECONDS]\n"
+	"                                      undecided payments, or decided ones not\n"
+	"                                      yet applied by every participant\n"
+	"  dead list|show|replay ...           inspect and replay dead letters\n"
+	"  limit set|show|remove ...           the risk participant's limits\n\n"
+	"--json (or PAYTX_OUTPUT=json) makes every read command print JSON.\n"
 	"Exit codes: 0 done/committed, 1 service failure, 2 usage, 3 aborted, "
-	"4 rejected, 5 timeout, 6 not found.";
+	"4 rejected (dead replay: refused), 5 timeout, 6 not found.";
+
+/* One command: its handler, the options it takes and its --help. */
+struct command {
+	const char *name;
+	int (*run)(struct ctl *c);
+	unsigned opts;                /* enum ctl_opt bits it accepts */
+	const char *help;
+};
 
 const char *ctl_ledger_dsn(const struct ctl *c, const char *name)
 {
@@ -216,6 +229,8 @@ static int check_settings(struct ctl *c)
 	int64_t timeout;
 	if (config_check(&c->cfg, "PAYTX_AMQP_URL", broker_url_check,
 			 "not a valid amqp:// or amqps:// URL") ||
+	    config_check(&c->cfg, "PAYTX_AMQP_URL_OPERATOR", broker_url_check,
+			 "not a valid amqp:// or amqps:// URL") ||
 	    config_check(&c->cfg, "PAYTX_PG_DSN", pg_dsn_check,
 			 "not a valid PostgreSQL connection string or URI") ||
 	    config_check(&c->cfg, "PAYTX_RISK_DSN", pg_dsn_check,
@@ -245,49 +260,154 @@ static int check_settings(struct ctl *c)
 	return 0;
 }
 
-static int dispatch(struct ctl *c, const char *cmd)
+static const struct command commands[] = {
+	{ "migrate", cmd_migrate, 0,
+	  "usage: paytxctl migrate\n"
+	  "Apply the schema and the roles' grants to the coordinator log (PAYTX_PG_DSN),\n"
+	  "every ledger database (PAYTX_LEDGER_DSNS) and the risk database if\n"
+	  "PAYTX_RISK_DSN is set, as the owner role. Idempotent; the daemons refuse to\n"
+	  "start until it has run.\n" },
+	{ "account", cmd_account_create, 0,
+	  "usage: paytxctl account create ID CURRENCY [external]\n"
+	  "Create an account on the shard that owns ID. external: the outside world,\n"
+	  "which may go negative. Exit 2 when it exists with another currency or kind.\n" },
+	{ "balance", cmd_balance, 0,
+	  "usage: paytxctl balance ID [--json]\n"
+	  "Posted balance, amount held by pending debits and version of an account.\n"
+	  "Exit 6 when there is no such account.\n" },
+	{ "journal", ctl_journal, CTL_OPT_LIMIT,
+	  "usage: paytxctl journal ACCOUNT [--limit N] [--json]\n"
+	  "The account's journal entries on its ledger shard, newest first (default\n"
+	  "the last 50; --limit 0 = all): entry id, txn, payment_id, amount (negative =\n"
+	  "debit), balance after the entry, posting time. Exit 6 when there is no\n"
+	  "such account.\n" },
+	{ "pay", ctl_pay, 0,
+	  "usage: paytxctl pay PAYMENT_ID FROM TO AMOUNT CURRENCY [--json]\n"
+	  "Submit a transfer of AMOUNT minor units as the client's user (PAYTX_AMQP_URL)\n"
+	  "and wait up to PAYTX_TIMEOUT_MS for its outcome. Exit 0 committed, 3 aborted,\n"
+	  "4 rejected, 5 no outcome in time, 1 broker failure.\n" },
+	{ "submit", ctl_submit, 0,
+	  "usage: paytxctl submit FILE [--json]\n"
+	  "Submit a JSON payment (the submit schema; - reads standard input) and wait\n"
+	  "for its outcome, with the exit codes of pay.\n" },
+	{ "status", cmd_status, 0,
+	  "usage: paytxctl status PAYMENT_ID [--json]\n"
+	  "State (preparing, committing, aborting, committed, aborted) and outcome of a\n"
+	  "payment from the coordinator log. Exit 6 when there is none.\n" },
+	{ "list", ctl_list, CTL_OPT_LIMIT | CTL_OPT_OLDER_THAN, NULL /* list.c's */ },
+	{ "dead", ctl_dead, CTL_OPT_LIMIT | CTL_OPT_ALL | CTL_OPT_DRY_RUN, NULL /* dead.c's */ },
+	{ "limit", ctl_limit, CTL_OPT_PER_PAYMENT | CTL_OPT_DAILY,
+	  "usage: paytxctl limit set ACCOUNT|default CURRENCY [--per-payment N|none] "
+	  "[--daily N|none]\n"
+	  "       paytxctl limit show ACCOUNT|default CURRENCY [--json]\n"
+	  "       paytxctl limit remove ACCOUNT|default CURRENCY\n"
+	  "set: the risk limits (minor units) of an account, or of every account without\n"
+	  "its own row (default); a limit left out or none is unset. show: the limit\n"
+	  "that applies and today's usage. remove: delete the row (exit 6 when there\n"
+	  "was none). Needs PAYTX_RISK_DSN.\n" },
+};
+
+static const char *const option_names[] = { "--per-payment", "--daily", "--limit",
+					     "--older-than", "--all", "--dry-run" };
+
+static const struct command *find_command(const char *name)
 {
-	if (strcmp(cmd, "migrate") == 0)
-		return cmd_migrate(c);
-	if (strcmp(cmd, "account") == 0)
-		return cmd_account_create(c);
-	if (strcmp(cmd, "balance") == 0)
-		return cmd_balance(c);
-	if (strcmp(cmd, "pay") == 0)
-		return ctl_pay(c);
-	if (strcmp(cmd, "submit") == 0)
-		return ctl_submit(c);
-	if (strcmp(cmd, "status") == 0)
-		return cmd_status(c);
-	if (strcmp(cmd, "limit") == 0)
-		return ctl_limit(c);
-	fprintf(stderr, "paytxctl: unknown command %s (see --help)\n", cmd);
-	return CTL_USAGE;
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		if (strcmp(commands[i].name, name) == 0)
+			return &commands[i];
+	return NULL;
+}
+
+static int run_command(struct ctl *c, const char *name, bool help)
+{
+	const struct command *cmd = find_command(name);
+	if (!cmd) {
+		fprintf(stderr, "paytxctl: unknown command %s (see paytxctl --help)\n", name);
+		return CTL_USAGE;
+	}
+	if (help) {
+		fputs(cmd->help ? cmd->help : strcmp(name, "list") == 0 ? ctl_list_help
+									 : ctl_dead_help, stdout);
+		return CTL_OK;
+	}
+	for (size_t i = 0; i < sizeof(option_names) / sizeof(option_names[0]); i++)
+		if ((c->opts & (1u << i)) && !(cmd->opts & (1u << i))) {
+			fprintf(stderr, "paytxctl: %s takes no %s option (see paytxctl %s --help)\n",
+				name, option_names[i], name);
+			return CTL_USAGE;
+		}
+	return cmd->run(c);
+}
+
+int64_t ctl_count_option(const char *opt, const char *value, int64_t dflt, int64_t max)
+{
+	if (!value)
+		return dflt;
+	char *end;
+	errno = 0;
+	long long v = strtoll(value, &end, 10);
+	if (errno || end == value || *end || v < 0 || v > max) {
+		fprintf(stderr, "paytxctl: %s takes an integer from 0 to %" PRId64 "\n", opt, max);
+		return -1;
+	}
+	return v;
+}
+
+void ctl_json_string(const char *s)
+{
+	struct json_object *o = json_object_new_string(s);
+	fputs(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN |
+						  JSON_C_TO_STRING_NOSLASHESCAPE), stdout);
+	json_object_put(o);
+}
+
+/* Take the command options and --json / --help out of argv (they may
+ * come anywhere); returns the new argc. */
+static int take_options(struct ctl *c, int argc, char **argv, bool *help)
+{
+	int n = 0;
+	for (int i = 0; i < argc; i++) {
+		const char *a = argv[i];
+		if (strcmp(a, "--json") == 0)
+			c->json = true;
+		else if (i > 0 && (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0))
+			*help = true;
+		else if (ctl_take_option(argc, argv, &i, "per-payment", &c->per_payment))
+			c->opts |= CTL_OPT_PER_PAYMENT;
+		else if (ctl_take_option(argc, argv, &i, "daily", &c->daily))
+			c->opts |= CTL_OPT_DAILY;
+		else if (ctl_take_option(argc, argv, &i, "limit", &c->limit))
+			c->opts |= CTL_OPT_LIMIT;
+		else if (ctl_take_option(argc, argv, &i, "older-than", &c->older_than))
+			c->opts |= CTL_OPT_OLDER_THAN;
+		else if (strcmp(a, "--all") == 0)
+			c->opts |= CTL_OPT_ALL, c->all = true;
+		else if (strcmp(a, "--dry-run") == 0)
+			c->opts |= CTL_OPT_DRY_RUN, c->dry_run = true;
+		else
+			argv[n++] = argv[i];
+	}
+	return n;
 }
 
 int main(int argc, char **argv)
 {
 	struct ctl c = { 0 };
+	bool help = false;
 	log_init("paytxctl");
 	log_set_format_json(0);
 	if (!getenv("PAYTX_LOG_LEVEL"))
 		(void)log_set_level_name("warn");
-	/* "--json" anywhere is the output switch, not a setting; the limit
-	 * options are the limit command's, taken out the same way. */
-	int n = 0;
-	for (int i = 0; i < argc; i++) {
-		if (strcmp(argv[i], "--json") == 0)
-			c.json = true;
-		else if (ctl_take_option(argc, argv, &i, "per-payment", &c.per_payment) ||
-			 ctl_take_option(argc, argv, &i, "daily", &c.daily))
-			continue;
-		else
-			argv[n++] = argv[i];
-	}
-	argc = n;
+	argc = take_options(&c, argc, argv, &help);
 	if (config_load(&c.cfg, defs, sizeof(defs) / sizeof(defs[0]), argc, argv, "paytxctl",
 			usage, "Operate paytx and submit payments."))
 		return CTL_USAGE;
+	if (help && c.cfg.argi < argc)
+		return run_command(&c, argv[c.cfg.argi], true);
+	if (help) {
+		config_print_help(&c.cfg, "paytxctl", usage, "Operate paytx and submit payments.");
+		return CTL_OK;
+	}
 	c.json = c.json || strcmp(config_str(&c.cfg, "PAYTX_OUTPUT"), "json") == 0;
 	if (shardmap_parse(&c.shards, config_str(&c.cfg, "PAYTX_SHARDS")) != 0) {
 		fprintf(stderr, "setting PAYTX_SHARDS: a comma-separated list of names\n");
@@ -301,9 +421,10 @@ int main(int argc, char **argv)
 	}
 	if (c.cfg.argi >= argc) {
 		config_print_help(&c.cfg, "paytxctl", usage, "Operate paytx and submit payments.");
+		fprintf(stderr, "paytxctl: no command given\n");
 		return CTL_USAGE;
 	}
 	c.argc = argc - c.cfg.argi - 1;
 	c.argv = argv + c.cfg.argi + 1;
-	return dispatch(&c, argv[c.cfg.argi]);
+	return run_command(&c, argv[c.cfg.argi], false);
 }

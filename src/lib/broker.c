@@ -286,7 +286,7 @@ static void authenticate(struct broker *b, struct broker_msg *m)
 		m->auth_text = "";
 }
 
-static void fill_msg(struct broker *b, struct broker_msg *m)
+void broker_fill_msg(struct broker *b, struct broker_msg *m)
 {
 	const amqp_basic_properties_t *p = &m->env.message.properties;
 	m->tag = m->env.delivery_tag;
@@ -465,7 +465,7 @@ int broker_next(struct broker *b, struct broker_msg *m, int timeout_ms)
 	amqp_maybe_release_buffers(b->cons);
 	amqp_rpc_reply_t r = amqp_consume_message(b->cons, &m->env, &tv, 0);
 	if (r.reply_type == AMQP_RESPONSE_NORMAL) {
-		fill_msg(b, m);
+		broker_fill_msg(b, m);
 		return 0;
 	}
 	if (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION &&

@@ -166,6 +166,26 @@ size_t broker_pending(const struct broker *b);
 /* Ack one delivery. */
 int broker_ack(struct broker *b, uint64_t tag) PAYTX_MUST_CHECK;
 
+/* Take the next message of queue without consuming it (basic.get, not
+ * acked): 0 with *m filled (m->queue is queue) and *left the number of
+ * messages still ready in the queue behind it, PAYTX_ENOTFOUND when no
+ * message is left, PAYTX_EBROKER. The message stays invisible to others
+ * until broker_ack (removes it), broker_requeue_all or the connection
+ * closes (both put it back). Used by operator tools on queues nobody
+ * consumes, such as paytx.dead. */
+int broker_get(struct broker *b, const char *queue, struct broker_msg *m,
+	       uint32_t *left) PAYTX_MUST_CHECK;
+/* Put every message taken by broker_get and not acked back in its queue,
+ * where it was (RabbitMQ keeps a requeued message's position). */
+int broker_requeue_all(struct broker *b) PAYTX_MUST_CHECK;
+/* Publish m's body and properties as they are (message_id, timestamp,
+ * type, reply_to, correlation_id, signature), with its headers less those
+ * whose names start with one of drop_prefixes (NULL-terminated; NULL =
+ * keep all), to exchange/key, persistent and mandatory; confirmed at the
+ * next broker_flush (PAYTX_EUNROUTABLE when nothing is bound). */
+int broker_republish(struct broker *b, const struct broker_msg *m, const char *exchange,
+		     const char *key, const char *const *drop_prefixes) PAYTX_MUST_CHECK;
+
 /* Copy m to paytx.dlx (routing key = origin queue) with error code and text
  * headers, persistent; confirmed at the next broker_flush. The caller acks m
  * after that flush. text must not contain secrets or metadata. Counted in

@@ -49,6 +49,10 @@ struct broker {
 	struct replay_guard replay;  /* of the protocol messages consumed */
 };
 
+/* Fill m's fields from m->env (a delivery or a basic.get); protocol
+ * messages are authenticated as consumed ones are. */
+void broker_fill_msg(struct broker *b, struct broker_msg *m);
+
 /* Mark the broker disconnected; returns PAYTX_EBROKER. */
 int broker_failed(struct broker *b);
 

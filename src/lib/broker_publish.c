@@ -223,3 +223,31 @@ int broker_dead_letter(struct broker *b, const struct broker_msg *m, int err, co
 		 (unsigned long long)count, paytx_errcode(err), m->queue);
 	return publish_raw(b, BROKER_DLX, m->queue, false, &p, m->body, m->len);
 }
+
+static bool header_dropped(amqp_bytes_t key, const char *const *drop)
+{
+	for (size_t i = 0; drop && drop[i]; i++) {
+		size_t n = strlen(drop[i]);
+		if (key.len >= n && memcmp(key.bytes, drop[i], n) == 0)
+			return true;
+	}
+	return false;
+}
+
+int broker_republish(struct broker *b, const struct broker_msg *m, const char *exchange,
+		     const char *key, const char *const *drop_prefixes)
+{
+	amqp_basic_properties_t p = m->env.message.properties;
+	const amqp_table_t *old = (p._flags & AMQP_BASIC_HEADERS_FLAG) ? &p.headers : NULL;
+	amqp_table_entry_t hdr[64];
+	int n = 0;
+	for (int i = 0; old && i < old->num_entries && n < 64; i++)
+		if (!header_dropped(old->entries[i].key, drop_prefixes))
+			hdr[n++] = old->entries[i];
+	p.headers = (amqp_table_t){ .num_entries = n, .entries = hdr };
+	if (n == 0)
+		p._flags &= ~(amqp_flags_t)AMQP_BASIC_HEADERS_FLAG;
+	p._flags |= AMQP_BASIC_DELIVERY_MODE_FLAG;
+	p.delivery_mode = 2;
+	return publish_raw(b, exchange, key, true, &p, m->body, m->len);
+}

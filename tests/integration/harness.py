@@ -63,6 +63,7 @@ DEFINITIONS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..
 DEV_PASS_SUFFIX = "-DEV-ONLY"   # a role user's password: its name + this (scripts/services.sh)
 CLIENT_USER = "paytx-client"
 COORDINATOR_USER = "paytx-coordinator"
+OPERATOR_USER = "paytx-operator"   # paytxctl dead: reads paytx.dead, writes paytx.submit
 
 
 def participant_user(name):
@@ -293,6 +294,7 @@ class Deployment:
             "PAYTX_LEDGER_DSNS": ",".join("%s=%s" % (s, self.dsn(s, "owner"))
                                           for s in self.shards),
             "PAYTX_PG_DSN": self.dsn("coord", "owner"),
+            "PAYTX_AMQP_URL_OPERATOR": self.role_url(OPERATOR_USER),
             "PAYTX_LOG_FORMAT": "json",
             "PAYTX_LOG_LEVEL": "debug",
         })

@@ -12,8 +12,8 @@ import time
 
 import pika
 
-from harness import (CLIENT_USER, COORDINATOR_USER, RABBITMQCTL, PaytxTestCase, main,
-                     participant_user)
+from harness import (CLIENT_USER, COORDINATOR_USER, OPERATOR_USER, RABBITMQCTL,
+                     PaytxTestCase, main, participant_user)
 
 
 class RabbitRoles(PaytxTestCase):
@@ -105,6 +105,29 @@ class RabbitRoles(PaytxTestCase):
                             "ledger.0 binds its queue to ledger.1's routing key")
         self.assert_refused(user, self.publish("paytx.participants", "ledger.1"),
                             "ledger.0 publishes to paytx.participants")
+
+    def test_operator_reads_only_dead_letters_and_writes_only_submits(self):
+        # what paytxctl dead needs: basic.get on paytx.dead, publish to paytx.submit
+        ch = self.channel(OPERATOR_USER)
+        self.assertIsNone(ch.basic_get("paytx.dead", auto_ack=False)[0])
+        ch.basic_publish("paytx.submit", "", b"{not json",
+                         pika.BasicProperties(content_type="application/json"))
+        self.d.wait_for(lambda: self.d.dead_count() == 1, what="the operator's submit")
+        for queue in ("paytx.submit", "ledger.0", "paytx.status",
+                      "paytx.reply.%s-coordinator" % self.d.name):
+            self.assert_refused(OPERATOR_USER, self.get(queue), "operator basic.get " + queue)
+        self.assert_refused(OPERATOR_USER, self.consume("ledger.1"), "operator consumes ledger.1")
+        self.assert_refused(OPERATOR_USER, self.publish("paytx.participants", "ledger.0"),
+                            "operator publishes to paytx.participants")
+        self.assert_refused(OPERATOR_USER, self.publish("", "ledger.0"),
+                            "operator publishes through the default exchange")
+        self.assert_refused(OPERATOR_USER, self.publish("paytx.dlx", ""),
+                            "operator publishes to paytx.dlx")
+        self.assert_refused(OPERATOR_USER, lambda ch: ch.queue_declare("", exclusive=True),
+                            "operator declares a queue")
+        self.assert_refused(OPERATOR_USER, lambda ch: ch.queue_bind(
+            "paytx.submit", "paytx.events", "payment.#"), "operator binds events to submits")
+        self.assertEqual(self.d.dead_count(), 1)
 
     def test_client_routing_events_into_submits_makes_no_loop(self):
         # Permissions cannot refuse this bind (write on the name paytx.submit,
