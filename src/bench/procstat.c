@@ -57,8 +57,28 @@ void procstat_sample(struct procstat *s)
 				s->rows[i].nproc++;
 				s->rows[i].cpu_s += cpu;
 				s->rows[i].rss_kb += rss;
+				if (s->npids < PROCSTAT_PIDS)
+					s->pids[s->npids++] = (struct procstat_pid){
+						.pid = atoi(e->d_name), .row = i, .cpu_s = cpu };
 			}
 	}
 	if (d)
 		closedir(d);
+}
+
+double procstat_cpu_used(const struct procstat *before, const struct procstat *after, int row)
+{
+	double used = 0;
+	for (size_t i = 0; i < after->npids; i++) {
+		const struct procstat_pid *a = &after->pids[i];
+		if (a->row != row)
+			continue;
+		double start = 0;
+		for (size_t j = 0; j < before->npids; j++)
+			if (before->pids[j].pid == a->pid && before->pids[j].row == row)
+				start = before->pids[j].cpu_s;
+		if (a->cpu_s > start)
+			used += a->cpu_s - start;
+	}
+	return used;
 }

@@ -54,11 +54,11 @@ void report_text(FILE *f, const struct report *r)
 				x->reasons[i].reason, x->reasons[i].n);
 	fprintf(f, "CPU cores, RSS    ");
 	for (int i = 0; i < PROCSTAT_NAMES; i++) {
-		const struct procstat_row *a = &r->before->rows[i], *b = &r->after->rows[i];
+		const struct procstat_row *b = &r->after->rows[i];
 		if (!b->nproc)
 			continue;
 		fprintf(f, "%s %.2f, %.0f MiB (%u)  ", b->name,
-			r->wall_s > 0 ? (b->cpu_s - a->cpu_s) / r->wall_s : 0,
+			r->wall_s > 0 ? procstat_cpu_used(r->before, r->after, i) / r->wall_s : 0,
 			(double)b->rss_kb / 1024.0, b->nproc);
 	}
 	fprintf(f, "\nledger invariants %s: %s sum %" PRId64 ", negative %" PRIu64
@@ -87,13 +87,13 @@ static struct json_object *procs_json(const struct report *r)
 {
 	struct json_object *o = json_object_new_object();
 	for (int i = 0; i < PROCSTAT_NAMES; i++) {
-		const struct procstat_row *a = &r->before->rows[i], *b = &r->after->rows[i];
+		const struct procstat_row *b = &r->after->rows[i];
 		if (!b->nproc)
 			continue;
 		struct json_object *p = json_object_new_object();
 		json_object_object_add(p, "processes", json_object_new_int((int)b->nproc));
 		json_object_object_add(p, "cpu_cores", json_object_new_double(
-			r->wall_s > 0 ? (b->cpu_s - a->cpu_s) / r->wall_s : 0));
+			r->wall_s > 0 ? procstat_cpu_used(r->before, r->after, i) / r->wall_s : 0));
 		json_object_object_add(p, "rss_kib", json_object_new_int64(b->rss_kb));
 		json_object_object_add(o, b->name, p);
 	}

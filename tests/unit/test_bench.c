@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "latency.h"
+#include "procstat.h"
 #include "workload.h"
 
 START_TEST(test_quantiles_are_exact_below_128_us)
@@ -125,6 +126,25 @@ START_TEST(test_funding_covers_every_account_once)
 }
 END_TEST
 
+/* A process that exits during the run (a helper's test daemon, a
+ * PostgreSQL backend) once made the CPU figure negative. */
+START_TEST(test_cpu_used_counts_per_process_and_never_goes_negative)
+{
+	static struct procstat before, after;
+	before.npids = 3;
+	before.pids[0] = (struct procstat_pid){ .pid = 10, .row = 0, .cpu_s = 5.0 };
+	before.pids[1] = (struct procstat_pid){ .pid = 11, .row = 0, .cpu_s = 100.0 }; /* exits */
+	before.pids[2] = (struct procstat_pid){ .pid = 20, .row = 4, .cpu_s = 1.0 };
+	after.npids = 3;
+	after.pids[0] = (struct procstat_pid){ .pid = 10, .row = 0, .cpu_s = 7.5 };
+	after.pids[1] = (struct procstat_pid){ .pid = 12, .row = 0, .cpu_s = 0.5 };  /* new */
+	after.pids[2] = (struct procstat_pid){ .pid = 20, .row = 4, .cpu_s = 4.0 };
+	ck_assert_double_eq_tol(procstat_cpu_used(&before, &after, 0), 3.0, 1e-9);
+	ck_assert_double_eq_tol(procstat_cpu_used(&before, &after, 4), 3.0, 1e-9);
+	ck_assert_double_eq_tol(procstat_cpu_used(&before, &after, 1), 0.0, 1e-9);
+}
+END_TEST
+
 int main(void)
 {
 	const struct unit_case cases[] = {
@@ -133,6 +153,7 @@ int main(void)
 		UNIT_CASE(test_merge_and_huge_values),
 		UNIT_CASE(test_payment_mix_follows_the_shares),
 		UNIT_CASE(test_funding_covers_every_account_once),
+		UNIT_CASE(test_cpu_used_counts_per_process_and_never_goes_negative),
 	};
 	return UNIT_RUN("bench", cases, NULL, NULL);
 }
