@@ -90,6 +90,61 @@ def paytx(duration, **opts):
     return json.loads(r.stdout.splitlines()[-1])
 
 
+def rss_kib(pid):
+    try:
+        with open("/proc/%d/status" % pid) as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
+def soak(minutes, rate, accounts):
+    """Open loop at rate for minutes, sampling the daemons' RSS every 10 s:
+    memory must stay flat (bounded by payments in flight, not history)."""
+    import threading
+    import time
+    run_dir = os.path.join(os.environ.get("PAYTX_HOME", ".paytx"), "run")
+    pids = {}
+    for f in sorted(os.listdir(run_dir)):
+        if f.endswith(".pid"):
+            with open(os.path.join(run_dir, f)) as fh:
+                pids[f[:-4]] = int(fh.read().strip())
+    samples = []   # (seconds, {name: kib})
+    done = threading.Event()
+
+    def sample():
+        t0 = time.monotonic()
+        while not done.is_set():
+            samples.append((time.monotonic() - t0, {n: rss_kib(p) for n, p in pids.items()}))
+            done.wait(10)
+    th = threading.Thread(target=sample)
+    th.start()
+    try:
+        r = paytx(minutes * 60, mode="open", rate=rate, cross_shard=1, accounts=accounts,
+                  warmup=0)
+    finally:
+        done.set()
+        th.join()
+    print("soak: %d min open loop at %d/s: %.0f payments/s, p99 %.1f ms, invariants %s" %
+          (minutes, rate, r["payments_per_s"], r["latency_ms"]["p99"],
+           "OK" if r["invariants"]["ok"] else "VIOLATED"))
+    print("  %-8s" % "minute" + "".join("%14s" % n for n in pids))
+    for t, kib in samples:
+        if int(t) % 60 < 10:
+            print("  %-8d" % round(t / 60) + "".join(
+                "%11s MiB" % ("%.1f" % (kib[n] / 1024) if kib[n] else "-") for n in pids))
+    first = next((k for t, k in samples if t >= 60), samples[0][1])  # after warming up
+    last = samples[-1][1]
+    for n in pids:
+        if first.get(n) and last.get(n):
+            print("  %s: %+.1f MiB from minute 1 to the end" % (n, (last[n] - first[n]) / 1024))
+    ok = r["invariants"]["ok"] and r["outcomes"]["no_outcome"] == 0
+    return 0 if ok else 1
+
+
 def median(runs, key):
     return statistics.median(key(r) for r in runs)
 
@@ -103,7 +158,13 @@ def main():
     ap.add_argument("--concurrency", type=int, default=256, help="paytx outstanding payments")
     ap.add_argument("--json", help="also write every figure to this file")
     ap.add_argument("--quick", action="store_true", help="skip the 1k/10k memory runs")
+    ap.add_argument("--soak", type=int, metavar="MINUTES",
+                    help="instead: open loop for MINUTES at --rate, RSS of every daemon "
+                         "every 10 s (is memory flat?)")
+    ap.add_argument("--rate", type=int, default=400, help="--soak payments per second")
     a = ap.parse_args()
+    if a.soak:
+        return soak(a.soak, a.rate, a.accounts)
     rep = range(a.repeat)
     fig = {}
     say("pgbench: setting up %d accounts" % a.accounts)

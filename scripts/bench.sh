@@ -13,6 +13,7 @@
 # throughout: fsync and synchronous_commit on, confirms, manual acks.
 #
 #   scripts/bench.sh [--duration S] [--repeat N] [--json FILE] [--quick]
+#   scripts/bench.sh --soak MINUTES [--rate N]   memory over a long open-loop run
 set -euo pipefail
 . "$(dirname "$0")/common.sh"
 "$REPO_DIR/scripts/install-deps.sh" >/dev/null
