@@ -30,6 +30,9 @@ CREATE TABLE IF NOT EXISTS payments (
 -- the payment is prepared on, so that a coordinator adopting it decides on
 -- exactly those whatever its own list says. NULL in rows logged before.
 ALTER TABLE payments ADD COLUMN IF NOT EXISTS participants text;
+-- Also version 2: the submit's W3C traceparent, carried on every message
+-- about the payment, also after another coordinator adopts it.
+ALTER TABLE payments ADD COLUMN IF NOT EXISTS traceparent text;
 CREATE INDEX IF NOT EXISTS payments_open ON payments (owner, lease_until)
     WHERE state IN ('preparing', 'committing', 'aborting') OR NOT outcome_sent;
 

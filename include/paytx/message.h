@@ -134,6 +134,9 @@ const char *paytx_status_name(enum paytx_status status);
 
 /* Is s (len bytes) a valid identifier: 1..64 of [A-Za-z0-9._:-]? */
 bool paytx_id_valid(const char *s, size_t len);
+/* Is s (len bytes) a W3C traceparent: 2-32-16-2 lowercase hex digits
+ * joined by '-' (55 bytes)? Anything else is not carried on. */
+bool paytx_traceparent_valid(const char *s, size_t len);
 
 /* Decoders: body is borrowed and need not be NUL-terminated. On success the
  * output struct is filled (paytx_payment.metadata is then owned by the

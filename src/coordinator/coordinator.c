@@ -19,8 +19,8 @@ static int log_submit(struct coordinator *c, struct in_item *it)
 	int err = paytx_payment_canonical(&it->pay, &canon);
 	if (!err)
 		err = txlog_insert(&c->log, &it->pay, canon.data, it->msg.reply_to,
-				   it->msg.correlation_id, c->extra_list, clock_wall_ms(), &it->ins,
-				   &it->txn, &it->row);
+				   it->msg.correlation_id, c->extra_list, it->msg.traceparent,
+				   clock_wall_ms(), &it->ins, &it->txn, &it->row);
 	paytx_buf_finish(&canon);
 	return err;
 }
@@ -151,6 +151,7 @@ static int start_txn(struct coordinator *c, struct in_item *it)
 	int err = txn_init(t, it->txn, &it->pay, &c->cfg.shards, &c->cfg.extra, clock_wall_ms(),
 			   clock_mono_ms(), c->cfg.prepare_timeout_ms);
 	t->backoff_ms = resend_first_ms(c);
+	snprintf(t->traceparent, sizeof(t->traceparent), "%s", it->msg.traceparent);
 	if (!err)
 		err = txtable_put(&c->table, t);
 	if (err) {
@@ -180,7 +181,7 @@ static int submit_result(struct coordinator *c, struct in_item *it)
 		log_txn(LOG_INFO, it->pay.payment_id, it->txn, "duplicate submit: first outcome %s",
 			it->row.state);
 		return outbox_outcome(&c->outbox, &o, it->msg.reply_to, it->msg.correlation_id,
-				      NULL, false);
+				      NULL, false, it->msg.traceparent);
 	}
 	case TXLOG_CONFLICT:
 		inbox_reject(it, PAYTX_ECONFLICT, "payment_id was used before for a different "
@@ -197,7 +198,8 @@ static int answer_abort(struct coordinator *c, const struct txlog_row *r)
 	if (r->outcome_sent)
 		return 0;
 	struct paytx_outcome o = outcome_of_row(r);
-	int err = outbox_outcome(&c->outbox, &o, r->reply_to, r->correlation_id, r->waiters, true);
+	int err = outbox_outcome(&c->outbox, &o, r->reply_to, r->correlation_id, r->waiters, true,
+				 r->traceparent);
 	return err ? err : idlist_push(&c->early, r->txn);
 }
 
@@ -230,7 +232,7 @@ static int publish_outcomes(struct coordinator *c)
 		if (r->outcome_sent)
 			continue;
 		err = outbox_outcome(&c->outbox, &o, r->reply_to, r->correlation_id, r->waiters,
-				     true);
+				     true, r->traceparent);
 	}
 	return err;
 }
@@ -259,7 +261,7 @@ static int send_requests(struct coordinator *c, struct txn *t, bool resend)
 			err = outbox_prepare(&c->outbox, t, part, corr);
 		else
 			err = outbox_decision(&c->outbox, t->id, t->commit, t->payment_id,
-					      part->name, corr);
+					      part->name, corr, t->traceparent);
 	}
 	return err;
 }
@@ -320,7 +322,7 @@ static int publish_all(struct coordinator *c)
 			err = submit_result(c, it);
 		if (!err && it->kind == IN_STATUS && it->decided)
 			err = outbox_decision(&c->outbox, it->query.txn, it->commit, it->payment_id,
-					      it->query.participant, NULL);
+					      it->query.participant, NULL, it->msg.traceparent);
 		if (!err && it->kind == IN_REJECT)
 			err = outbox_reject(&c->outbox, &it->msg, it->err, it->text);
 	}

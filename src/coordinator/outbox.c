@@ -22,12 +22,12 @@ void outbox_finish(struct outbox *o)
 }
 
 static int to_participant(struct outbox *o, enum paytx_msg_type type, const char *participant,
-			  const char *corr)
+			  const char *corr, const char *traceparent)
 {
 	struct broker_out m = { .exchange = BROKER_PARTICIPANTS_EXCHANGE,
 				.routing_key = participant, .type = type, .body = o->buf.data,
 				.len = o->buf.len, .reply_to = o->reply_queue,
-				.correlation_id = corr, .sign = true };
+				.correlation_id = corr, .traceparent = traceparent, .sign = true };
 	return broker_publish(o->broker, &m);
 }
 
@@ -38,31 +38,31 @@ int outbox_prepare(struct outbox *o, const struct txn *t, const struct txn_part 
 	txn_prepare_for(t, part, &p);
 	paytx_buf_reset(&o->buf);
 	int err = paytx_prepare_encode(&p, &o->buf);
-	return err ? err : to_participant(o, PAYTX_MSG_PREPARE, part->name, corr);
+	return err ? err : to_participant(o, PAYTX_MSG_PREPARE, part->name, corr, t->traceparent);
 }
 
 int outbox_decision(struct outbox *o, int64_t txn, bool commit, const char *payment_id,
-		    const char *participant, const char *corr)
+		    const char *participant, const char *corr, const char *traceparent)
 {
 	struct paytx_decision d = { .txn = txn, .commit = commit };
 	snprintf(d.payment_id, sizeof(d.payment_id), "%s", payment_id);
 	paytx_buf_reset(&o->buf);
 	int err = paytx_decision_encode(&d, &o->buf);
 	return err ? err : to_participant(o, commit ? PAYTX_MSG_COMMIT : PAYTX_MSG_ABORT,
-					  participant, corr);
+					  participant, corr, traceparent);
 }
 
-static int reply(struct outbox *o, const char *reply_to, const char *corr)
+static int reply(struct outbox *o, const char *reply_to, const char *corr, const char *tp)
 {
 	if (!reply_to || !*reply_to)
 		return 0;
 	struct broker_out m = { .exchange = "", .routing_key = reply_to,
 				.type = PAYTX_MSG_OUTCOME, .body = o->buf.data, .len = o->buf.len,
-				.correlation_id = corr, .persistent = true };
+				.correlation_id = corr, .traceparent = tp, .persistent = true };
 	return broker_publish(o->broker, &m);
 }
 
-static int reply_waiters(struct outbox *o, const char *waiters_json)
+static int reply_waiters(struct outbox *o, const char *waiters_json, const char *tp)
 {
 	if (!waiters_json)
 		return 0;
@@ -74,27 +74,29 @@ static int reply_waiters(struct outbox *o, const char *waiters_json)
 		struct json_object *w = json_object_array_get_idx(arr, i), *rt, *ci;
 		if (json_object_object_get_ex(w, "reply_to", &rt) &&
 		    json_object_object_get_ex(w, "correlation_id", &ci))
-			err = reply(o, json_object_get_string(rt), json_object_get_string(ci));
+			err = reply(o, json_object_get_string(rt), json_object_get_string(ci), tp);
 	}
 	json_object_put(arr);
 	return err;
 }
 
 int outbox_outcome(struct outbox *o, const struct paytx_outcome *out, const char *reply_to,
-		   const char *correlation_id, const char *waiters_json, bool event)
+		   const char *correlation_id, const char *waiters_json, bool event,
+		   const char *traceparent)
 {
 	paytx_buf_reset(&o->buf);
 	int err = paytx_outcome_encode(out, &o->buf);
 	if (!err)
-		err = reply(o, reply_to, correlation_id);
+		err = reply(o, reply_to, correlation_id, traceparent);
 	if (!err)
-		err = reply_waiters(o, waiters_json);
+		err = reply_waiters(o, waiters_json, traceparent);
 	if (!err && event) {
 		char key[64];
 		snprintf(key, sizeof(key), "payment.%s", paytx_status_name(out->status));
 		struct broker_out m = { .exchange = BROKER_EVENTS_EXCHANGE, .routing_key = key,
 					.type = PAYTX_MSG_OUTCOME, .body = o->buf.data,
-					.len = o->buf.len, .persistent = true };
+					.len = o->buf.len, .traceparent = traceparent,
+					.persistent = true };
 		err = broker_publish(o->broker, &m);
 	}
 	return err;
@@ -132,7 +134,8 @@ int outbox_reject(struct outbox *o, const struct broker_msg *m, int err, const c
 		snprintf(out.reason, sizeof(out.reason), "%s", paytx_errcode(err));
 		snprintf(out.detail, sizeof(out.detail), "%s", text);
 		log_txn(LOG_INFO, out.payment_id, 0, "rejected: %s: %s", out.reason, out.detail);
-		int e = outbox_outcome(o, &out, m->reply_to, m->correlation_id, NULL, true);
+		int e = outbox_outcome(o, &out, m->reply_to, m->correlation_id, NULL, true,
+				       m->traceparent);
 		if (e)
 			return e;
 	}

@@ -22,16 +22,20 @@ struct outbox {
 void outbox_init(struct outbox *o, struct broker *b, const char *reply_queue);
 void outbox_finish(struct outbox *o);
 
-/* corr (may be NULL) is the request's correlation_id: see peers.h. */
+/* corr (may be NULL) is the request's correlation_id: see peers.h. A
+ * traceparent (W3C; NULL or "" = none) goes out as the header of the same
+ * name, so a trace started by the client follows its payment everywhere. */
 int outbox_prepare(struct outbox *o, const struct txn *t, const struct txn_part *part,
 		   const char *corr) PAYTX_MUST_CHECK;
 int outbox_decision(struct outbox *o, int64_t txn, bool commit, const char *payment_id,
-		    const char *participant, const char *corr) PAYTX_MUST_CHECK;
+		    const char *participant, const char *corr,
+		    const char *traceparent) PAYTX_MUST_CHECK;
 /* Send out to reply_to (if any), to every waiter in waiters_json (a JSON
  * array of {reply_to, correlation_id}, may be NULL) and, when event is
  * true, to paytx.events as payment.<status>. */
 int outbox_outcome(struct outbox *o, const struct paytx_outcome *out, const char *reply_to,
-		   const char *correlation_id, const char *waiters_json, bool event) PAYTX_MUST_CHECK;
+		   const char *correlation_id, const char *waiters_json, bool event,
+		   const char *traceparent) PAYTX_MUST_CHECK;
 /* Refuse a submit or protocol message: a rejected outcome to its reply_to
  * and paytx.events (submits only, and not for an outcome found on the submit
  * queue, which would loop), and a dead letter with the reason. */

@@ -38,6 +38,7 @@ static int adopt_row(void *arg, struct txlog_row *row)
 		return err;
 	}
 	snprintf(t->reason, sizeof(t->reason), "%s", row->reason);
+	snprintf(t->traceparent, sizeof(t->traceparent), "%s", row->traceparent);
 	snprintf(t->detail, sizeof(t->detail), "%s", row->detail);
 	log_txn(LOG_INFO, row->payment_id, row->txn, "adopted in state %s", row->state);
 	if (strcmp(row->state, "preparing") == 0) {

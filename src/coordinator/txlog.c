@@ -17,8 +17,8 @@
 	"(extract(epoch from submitted_at) * 1000)::bigint, "                           \
 	"coalesce((extract(epoch from finished_at) * 1000)::bigint, 0), outcome_sent, " \
 	"coalesce(reply_to, ''), coalesce(correlation_id, ''), request, waiters::text, " \
-	"participants IS NOT NULL, coalesce(participants, '')"
-#define ROW_NCOLS 15 /* the first column after ROW_COLS */
+	"participants IS NOT NULL, coalesce(participants, ''), coalesce(traceparent, '')"
+#define ROW_NCOLS 16 /* the first column after ROW_COLS */
 #define OPEN_STATES "state IN ('preparing', 'committing', 'aborting')"
 
 static void copy_field(char *dst, size_t n, const PGresult *res, int row, int col)
@@ -46,6 +46,7 @@ static void row_read(const PGresult *res, int i, struct txlog_row *r, bool heap)
 	}
 	r->extra_known = PQgetvalue(res, i, 13)[0] == 't';
 	copy_field(r->extra, sizeof(r->extra), res, i, 14);
+	copy_field(r->traceparent, sizeof(r->traceparent), res, i, 15);
 }
 
 static void sha256_hex(const char *s, char out[65])
@@ -246,8 +247,8 @@ void txlog_rollback(struct txlog *l)
 
 int txlog_insert(struct txlog *l, const struct paytx_payment *p, const char *canonical,
 		 const char *reply_to, const char *correlation_id, const char *extra,
-		 int64_t submitted_ms, enum txlog_insert *res, int64_t *txn,
-		 struct txlog_row *row)
+		 const char *traceparent, int64_t submitted_ms, enum txlog_insert *res,
+		 int64_t *txn, struct txlog_row *row)
 {
 	char lease[32], ts[32];
 	struct paytx_buf req;
@@ -266,14 +267,15 @@ int txlog_insert(struct txlog *l, const struct paytx_payment *p, const char *can
 	const char *params[] = { p->payment_id, op.hash, req.data, p->metadata,
 				 reply_to && *reply_to ? reply_to : NULL,
 				 correlation_id && *correlation_id ? correlation_id : NULL,
-				 l->owner, lease, ts, extra };
+				 l->owner, lease, ts, extra,
+				 traceparent && *traceparent ? traceparent : NULL };
 	/* libpq copies the parameters into its buffer: req can go now. */
 	int err = queue(l, "paytx_txlog_insert",
 		"INSERT INTO payments (payment_id, request_hash, request, metadata, state, "
-		"reply_to, correlation_id, owner, lease_until, submitted_at, participants) "
-		"VALUES ($1, $2, $3, $4, 'preparing', $5, $6, $7, "
+		"reply_to, correlation_id, owner, lease_until, submitted_at, participants, "
+		"traceparent) VALUES ($1, $2, $3, $4, 'preparing', $5, $6, $7, "
 		"now() + $8::bigint * interval '1 millisecond', to_timestamp($9::bigint / 1000.0), "
-		"$10) ON CONFLICT (payment_id) DO NOTHING RETURNING txn", 10, params, &op);
+		"$10, $11) ON CONFLICT (payment_id) DO NOTHING RETURNING txn", 11, params, &op);
 	paytx_buf_finish(&req);
 	return err;
 }

@@ -60,6 +60,7 @@ struct txlog_row {
 	char correlation_id[256];
 	bool extra_known;            /* false in rows logged before schema 2 */
 	char extra[256];             /* the further participants it was prepared on */
+	char traceparent[64];        /* the submit's W3C traceparent, "" if none */
 };
 
 void txlog_row_finish(struct txlog_row *r);
@@ -84,11 +85,12 @@ void txlog_rollback(struct txlog *l);
 /* Record a submit. p, reply_to and correlation_id are borrowed until
  * txlog_sync; canonical is its canonical form (used at once). extra: the
  * further participants (PAYTX_PARTICIPANTS, comma-separated) it will be
- * prepared on, so that whoever adopts it decides on exactly those. */
+ * prepared on, so that whoever adopts it decides on exactly those;
+ * traceparent: the submit's, carried on every message about the payment. */
 int txlog_insert(struct txlog *l, const struct paytx_payment *p, const char *canonical,
 		 const char *reply_to, const char *correlation_id, const char *extra,
-		 int64_t submitted_ms, enum txlog_insert *res, int64_t *txn,
-		 struct txlog_row *row) PAYTX_MUST_CHECK;
+		 const char *traceparent, int64_t submitted_ms, enum txlog_insert *res,
+		 int64_t *txn, struct txlog_row *row) PAYTX_MUST_CHECK;
 /* Record a decision; *logged_commit is the decision that is in the log
  * (another coordinator's if it was first). row gets the payment's reply
  * targets (waiters on the heap) so an abort can be answered at once. */

@@ -45,6 +45,7 @@ struct txn_part {
 struct txn {
 	int64_t id;
 	char payment_id[PAYTX_ID_MAX + 1];
+	char traceparent[64];       /* the submit's, "" if none */
 	enum txn_state state;
 	bool deciding;              /* decision chosen, not yet durable */
 	bool commit;                /* the decision, once deciding or decided */

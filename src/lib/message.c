@@ -597,6 +597,19 @@ bool paytx_id_valid(const char *s, size_t len)
 	return true;
 }
 
+bool paytx_traceparent_valid(const char *s, size_t len)
+{
+	if (!s || len != 55)
+		return false;
+	for (size_t i = 0; i < len; i++) {
+		bool dash = i == 2 || i == 35 || i == 52;
+		char c = s[i];
+		if (dash ? c != '-' : !((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')))
+			return false;
+	}
+	return true;
+}
+
 int paytx_payment_decode(const char *body, size_t len, struct paytx_payment *out,
 			 struct paytx_fault *fault)
 {

@@ -456,12 +456,12 @@ class Deployment:
         self.ch.basic_publish(exchange, routing_key, body, props)
         return props.correlation_id
 
-    def submit(self, payment, reply=True, msg_type="payment.submit"):
+    def submit(self, payment, reply=True, msg_type="payment.submit", headers=None):
         body = payment if isinstance(payment, (bytes, str)) else json.dumps(payment)
         props = pika.BasicProperties(content_type="application/json", delivery_mode=2,
                                      type=msg_type,
                                      reply_to=self.reply_queue if reply else None,
-                                     correlation_id=uuid.uuid4().hex)
+                                     correlation_id=uuid.uuid4().hex, headers=headers)
         return self.publish_raw(body, props)
 
     def wait_reply(self, correlation_id=None, timeout=30, queue=None):

@@ -481,6 +481,12 @@ class Traffic(PaytxTestCase):
                       "currency": "EUR"}, msg_type="txn.vote")
         self.forged_commit()
         tp = self.traced_exchange()
+        # A client's trace follows its payment: prepares, decisions and the
+        # outcome carry the submit's traceparent, and the replies copy it.
+        client_tp = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+        corr = self.d.submit({"payment_id": "traced-1", "from": a, "to": b, "amount": 7,
+                              "currency": "EUR"}, headers={"traceparent": client_tp})
+        self.assertEqual(self.d.wait_reply(corr)[0]["status"], "committed")
         self.in_doubt_payment(a, b)
         self.d.wait_for(lambda: self.d.dead_count() >= 7, what="every dead letter")
         self.d.check_invariants(self)
@@ -510,6 +516,12 @@ class Traffic(PaytxTestCase):
                   if (m["props"].get("headers") or {}).get("traceparent") == tp
                   and m["user"] == participant_user("ledger.0")}
         self.assertEqual(traced, {"txn.vote", "txn.ack"}, "traceparent copied to replies")
+        traced = {(m["user"] == COORDINATOR_USER, m["props"]["type"]) for m in messages
+                  if (m["props"].get("headers") or {}).get("traceparent") == client_tp}
+        self.assertEqual(traced, {(True, "txn.prepare"), (True, "txn.commit"),
+                                  (True, "payment.outcome"), (False, "payment.submit"),
+                                  (False, "txn.vote"), (False, "txn.ack")},
+                         "a submit's traceparent on every message about its payment")
         print("validated %d captured messages: %s" % (sum(seen.values()), seen))
 
 

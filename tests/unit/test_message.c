@@ -306,6 +306,23 @@ START_TEST(test_id_valid_accepts_allowed_characters_up_to_64)
 }
 END_TEST
 
+START_TEST(test_traceparent_valid_only_in_the_w3c_form)
+{
+	const char *ok = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+	ck_assert(paytx_traceparent_valid(ok, strlen(ok)));
+	ck_assert(!paytx_traceparent_valid(ok, strlen(ok) - 1));
+	ck_assert(!paytx_traceparent_valid(NULL, 55));
+	ck_assert(!paytx_traceparent_valid(
+		"00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01", 55)); /* upper case */
+	ck_assert(!paytx_traceparent_valid(
+		"00_4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", 55));
+	ck_assert(!paytx_traceparent_valid(
+		"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-0\n", 55));
+	ck_assert(!paytx_traceparent_valid(
+		"00-4bf92f3577b34da6a3ce929d0e0e4736\"00f067aa0ba902b7-01", 55));
+}
+END_TEST
+
 START_TEST(test_id_valid_rejects_empty_long_and_bad_characters)
 {
 	char id[66];
@@ -1607,6 +1624,7 @@ static Suite *message_suite(void)
 	ADD(s, test_status_names);
 	ADD(s, test_id_valid_accepts_allowed_characters_up_to_64);
 	ADD(s, test_id_valid_rejects_empty_long_and_bad_characters);
+	ADD(s, test_traceparent_valid_only_in_the_w3c_form);
 	ADD(s, test_body_longer_than_message_max_is_too_big);
 	ADD(s, test_body_of_exactly_message_max_is_parsed);
 	ADD(s, test_invalid_utf8_is_invalid_encoding);
