@@ -11,6 +11,7 @@
 #include "broker.h"
 #include "coordinator.h"
 #include "log.h"
+#include "metrics.h"
 #include "outbox.h"
 #include "sign.h"
 #include "loopstat.h"
@@ -65,6 +66,7 @@ struct coordinator {
 	int64_t next_scan_ms, next_renew_ms, next_adopt_ms;
 	struct loopstat stats;          /* where the loop's time goes */
 	int64_t reply_ms;               /* moving average: request to vote or ack */
+	struct metrics_batch metrics;   /* this iteration's updates, flushed at its end */
 };
 
 /* The first re-send of a transaction's requests waits this many replies'

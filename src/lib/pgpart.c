@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "metrics.h"
 #include "pg.h"
 #include "pgpipe.h"
 
@@ -237,6 +238,7 @@ int pgpart_reset(void *ctx)
 			log_error("%s: reconnect failed: %.*s", p->who, (int)strcspn(msg, "\n"), msg);
 			return PAYTX_EDB;
 		}
+		metrics_inc(METRIC_RECONNECTS, "to", "postgres", NULL, NULL, 1);
 		return 0;
 	}
 	if (PQtransactionStatus(p->conn) != PQTRANS_IDLE)
