@@ -28,7 +28,7 @@ static const struct metric_def defs[] = {
 	  "(committed, aborted) and abort reason (empty when committed)." },
 	{ METRIC_PHASE_SECONDS, KIND_HISTOGRAM,
 	  "Coordinator phase latency: prepare = start to decision, decision = decision logged "
-	  "to last ack, outcome = submit to outcome published." },
+	  "to last ack, total = submit to last ack (payment finished)." },
 	{ METRIC_INFLIGHT, KIND_GAUGE, "Payments this coordinator is running now." },
 	{ METRIC_RESENDS, KIND_COUNTER,
 	  "Re-sends of unanswered requests, by request (prepare, decision)." },
