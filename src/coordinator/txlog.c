@@ -9,7 +9,6 @@
 #include <openssl/evp.h>
 
 #include "log.h"
-#include "metrics.h"
 #include "pg.h"
 #include "pgpipe.h"
 
@@ -83,13 +82,10 @@ void txlog_heal(struct txlog *l)
 {
 	if (!pg_broken(l->conn))
 		return;
-	PQreset(l->conn);
-	if (pg_broken(l->conn)) {
-		log_warn("postgres: coordinator log still unreachable");
-	} else {
+	if (pg_reset(l->conn))
 		log_info("postgres: coordinator log reconnected");
-		metrics_inc(METRIC_RECONNECTS, "to", "postgres", NULL, NULL, 1);
-	}
+	else
+		log_warn("postgres: coordinator log still unreachable");
 	l->in_tx = false;
 	l->pipe.active = false;
 }

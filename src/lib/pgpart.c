@@ -9,7 +9,6 @@
 #include <string.h>
 
 #include "log.h"
-#include "metrics.h"
 #include "pg.h"
 #include "pgpipe.h"
 
@@ -232,13 +231,11 @@ int pgpart_reset(void *ctx)
 	p->in_batch = false;
 	if (pg_broken(p->conn)) {
 		log_warn("%s: postgres connection lost, reconnecting", p->who);
-		PQreset(p->conn);
-		if (pg_broken(p->conn)) {
+		if (!pg_reset(p->conn)) {
 			const char *msg = PQerrorMessage(p->conn);
 			log_error("%s: reconnect failed: %.*s", p->who, (int)strcspn(msg, "\n"), msg);
 			return PAYTX_EDB;
 		}
-		metrics_inc(METRIC_RECONNECTS, "to", "postgres", NULL, NULL, 1);
 		return 0;
 	}
 	if (PQtransactionStatus(p->conn) != PQTRANS_IDLE)

@@ -222,6 +222,25 @@ class Metrics(PaytxTestCase):
             self.assertEqual(m["paytx_dead_letters_total"]["samples"], [], name)
             self.assertEqual(m["paytx_payments_total"]["samples"], [], name)
 
+    def test_reconnects_are_counted(self):
+        a, b = self.alice_and_bob(funds=1000)
+        kill = ("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()")
+        self.assertEqual(self.d.query("coord", kill), [(1,)])     # the coordinator log
+        self.assertEqual(self.d.query(shard_of(a), kill), [(1,)])  # a's shard
+        self.assertEqual(self.pay(a, b, 10)["status"], "committed")
+        pg = {"coordinator": 1, shard_of(a): 1, shard_of(b): 0, "risk": 0}
+        for name, n in pg.items():
+            self.assertEqual(value(self.scrape(name), "paytx_reconnects_total", to="postgres"),
+                             n, name)
+        # Every AMQP connection of the vhost closed: each daemon makes its own again.
+        self.d._ctl("close_all_connections", "-p", self.d.vhost, "test_metrics")
+        self.d.connect_amqp()
+        for name in self.DAEMONS:
+            self.d.wait_for(lambda: value(self.scrape(name), "paytx_reconnects_total",
+                                          to="amqp") >= 1, what=name + " amqp reconnect")
+        self.assertEqual(self.pay(a, b, 10)["status"], "committed")
+
     def test_healthz_404_and_405(self):
         for name in self.DAEMONS:
             self.assertEqual(self.get(name, "/healthz")[::2], (200, "ok\n"), name)
