@@ -1,6 +1,7 @@
 /* The set of transactions a participant holds in doubt. */
 #include "indoubt.h"
 
+#include <stdbool.h>
 #include <stdlib.h>
 
 static size_t slot_of(int64_t txn, size_t cap)
@@ -89,6 +90,26 @@ void indoubt_del(struct indoubt *d, int64_t txn)
 	}
 	d->slots[hole].used = 0;
 	d->len--;
+}
+
+static bool among(int64_t txn, const int64_t *v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (v[i] == txn)
+			return true;
+	return false;
+}
+
+void indoubt_prune(struct indoubt *d, int64_t older_than, const int64_t *held, size_t n)
+{
+	/* A deletion shifts later members back into slot i: look at i again. */
+	for (size_t i = 0; i < d->cap;) {
+		const struct indoubt_slot *s = &d->slots[i];
+		if (s->used && s->since_ms < older_than && !among(s->txn, held, n))
+			indoubt_del(d, s->txn);
+		else
+			i++;
+	}
 }
 
 int64_t indoubt_oldest(const struct indoubt *d, int64_t none)

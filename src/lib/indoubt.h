@@ -35,6 +35,11 @@ void indoubt_finish(struct indoubt *d);
 int indoubt_add(struct indoubt *d, int64_t txn, int64_t since_ms) PAYTX_MUST_CHECK;
 /* Remove txn (nothing when absent). */
 void indoubt_del(struct indoubt *d, int64_t txn);
+/* Remove the members older than older_than (since_ms < it) that are not
+ * among held[0..n): the store, asked for everything held that long, says
+ * they are not in doubt any more (e.g. a duplicate prepare answered after
+ * its commit). */
+void indoubt_prune(struct indoubt *d, int64_t older_than, const int64_t *held, size_t n);
 /* The smallest since_ms, or none when the set is empty. O(capacity). */
 int64_t indoubt_oldest(const struct indoubt *d, int64_t none);
 

@@ -328,6 +328,9 @@ static void ask_in_doubt(struct part *p)
 	size_t n = 0;
 	if (p->ops->in_doubt(p->ctx, now - p->cfg->status_after_ms, txns, PART_IN_DOUBT_MAX, &n))
 		return;
+	/* A complete answer is the truth about everything held that long. */
+	if (n < PART_IN_DOUBT_MAX)
+		indoubt_prune(&p->in_doubt, now - p->cfg->status_after_ms, txns, n);
 	for (size_t i = 0; i < n; i++) {
 		/* Held at least status_after_ms: it may be from before start-up. */
 		if (indoubt_add(&p->in_doubt, txns[i], now - p->cfg->status_after_ms))

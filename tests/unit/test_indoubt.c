@@ -67,11 +67,37 @@ START_TEST(test_matches_a_reference_under_churn)
 }
 END_TEST
 
+START_TEST(test_prune_drops_old_members_the_store_does_not_hold)
+{
+	struct indoubt d;
+	indoubt_init(&d);
+	for (int64_t t = 1; t <= 200; t++)
+		ck_assert_int_eq(indoubt_add(&d, t, t), 0);   /* since_ms = t */
+	/* The store holds the even ones among those older than 150. */
+	int64_t held[75];
+	size_t n = 0;
+	for (int64_t t = 2; t < 150; t += 2)
+		held[n++] = t;
+	indoubt_prune(&d, 150, held, n);
+	ck_assert_uint_eq(d.len, n + 51);                  /* + 150..200, too young */
+	for (int64_t t = 1; t <= 200; t++) {
+		bool kept = t >= 150 || t % 2 == 0;
+		size_t before = d.len;
+		indoubt_del(&d, t);
+		ck_assert_msg(d.len == before - kept, "txn %lld", (long long)t);
+	}
+	indoubt_prune(&d, 1000, NULL, 0);                  /* empty: nothing */
+	ck_assert_uint_eq(d.len, 0);
+	indoubt_finish(&d);
+}
+END_TEST
+
 int main(void)
 {
 	const struct unit_case cases[] = {
 		UNIT_CASE(test_add_keeps_the_earliest_time),
 		UNIT_CASE(test_matches_a_reference_under_churn),
+		UNIT_CASE(test_prune_drops_old_members_the_store_does_not_hold),
 	};
 	return UNIT_RUN("indoubt", cases, NULL, NULL);
 }
