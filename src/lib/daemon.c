@@ -1,7 +1,9 @@
 /* Start-up checks of the settings every daemon shares. */
 #include "daemon.h"
 
+#include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "broker.h"
@@ -75,8 +77,12 @@ int daemon_metrics_start(const struct config *c, struct metrics_http **out)
 		return 0;
 	if (metrics_http_create(addr, out) != 0)
 		return PAYTX_ECONFIG;
-	log_info("metrics: serving /metrics and /healthz on %s (port %u)", addr,
-		 (unsigned)metrics_http_port(*out));
+	/* A port the system chose is only known from this line: log it at a
+	 * level that is always shown. */
+	bool chosen = atoi(strrchr(addr, ':') + 1) == 0;
+	log_msg(chosen ? LOG_WARN : LOG_INFO, NULL,
+		"metrics: serving /metrics and /healthz on %s (port %u)", addr,
+		(unsigned)metrics_http_port(*out));
 	return 0;
 }
 

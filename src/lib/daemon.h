@@ -26,7 +26,8 @@ int daemon_should_exit(const struct config *c, int argc, char **argv, const char
 	  "HTTP, e.g. 127.0.0.1:9464; empty = off; port 0 = any free port (logged).", 0 }
 
 /* After daemon_should_exit: start the metrics endpoint when
- * PAYTX_METRICS_ADDR is set (*out stays NULL when it is empty). Returns 0,
+ * PAYTX_METRICS_ADDR is set (*out stays NULL when it is empty) and log
+ * the port (at warn level when the system chose it). Returns 0,
  * or PAYTX_ECONFIG when it cannot listen (logged, naming the address):
  * the daemon must then not start. Free with metrics_http_destroy. */
 struct metrics_http;
