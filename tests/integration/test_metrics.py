@@ -222,6 +222,34 @@ class Metrics(PaytxTestCase):
             self.assertEqual(m["paytx_dead_letters_total"]["samples"], [], name)
             self.assertEqual(m["paytx_payments_total"]["samples"], [], name)
 
+    def test_in_doubt_gauges_follow_a_stuck_payment(self):
+        a, b = self.alice_and_bob(funds=1000)
+        self.d.stop(shard_of(b))                  # b's shard never votes: a timeout
+        corr = self.d.submit({"payment_id": "m-stuck", "from": a, "to": b, "amount": 10,
+                              "currency": "EUR"})
+        yes_voters = (shard_of(a), "risk")
+
+        def stuck():
+            held = [value(self.scrape(n), "paytx_in_doubt") for n in yes_voters]
+            return held == [1, 1]
+        self.d.wait_for(stuck, timeout=10, what="the yes voters to hold the payment in doubt")
+        self.d.wait_for(lambda: value(self.scrape("coordinator"),
+                                      "paytx_oldest_in_doubt_seconds") >= 0.5,
+                        timeout=10, what="the coordinator to see it in doubt")
+        self.assertEqual(value(self.scrape("coordinator"), "paytx_inflight"), 1)
+        out, _ = self.d.wait_reply(corr, timeout=30)
+        self.assertEqual((out["status"], out["reason"]), ("aborted", "timeout"))
+        for name in yes_voters:                   # the abort reached them
+            self.settled(name, "paytx_in_doubt", "paytx_oldest_in_doubt_seconds")
+        coord = self.scrape("coordinator")
+        self.assertGreaterEqual(value(coord, "paytx_resends_total", request="prepare"), 1)
+        self.assertEqual(value(coord, "paytx_inflight"), 1)   # b's shard has not acked
+        self.assertGreater(value(coord, "paytx_oldest_in_doubt_seconds"), 0)
+        self.d.start_ledger(shard_of(b))
+        coord = self.settled("coordinator", "paytx_inflight", "paytx_oldest_in_doubt_seconds")
+        self.assertEqual(value(coord, "paytx_payments_total", outcome="aborted",
+                               reason="timeout"), 1)
+
     def test_reconnects_are_counted(self):
         a, b = self.alice_and_bob(funds=1000)
         kill = ("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
