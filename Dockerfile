@@ -13,7 +13,7 @@ FROM debian:bookworm-slim AS build
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
         build-essential meson ninja-build pkg-config \
-        librabbitmq-dev libjson-c-dev libpq-dev libssl-dev check python3 \
+        librabbitmq-dev libjson-c-dev libpq-dev libssl-dev libmicrohttpd-dev check python3 \
  && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /src
@@ -38,7 +38,7 @@ FROM debian:bookworm-slim
 
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-        librabbitmq4 libjson-c5 libpq5 libssl3 ca-certificates \
+        librabbitmq4 libjson-c5 libpq5 libssl3 libmicrohttpd12 ca-certificates \
  && rm -rf /var/lib/apt/lists/* \
  && groupadd --system --gid 10001 paytx \
  && useradd --system --uid 10001 --gid paytx --no-create-home \

@@ -10,12 +10,32 @@
 # nothing else. `start` with PAYTX_PARTICIPANTS=risk in the environment
 # starts all four at once. Set limits with `paytxctl limit set`.
 #
+# Each daemon serves Prometheus metrics (GET /metrics) and GET /healthz on
+# 127.0.0.1. With PAYTX_METRICS_PORT set: the coordinator on that port,
+# ledger.0 on the next, ledger.1 on the one after, risk on the fourth.
+# Unset (the default): each picks a free port, so stacks of several work
+# trees on one host never collide; `status` shows the ports (from the logs).
+#
 #   scripts/daemons.sh start|start-risk|stop|status
 set -euo pipefail
 . "$(dirname "$0")/common.sh"
 paytx_load_env
 RUN_DIR=$PAYTX_HOME/run
 mkdir -p "$RUN_DIR"
+metrics_addr() { # offset from $PAYTX_METRICS_PORT
+    if [ -n "${PAYTX_METRICS_PORT:-}" ]; then
+        echo "127.0.0.1:$((PAYTX_METRICS_PORT + $1))"
+    else
+        echo "127.0.0.1:0"
+    fi
+}
+
+metrics_url() { # the last port the daemon's log says it serves on
+    local port
+    port=$(grep -ao 'metrics: serving /metrics and /healthz on [^ ]* (port [0-9]*)' \
+           "$RUN_DIR/$1.log" 2>/dev/null | tail -n 1 | sed 's/.*(port \([0-9]*\))/\1/')
+    [ -n "$port" ] && echo ", metrics http://127.0.0.1:$port/metrics"
+}
 
 start_one() { # name, then env assignments, then the command
     local name=$1; shift
@@ -43,13 +63,14 @@ stop_one() {
 
 start_risk() {
     start_one risk PAYTX_PARTICIPANT=risk PAYTX_PG_DSN="$PAYTX_PG_DSN_RISK" \
-        PAYTX_AMQP_URL="$PAYTX_AMQP_URL_RISK" "$BUILD_DIR/paytx-risk"
+        PAYTX_AMQP_URL="$PAYTX_AMQP_URL_RISK" PAYTX_METRICS_ADDR="$(metrics_addr 3)" \
+        "$BUILD_DIR/paytx-risk"
 }
 
 start_coordinator() {
     start_one coordinator PAYTX_COORDINATOR_ID=local-1 PAYTX_PG_DSN="$PAYTX_PG_DSN_COORDINATOR" \
         PAYTX_AMQP_URL="$PAYTX_AMQP_URL_COORDINATOR" PAYTX_PARTICIPANTS="$1" \
-        "$BUILD_DIR/paytx-coordinator"
+        PAYTX_METRICS_ADDR="$(metrics_addr 0)" "$BUILD_DIR/paytx-coordinator"
 }
 
 ALL="coordinator ledger.0 ledger.1 risk"
@@ -61,9 +82,11 @@ start)
     "$BUILD_DIR/paytxctl" migrate
     case ",${PAYTX_PARTICIPANTS:-}," in *,risk,*) start_risk ;; esac
     start_one ledger.0 PAYTX_PARTICIPANT=ledger.0 PAYTX_PG_DSN="$PAYTX_PG_DSN_LEDGER0" \
-        PAYTX_AMQP_URL="$PAYTX_AMQP_URL_LEDGER_0" "$BUILD_DIR/paytx-ledger"
+        PAYTX_AMQP_URL="$PAYTX_AMQP_URL_LEDGER_0" PAYTX_METRICS_ADDR="$(metrics_addr 1)" \
+        "$BUILD_DIR/paytx-ledger"
     start_one ledger.1 PAYTX_PARTICIPANT=ledger.1 PAYTX_PG_DSN="$PAYTX_PG_DSN_LEDGER1" \
-        PAYTX_AMQP_URL="$PAYTX_AMQP_URL_LEDGER_1" "$BUILD_DIR/paytx-ledger"
+        PAYTX_AMQP_URL="$PAYTX_AMQP_URL_LEDGER_1" PAYTX_METRICS_ADDR="$(metrics_addr 2)" \
+        "$BUILD_DIR/paytx-ledger"
     start_coordinator "${PAYTX_PARTICIPANTS:-}"
     ;;
 start-risk)
@@ -78,7 +101,7 @@ stop)
 status)
     for n in $ALL; do
         if [ -f "$RUN_DIR/$n.pid" ] && kill -0 "$(cat "$RUN_DIR/$n.pid")" 2>/dev/null; then
-            echo "$n: running (pid $(cat "$RUN_DIR/$n.pid"))"
+            echo "$n: running (pid $(cat "$RUN_DIR/$n.pid")$(metrics_url "$n" || true))"
         else
             echo "$n: stopped"
         fi

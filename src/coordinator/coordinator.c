@@ -210,6 +210,8 @@ static int apply_decisions(struct coordinator *c, const bool *logged)
 	for (size_t i = 0; !err && i < c->decide.n; i++) {
 		struct txn *t = txtable_get(&c->table, c->decide.v[i]);
 		txn_decided(t, logged[i], now);
+		metrics_batch_observe(&c->metrics, METRIC_PHASE_SECONDS, "phase", "prepare",
+				      now - t->started_ms);
 		t->backoff_ms = resend_first_ms(c);
 		log_txn(LOG_INFO, t->payment_id, t->id, "decided %s%s%s",
 			t->commit ? "commit" : "abort", t->commit ? "" : ": ", t->reason);
@@ -253,6 +255,10 @@ static int send_requests(struct coordinator *c, struct txn *t, bool resend)
 		if (resend && part->seq &&
 		    !peers_resend_useful(&c->peers, peer, part->seq, part->sent_ms, now))
 			continue;
+		if (resend)
+			metrics_batch_inc(&c->metrics, METRIC_RESENDS, "request",
+					  t->state == TXN_PREPARING ? "prepare" : "decision", NULL,
+					  NULL, 1);
 		part->seq = peer ? peers_sent(peer) : 0;
 		part->sent_ms = now;
 		char corr[PEERS_CORR_MAX];
@@ -287,8 +293,11 @@ static int scan(struct coordinator *c)
 		return 0;
 	c->next_scan_ms = now + SCAN_INTERVAL_MS;
 	size_t pos = 0;
+	int64_t oldest = wall;  /* submit time of the oldest in doubt */
 	int err = 0;
 	for (struct txn *t; !err && (t = txtable_next(&c->table, &pos));) {
+		if (txn_in_doubt(t) && t->submitted_ms < oldest)
+			oldest = t->submitted_ms;
 		if (txn_on_timer(t, wall) == TXN_STEP_DECIDE) {
 			err = idlist_push(&c->decide, t->id);
 		} else if (txn_resend_due(t, now)) {
@@ -297,6 +306,7 @@ static int scan(struct coordinator *c)
 			err = send_requests(c, t, true);
 		}
 	}
+	metrics_batch_set(&c->metrics, METRIC_OLDEST_IN_DOUBT, (double)(wall - oldest) / 1000.0);
 	return err;
 }
 
@@ -343,11 +353,27 @@ static int publish_all(struct coordinator *c)
 	return err == PAYTX_EUNROUTABLE ? 0 : err;
 }
 
+/* A payment every participant acked, its outcome published: count it. */
+static void count_finished(struct coordinator *c, const struct txn *t, int64_t now,
+			   int64_t wall)
+{
+	metrics_batch_inc(&c->metrics, METRIC_PAYMENTS, "outcome",
+			  t->commit ? "committed" : "aborted", "reason", t->reason, 1);
+	metrics_batch_observe(&c->metrics, METRIC_PHASE_SECONDS, "phase", "decision",
+			      now - t->decided_ms);
+	metrics_batch_observe(&c->metrics, METRIC_PHASE_SECONDS, "phase", "total",
+			      wall - t->submitted_ms);
+}
+
 static int ack_all(struct coordinator *c)
 {
+	int64_t now = clock_mono_ms(), wall = clock_wall_ms();
 	for (size_t i = 0; i < c->done.n; i++) {
 		if (idlist_push(&c->sent, c->done.v[i]))
 			return PAYTX_ENOMEM;
+		const struct txn *t = txtable_get(&c->table, c->done.v[i]);
+		if (t)
+			count_finished(c, t, now, wall);
 		txtable_del(&c->table, c->done.v[i]);
 	}
 	c->done.n = 0;
@@ -399,6 +425,8 @@ static int iteration(struct coordinator *c)
 		err = ack_all(c);
 	loopstat_mark(&c->stats, 3, "ack");
 	loopstat_end(&c->stats, c->nitems);
+	metrics_batch_set(&c->metrics, METRIC_INFLIGHT, (double)c->table.len);
+	metrics_batch_flush(&c->metrics);
 	free_rows(c);
 	c->early.n = 0;
 	inbox_release(c);
@@ -451,6 +479,7 @@ struct coordinator *coordinator_create(const struct coordinator_config *cfg,
 	c->cfg = *cfg;
 	c->stop = stop;
 	loopstat_init(&c->stats, "coordinator loop");
+	metrics_batch_init(&c->metrics);
 	snprintf(c->reply_queue, sizeof(c->reply_queue), "paytx.reply.%s", cfg->id);
 	peers_init(&c->peers, (uint64_t)clock_wall_ms());
 	for (size_t i = 0, off = 0; i < cfg->extra.n && off < sizeof(c->extra_list); i++)
@@ -507,6 +536,7 @@ void coordinator_destroy(struct coordinator *c)
 	free(c->done_rows);
 	free(c->decide_rows);
 	free(c->early.v);
+	metrics_batch_finish(&c->metrics);
 	sign_key_finish(&c->key);
 	free(c);
 }

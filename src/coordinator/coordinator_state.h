@@ -11,6 +11,7 @@
 #include "broker.h"
 #include "coordinator.h"
 #include "log.h"
+#include "metrics.h"
 #include "outbox.h"
 #include "peers.h"
 #include "sign.h"
@@ -68,6 +69,7 @@ struct coordinator {
 	int64_t reply_ms;               /* moving average: request to vote or ack */
 	struct peers peers;             /* participants' progress, for re-sends */
 	char extra_list[256];           /* cfg.extra, comma-separated, for the log */
+	struct metrics_batch metrics;   /* this iteration's updates, flushed at its end */
 };
 
 /* The first re-send of a transaction's requests waits this many replies'

@@ -9,6 +9,7 @@
 #include "crash.h"
 #include "daemon.h"
 #include "log.h"
+#include "metrics_http.h"
 #include "signals.h"
 
 static const struct config_def defs[] = {
@@ -33,6 +34,7 @@ static const struct config_def defs[] = {
 	{ "PAYTX_REPLAY_WINDOW_S", "replay-window-s", "900",
 	  "Protocol messages stamped further than this from now are refused as replays "
 	  "(allow for clock skew between hosts).", 0 },
+	DAEMON_METRICS_DEF,
 	{ "PAYTX_LOG_LEVEL", "log-level", "info", "debug, info, warn or error.", 0 },
 };
 
@@ -98,10 +100,12 @@ int main(int argc, char **argv)
 	int status = daemon_should_exit(&c, argc, argv, "paytx-coordinator");
 	if (status >= 0)
 		return status;
-	struct coordinator *co = coordinator_create(&cc, &signals_stop);
-	if (!co)
+	struct metrics_http *metrics;
+	if (daemon_metrics_start(&c, &metrics) != 0)
 		return 1;
-	int err = coordinator_run(co);
+	struct coordinator *co = coordinator_create(&cc, &signals_stop);
+	int err = co ? coordinator_run(co) : 1;
 	coordinator_destroy(co);
+	metrics_http_destroy(metrics);
 	return err ? 1 : 0;
 }

@@ -87,11 +87,10 @@ void txlog_heal(struct txlog *l)
 {
 	if (!pg_broken(l->conn))
 		return;
-	PQreset(l->conn);
-	if (pg_broken(l->conn))
-		log_warn("postgres: coordinator log still unreachable");
-	else
+	if (pg_reset(l->conn))
 		log_info("postgres: coordinator log reconnected");
+	else
+		log_warn("postgres: coordinator log still unreachable");
 	l->in_tx = false;
 	l->pipe.active = false;
 }

@@ -33,6 +33,7 @@ int txn_init(struct txn *t, int64_t id, const struct paytx_payment *p,
 	t->deadline_ms = now_wall_ms + prepare_timeout_ms;
 	t->backoff_ms = TXN_RESEND_MIN_MS;
 	t->next_send_ms = now_mono_ms; /* send prepares at once */
+	t->started_ms = now_mono_ms;
 	t->nlegs = p->nlegs;
 	memcpy(t->legs, p->legs, p->nlegs * sizeof(p->legs[0]));
 	for (size_t i = 0; i < p->nlegs; i++) {
@@ -122,8 +123,19 @@ void txn_decided(struct txn *t, bool commit, int64_t now_mono_ms)
 	t->state = commit ? TXN_COMMITTING : TXN_ABORTING;
 	t->backoff_ms = TXN_RESEND_MIN_MS;
 	t->next_send_ms = now_mono_ms;
+	t->decided_ms = now_mono_ms;
 	for (size_t i = 0; i < t->nparts; i++)
 		t->parts[i].acked = false;
+}
+
+bool txn_in_doubt(const struct txn *t)
+{
+	if (t->state == TXN_COMMITTING || t->state == TXN_ABORTING)
+		return true;
+	for (size_t i = 0; t->state == TXN_PREPARING && i < t->nparts; i++)
+		if (t->parts[i].vote == TXN_VOTE_YES)
+			return true;
+	return false;
 }
 
 bool txn_resend_due(struct txn *t, int64_t now_mono_ms)

@@ -61,6 +61,8 @@ struct txn {
 	int64_t backoff_ms;         /* wait before the next re-send; the coordinator
 				     * may raise the first one (see coordinator.c) */
 	int64_t submitted_ms;       /* wall clock */
+	int64_t started_ms;         /* monotonic; when this coordinator took it on */
+	int64_t decided_ms;         /* monotonic; when its decision became durable */
 };
 
 /* Split p's legs over the shards (extra participants, e.g. "risk", see
@@ -81,6 +83,9 @@ void txn_decided(struct txn *t, bool commit, int64_t now_mono_ms);
 enum txn_step txn_decide(struct txn *t, bool commit, const char *reason, const char *detail);
 /* True when requests are due for re-sending; schedules the next time. */
 bool txn_resend_due(struct txn *t, int64_t now_mono_ms);
+/* Is t in doubt: a participant holds a yes vote and has no decision yet
+ * (prepared, undecided), or the decision is not acked by every one? */
+bool txn_in_doubt(const struct txn *t);
 /* Should part get a (re-)send now? prepare: no vote yet; decision: no ack. */
 bool txn_part_waiting(const struct txn *t, const struct txn_part *part);
 const char *txn_state_name(enum txn_state s);

@@ -13,6 +13,7 @@
 
 #include "clock.h"
 #include "log.h"
+#include "metrics.h"
 
 static int rpc_ok(amqp_connection_state_t st, const char *what)
 {
@@ -445,7 +446,10 @@ int broker_reconnect(struct broker *b)
 	b->connected = false;
 	b->reconnects++;
 	log_warn("amqp: connection lost, reconnecting");
-	return broker_connect(b);
+	int err = broker_connect(b);
+	if (!err)
+		metrics_inc(METRIC_RECONNECTS, "to", "amqp", NULL, NULL, 1);
+	return err;
 }
 
 bool broker_connected(const struct broker *b)

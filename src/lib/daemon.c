@@ -1,11 +1,14 @@
 /* Start-up checks of the settings every daemon shares. */
 #include "daemon.h"
 
+#include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "broker.h"
 #include "log.h"
+#include "metrics_http.h"
 #include "pg.h"
 
 static int hmac_key_check(const char *key)
@@ -17,6 +20,12 @@ static int hmac_key_check(const char *key)
 static int log_level_check(const char *level)
 {
 	return log_set_level_name(level);
+}
+
+/* Empty turns the endpoint off. */
+static int metrics_addr_check(const char *addr)
+{
+	return *addr ? metrics_http_addr_check(addr) : 0;
 }
 
 static int tls_ca_check(const struct config *c)
@@ -53,9 +62,28 @@ int daemon_check_common(const struct config *c)
 			 "not a valid PostgreSQL connection string or URI (unknown option or bad "
 			 "sslmode?)") ||
 	    config_check(c, "PAYTX_HMAC_KEY", hmac_key_check, "must be 16 to 64 bytes long") ||
+	    config_check(c, "PAYTX_METRICS_ADDR", metrics_addr_check,
+			 "host:port, e.g. 127.0.0.1:9464 or [::1]:9464 (empty = off)") ||
 	    config_check(c, "PAYTX_LOG_LEVEL", log_level_check, "debug, info, warn or error"))
 		return PAYTX_ECONFIG;
 	return tls_ca_check(c);
+}
+
+int daemon_metrics_start(const struct config *c, struct metrics_http **out)
+{
+	const char *addr = config_str(c, "PAYTX_METRICS_ADDR");
+	*out = NULL;
+	if (!addr || !*addr)
+		return 0;
+	if (metrics_http_create(addr, out) != 0)
+		return PAYTX_ECONFIG;
+	/* A port the system chose is only known from this line: log it at a
+	 * level that is always shown. */
+	bool chosen = atoi(strrchr(addr, ':') + 1) == 0;
+	log_msg(chosen ? LOG_WARN : LOG_INFO, NULL,
+		"metrics: serving /metrics and /healthz on %s (port %u)", addr,
+		(unsigned)metrics_http_port(*out));
+	return 0;
 }
 
 int daemon_participant_config(const struct config *c, struct paytx_participant_config *pc)

@@ -10,14 +10,28 @@
 #include "paytx/participant.h"
 
 /* PAYTX_AMQP_URL, PAYTX_AMQP_TLS_CA/_CERT/_KEY (readable PEM files; a CA
- * for amqps), PAYTX_PG_DSN, PAYTX_HMAC_KEY and PAYTX_LOG_LEVEL (which it
- * also applies). Prints which setting is wrong, never its value; returns 0
+ * for amqps), PAYTX_PG_DSN, PAYTX_HMAC_KEY, PAYTX_METRICS_ADDR and PAYTX_LOG_LEVEL
+ * (which it also applies). Prints which setting is wrong, never its value; returns 0
  * or PAYTX_ECONFIG. */
 int daemon_check_common(const struct config *c) PAYTX_MUST_CHECK;
 
 /* After the settings are checked: refuse positional arguments, and end a
  * --check-config run. Returns -1 to go on, else the exit status for main. */
 int daemon_should_exit(const struct config *c, int argc, char **argv, const char *prog);
+
+/* The metrics endpoint's setting: put this row in every daemon's table. */
+#define DAEMON_METRICS_DEF                                                               \
+	{ "PAYTX_METRICS_ADDR", "metrics-addr", "",                                       \
+	  "host:port serving Prometheus metrics (GET /metrics) and GET /healthz over "     \
+	  "HTTP, e.g. 127.0.0.1:9464; empty = off; port 0 = any free port (logged).", 0 }
+
+/* After daemon_should_exit: start the metrics endpoint when
+ * PAYTX_METRICS_ADDR is set (*out stays NULL when it is empty) and log
+ * the port (at warn level when the system chose it). Returns 0,
+ * or PAYTX_ECONFIG when it cannot listen (logged, naming the address):
+ * the daemon must then not start. Free with metrics_http_destroy. */
+struct metrics_http;
+int daemon_metrics_start(const struct config *c, struct metrics_http **out) PAYTX_MUST_CHECK;
 
 /* The settings every participant daemon has besides its own
  * PAYTX_PARTICIPANT and PAYTX_PG_DSN rows: put these rows in its table. */
@@ -32,6 +46,7 @@ int daemon_should_exit(const struct config *c, int argc, char **argv, const char
 	{ "PAYTX_REPLAY_WINDOW_S", "replay-window-s", "900",                                \
 	  "Protocol messages stamped further than this from now are refused as replays "     \
 	  "(allow for clock skew between hosts).", 0 },                                      \
+	DAEMON_METRICS_DEF,                                                               \
 	{ "PAYTX_LOG_LEVEL", "log-level", "info", "debug, info, warn or error.", 0 }
 
 /* Check the common settings and fill pc from them and PAYTX_PARTICIPANT.

@@ -8,12 +8,16 @@
 #include "broker.h"
 #include "clock.h"
 #include "crash.h"
+#include "indoubt.h"
 #include "log.h"
 #include "loopstat.h"
+#include "metrics.h"
 #include "sign.h"
 
 #define PART_ITEM_ATTEMPTS 5
 #define PART_IN_DOUBT_MAX 256
+#define PART_SEED_MAX 4096          /* reservations from before start-up counted */
+#define PART_GAUGE_INTERVAL_MS 250  /* in-doubt gauges: a scan of the set */
 
 struct part_item {
 	struct broker_msg msg;
@@ -22,6 +26,8 @@ struct part_item {
 	int dead_err;                /* != 0: dead-letter with this error */
 	char dead_text[PAYTX_DETAIL_MAX];
 	int attempts;
+	int64_t taken_ms;            /* monotonic: taken from the queue */
+	int64_t applied_ms;          /* monotonic: its local transaction committed */
 	union {
 		struct paytx_prepare prepare;
 		struct paytx_decision decision;
@@ -40,6 +46,9 @@ struct part {
 	struct paytx_buf out;
 	int64_t next_in_doubt_ms;
 	struct loopstat stats;       /* where the loop's time goes */
+	struct indoubt in_doubt;     /* voted yes, no decision applied yet */
+	int64_t next_gauges_ms;      /* monotonic */
+	struct metrics_batch metrics;/* this batch's updates, flushed once */
 };
 
 static int item_reject(struct part_item *it, int err, const char *text)
@@ -170,9 +179,13 @@ static int batch_try(struct part *p, struct part_item *items, size_t n)
 		return err;
 	}
 	crash_point("participant.after_local_commit");
-	for (size_t i = 0; i < n; i++)
+	int64_t now = clock_mono_ms();
+	for (size_t i = 0; i < n; i++) {
+		if (items[i].valid && !items[i].applied)
+			items[i].applied_ms = now;
 		if (items[i].valid)
 			items[i].applied = true;
+	}
 	return 0;
 }
 
@@ -236,6 +249,48 @@ static int publish_reply(struct part *p, struct part_item *it)
 	return broker_publish(p->broker, &o);
 }
 
+static const char *step_kind(enum paytx_msg_type type)
+{
+	return type == PAYTX_MSG_PREPARE ? "prepare" : type == PAYTX_MSG_COMMIT ? "commit"
+										   : "abort";
+}
+
+/* A batch is answered and acked: count its steps and follow what is in
+ * doubt. Only now, so a batch re-delivered after a failure counts once. */
+static void batch_count(struct part *p, size_t n)
+{
+	int64_t wall = clock_wall_ms();
+	for (size_t i = 0; i < n; i++) {
+		const struct part_item *it = &p->items[i];
+		if (it->dead_err || !it->applied)
+			continue;
+		const char *kind = step_kind(it->msg.type);
+		metrics_batch_inc(&p->metrics, METRIC_STEPS, "kind", kind, NULL, NULL, 1);
+		metrics_batch_observe(&p->metrics, METRIC_STEP_SECONDS, "kind", kind,
+				      it->applied_ms - it->taken_ms);
+		if (it->msg.type != PAYTX_MSG_PREPARE) {
+			indoubt_del(&p->in_doubt, it->in.decision.txn);
+			continue;
+		}
+		metrics_batch_inc(&p->metrics, METRIC_VOTES, "result", it->vote.yes ? "yes" : "no",
+				  "reason", it->vote.yes ? "" : it->vote.reason, 1);
+		if (it->vote.yes && indoubt_add(&p->in_doubt, it->vote.txn, wall))
+			log_warn("participant: out of memory; paytx_in_doubt undercounts");
+	}
+}
+
+/* The in-doubt gauges, at most every PART_GAUGE_INTERVAL_MS (a scan). */
+static void gauges_update(struct part *p)
+{
+	int64_t now = clock_mono_ms(), wall = clock_wall_ms();
+	if (now < p->next_gauges_ms)
+		return;
+	p->next_gauges_ms = now + PART_GAUGE_INTERVAL_MS;
+	metrics_batch_set(&p->metrics, METRIC_IN_DOUBT, (double)p->in_doubt.len);
+	metrics_batch_set(&p->metrics, METRIC_OLDEST_IN_DOUBT,
+			  (double)(wall - indoubt_oldest(&p->in_doubt, wall)) / 1000.0);
+}
+
 /* Publish votes, acks and dead letters, wait for confirms, ack inputs. */
 static int batch_finish(struct part *p, size_t n)
 {
@@ -257,6 +312,8 @@ static int batch_finish(struct part *p, size_t n)
 	for (size_t i = 0; !err && i < n; i++)
 		err = broker_ack(p->broker, p->items[i].msg.tag);
 	crash_point("participant.after_input_ack");
+	if (!err)
+		batch_count(p, n);
 	return err;
 }
 
@@ -271,6 +328,14 @@ static void ask_in_doubt(struct part *p)
 	size_t n = 0;
 	if (p->ops->in_doubt(p->ctx, now - p->cfg->status_after_ms, txns, PART_IN_DOUBT_MAX, &n))
 		return;
+	/* A complete answer is the truth about everything held that long. */
+	if (n < PART_IN_DOUBT_MAX)
+		indoubt_prune(&p->in_doubt, now - p->cfg->status_after_ms, txns, n);
+	for (size_t i = 0; i < n; i++) {
+		/* Held at least status_after_ms: it may be from before start-up. */
+		if (indoubt_add(&p->in_doubt, txns[i], now - p->cfg->status_after_ms))
+			log_warn("participant: out of memory; paytx_in_doubt undercounts");
+	}
 	for (size_t i = 0; i < n; i++) {
 		struct paytx_status_query q = { .txn = txns[i] };
 		snprintf(q.participant, sizeof(q.participant), "%s", p->cfg->name);
@@ -284,8 +349,25 @@ static void ask_in_doubt(struct part *p)
 		if (broker_publish(p->broker, &o))
 			return;
 	}
-	if (n && broker_flush(p->broker) == PAYTX_EBROKER)
+	int err = n ? broker_flush(p->broker) : 0;
+	if (err == PAYTX_EBROKER)
 		log_warn("participant: status queries not confirmed; will ask again");
+	else if (n && !err)
+		metrics_inc(METRIC_STATUS_QUERIES, NULL, NULL, NULL, NULL, n);
+}
+
+/* Reservations held from before start-up are in doubt too; their age is
+ * not known, so they count from now (ask_in_doubt corrects old ones). */
+static void seed_in_doubt(struct part *p)
+{
+	int64_t now = clock_wall_ms();
+	int64_t *txns = p->ops->in_doubt ? malloc(PART_SEED_MAX * sizeof(*txns)) : NULL;
+	size_t n = 0;
+	if (txns && p->ops->in_doubt(p->ctx, now, txns, PART_SEED_MAX, &n) == 0)
+		for (size_t i = 0; i < n; i++)
+			if (indoubt_add(&p->in_doubt, txns[i], now))
+				break;
+	free(txns);
 }
 
 static size_t batch_collect(struct part *p)
@@ -296,6 +378,7 @@ static size_t batch_collect(struct part *p)
 		if (err)
 			break;
 		item_decode(p, &p->items[n]);
+		p->items[n].taken_ms = clock_mono_ms();
 		n++;
 	}
 	return n;
@@ -323,6 +406,8 @@ static int part_loop(struct part *p)
 		batch_release(p, n);
 		if (!err)
 			ask_in_doubt(p);
+		gauges_update(p);
+		metrics_batch_flush(&p->metrics);
 		if (!broker_connected(p->broker) && !*p->stop) {
 			if (broker_reconnect(p->broker))
 				return *p->stop ? 0 : PAYTX_EBROKER;
@@ -351,6 +436,8 @@ int paytx_participant_run(const struct paytx_participant_config *cfg,
 				    .replay_window_s = cfg->replay_window_s };
 	paytx_buf_init(&p.out);
 	loopstat_init(&p.stats, "participant loop");
+	indoubt_init(&p.in_doubt);
+	metrics_batch_init(&p.metrics);
 	err = PAYTX_ENOMEM;
 	p.items = calloc(cfg->batch_max, sizeof(*p.items));
 	p.steps = calloc(cfg->batch_max, sizeof(*p.steps));
@@ -368,6 +455,7 @@ int paytx_participant_run(const struct paytx_participant_config *cfg,
 		err = 0;
 	} else if (!err) {
 		log_info("participant %s ready", cfg->name);
+		seed_in_doubt(&p);
 		err = part_loop(&p);
 	}
 out:
@@ -375,6 +463,8 @@ out:
 	free(p.items);
 	free(p.steps);
 	paytx_buf_finish(&p.out);
+	indoubt_finish(&p.in_doubt);
+	metrics_batch_finish(&p.metrics);
 	sign_key_finish(&key);
 	return err;
 }

@@ -7,6 +7,7 @@
 
 #include "clock.h"
 #include "log.h"
+#include "metrics.h"
 
 static void pg_notice(void *arg, const char *message)
 {
@@ -96,6 +97,15 @@ PGresult *pg_query(PGconn *conn, const char *sql, int nparams, const char *const
 bool pg_broken(PGconn *conn)
 {
 	return !conn || PQstatus(conn) != CONNECTION_OK;
+}
+
+bool pg_reset(PGconn *conn)
+{
+	PQreset(conn);
+	if (pg_broken(conn))
+		return false;
+	metrics_inc(METRIC_RECONNECTS, "to", "postgres", NULL, NULL, 1);
+	return true;
 }
 
 const char *pg_sqlstate(const PGresult *res)

@@ -25,6 +25,9 @@ int pg_exec(PGconn *conn, const char *sql) PAYTX_MUST_CHECK;
 PGresult *pg_query(PGconn *conn, const char *sql, int nparams, const char *const *params);
 /* True when the connection is gone and must be re-made. */
 bool pg_broken(PGconn *conn);
+/* PQreset conn; true when it is connected again (counted in
+ * paytx_reconnects_total{to="postgres"}). */
+bool pg_reset(PGconn *conn);
 /* SQLSTATE of res or "" */
 const char *pg_sqlstate(const PGresult *res);
 

@@ -231,8 +231,7 @@ int pgpart_reset(void *ctx)
 	p->in_batch = false;
 	if (pg_broken(p->conn)) {
 		log_warn("%s: postgres connection lost, reconnecting", p->who);
-		PQreset(p->conn);
-		if (pg_broken(p->conn)) {
+		if (!pg_reset(p->conn)) {
 			const char *msg = PQerrorMessage(p->conn);
 			log_error("%s: reconnect failed: %.*s", p->who, (int)strcspn(msg, "\n"), msg);
 			return PAYTX_EDB;

@@ -29,7 +29,7 @@ bool pgpipe_ok(const PGresult *r)
 static int lost(struct pgpipe *p)
 {
 	log_warn("postgres: the statement pipeline lost track; reconnecting");
-	PQreset(p->conn);
+	pg_reset(p->conn);
 	p->active = false;
 	p->n = 0;
 	return p->err = PAYTX_EDB;

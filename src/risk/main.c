@@ -6,6 +6,7 @@
 #include "daemon.h"
 #include "crash.h"
 #include "log.h"
+#include "metrics_http.h"
 #include "pg.h"
 #include "risk.h"
 #include "signals.h"
@@ -37,18 +38,26 @@ int main(int argc, char **argv)
 	int status = daemon_should_exit(&c, argc, argv, "paytx-risk");
 	if (status >= 0)
 		return status;
+	struct metrics_http *metrics;
+	if (daemon_metrics_start(&c, &metrics) != 0)
+		return 1;
+	int err = 1;
 	/* pg_connect only gives up when asked to stop: then it is a clean stop. */
-	if (pg_connect(&conn, config_str(&c, "PAYTX_PG_DSN"), pc.name, &signals_stop) != 0)
-		return signals_stop ? 0 : 1;
+	if (pg_connect(&conn, config_str(&c, "PAYTX_PG_DSN"), pc.name, &signals_stop) != 0) {
+		err = signals_stop ? 0 : 1;
+		goto out;
+	}
 	if (pg_schema_check(conn, PG_SCHEMA_RISK, PG_SCHEMA_RISK_VERSION) != 0) {
 		PQfinish(conn);
-		return 1;
+		goto out;
 	}
 	if (risk_init(&r, conn, pc.name) != 0) /* conn is taken over */
-		return 1;
-	int err = paytx_participant_run(&pc, &risk_ops, &r, &signals_stop);
+		goto out;
+	err = paytx_participant_run(&pc, &risk_ops, &r, &signals_stop);
 	risk_finish(&r);
 	if (err)
 		log_error("risk stopping: %s", paytx_strerror(err));
+out:
+	metrics_http_destroy(metrics);
 	return err ? 1 : 0;
 }

@@ -292,6 +292,29 @@ START_TEST(test_peers_table_full_allows_every_resend)
 }
 END_TEST
 
+START_TEST(test_in_doubt_from_first_yes_until_every_ack)
+{
+	struct txn t;
+	make_txn(&t);
+	ck_assert_int_eq(t.started_ms, 50);
+	ck_assert(!txn_in_doubt(&t));              /* no one holds anything yet */
+	struct paytx_vote v0 = vote(7, t.parts[0].name, true, NULL);
+	struct paytx_vote v1 = vote(7, t.parts[1].name, true, NULL);
+	ck_assert_int_eq(txn_on_vote(&t, &v0), TXN_STEP_NONE);
+	ck_assert(txn_in_doubt(&t));               /* prepared, undecided */
+	ck_assert_int_eq(txn_on_vote(&t, &v1), TXN_STEP_DECIDE);
+	txn_decided(&t, true, 120);
+	ck_assert_int_eq(t.decided_ms, 120);
+	ck_assert(txn_in_doubt(&t));               /* decided, not acked */
+	struct paytx_ack a0 = ack(7, t.parts[0].name, true);
+	struct paytx_ack a1 = ack(7, t.parts[1].name, true);
+	ck_assert_int_eq(txn_on_ack(&t, &a0), TXN_STEP_NONE);
+	ck_assert(txn_in_doubt(&t));
+	ck_assert_int_eq(txn_on_ack(&t, &a1), TXN_STEP_DONE);
+	ck_assert(!txn_in_doubt(&t));
+}
+END_TEST
+
 static Suite *txn_suite(void)
 {
 	Suite *s = suite_create("txn");
@@ -316,6 +339,8 @@ static Suite *txn_suite(void)
 		  test_resend_when_a_later_request_was_answered },
 		{ "resend_after_a_lost_connection", test_resend_after_a_lost_connection },
 		{ "peers_table_full_allows_every_resend", test_peers_table_full_allows_every_resend },
+		{ "in_doubt_from_first_yes_until_every_ack",
+		  test_in_doubt_from_first_yes_until_every_ack },
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		TCase *tc = tcase_create(cases[i].name);
