@@ -206,13 +206,24 @@ static int cmd_status(struct ctl *c)
 	rc = !r ? CTL_FAILED : PQntuples(r) == 0 ? CTL_NOT_FOUND : CTL_OK;
 	if (rc == CTL_NOT_FOUND)
 		fprintf(stderr, "paytxctl: no payment %s\n", c->argv[0]);
-	if (rc == CTL_OK && c->json)
-		printf("{\"payment_id\":\"%s\",\"txn\":%s,\"outcome\":\"%s\",\"state\":\"%s\","
-		       "\"reason\":\"%s\",\"detail\":\"%s\",\"owner\":\"%s\","
-		       "\"submitted_at\":\"%s\",\"finished_at\":\"%s\"}\n", PQgetvalue(r, 0, 0),
-		       PQgetvalue(r, 0, 1), PQgetvalue(r, 0, 6), PQgetvalue(r, 0, 2),
-		       PQgetvalue(r, 0, 3), PQgetvalue(r, 0, 4), PQgetvalue(r, 0, 5),
-		       PQgetvalue(r, 0, 7), PQgetvalue(r, 0, 8));
+	if (rc == CTL_OK && c->json) {
+		/* Through json-c: detail and owner are free text. */
+		static const struct { const char *key; int col; } f[] = {
+			{ "payment_id", 0 }, { "outcome", 6 }, { "state", 2 }, { "reason", 3 },
+			{ "detail", 4 }, { "owner", 5 }, { "submitted_at", 7 }, { "finished_at", 8 },
+		};
+		struct json_object *o = json_object_new_object();
+		for (size_t i = 0; i < sizeof(f) / sizeof(f[0]); i++) {
+			json_object_object_add(o, f[i].key,
+					       json_object_new_string(PQgetvalue(r, 0, f[i].col)));
+			if (i == 0)
+				json_object_object_add(o, "txn", json_object_new_int64(strtoll(
+					PQgetvalue(r, 0, 1), NULL, 10)));
+		}
+		puts(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN |
+						       JSON_C_TO_STRING_NOSLASHESCAPE));
+		json_object_put(o);
+	}
 	else if (rc == CTL_OK)
 		printf("%s  txn %s  %s (%s)%s%s%s%s\n", PQgetvalue(r, 0, 0), PQgetvalue(r, 0, 1),
 		       PQgetvalue(r, 0, 6), PQgetvalue(r, 0, 2), PQgetvalue(r, 0, 3)[0] ? ": " : "",
