@@ -10,7 +10,7 @@
 #include "paytx/participant.h"
 
 /* PAYTX_AMQP_URL, PAYTX_AMQP_TLS_CA/_CERT/_KEY (readable PEM files; a CA
- * for amqps), PAYTX_PG_DSN, PAYTX_HMAC_KEY and PAYTX_LOG_LEVEL (which it
+ * for amqps), PAYTX_QUEUE_TYPE, PAYTX_PG_DSN, PAYTX_HMAC_KEY and PAYTX_LOG_LEVEL (which it
  * also applies). Prints which setting is wrong, never its value; returns 0
  * or PAYTX_ECONFIG. */
 int daemon_check_common(const struct config *c) PAYTX_MUST_CHECK;
@@ -23,6 +23,7 @@ int daemon_should_exit(const struct config *c, int argc, char **argv, const char
  * PAYTX_PARTICIPANT and PAYTX_PG_DSN rows: put these rows in its table. */
 #define DAEMON_PARTICIPANT_DEFS                                                          \
 	BROKER_CONFIG_DEFS,                                                               \
+	BROKER_QUEUE_TYPE_DEF,                                                            \
 	{ "PAYTX_HMAC_KEY", "hmac-key", NULL, "Key signing protocol messages (16-64 bytes).", \
 	  CONFIG_SECRET | CONFIG_REQUIRED },                                                \
 	{ "PAYTX_PREFETCH", "prefetch", "512", "Deliveries in flight.", 0 },                \

@@ -324,8 +324,9 @@ static int part_loop(struct part *p)
 		if (!err)
 			ask_in_doubt(p);
 		if (!broker_connected(p->broker) && !*p->stop) {
-			if (broker_reconnect(p->broker))
-				return *p->stop ? 0 : PAYTX_EBROKER;
+			err = broker_reconnect(p->broker);
+			if (err)
+				return *p->stop ? 0 : err;
 		}
 	}
 	return 0;
@@ -349,6 +350,8 @@ int paytx_participant_run(const struct paytx_participant_config *cfg,
 				    .name = cfg->name, .role = BROKER_ROLE_PARTICIPANT,
 				    .key = &key, .stop = stop,
 				    .replay_window_s = cfg->replay_window_s };
+	if (cfg->queue_type && queue_type_parse(cfg->queue_type, &bc.queue_type))
+		return PAYTX_ECONFIG;
 	paytx_buf_init(&p.out);
 	loopstat_init(&p.stats, "participant loop");
 	err = PAYTX_ENOMEM;
