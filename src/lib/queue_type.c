@@ -69,30 +69,45 @@ int queue_type_args(enum queue_type t, bool dlx, amqp_table_entry_t *e)
 	return n;
 }
 
+/* The type of the queue that refused a declare of type want because of
+ * argument arg, or NULL when arg says nothing about it. Which differing
+ * argument RabbitMQ names first depends on its version, so each of those
+ * only paytx's quorum declare sets counts: the queue has it and the declare
+ * has not (want classic), or the other way round. */
+static const char *existing_type(enum queue_type want, const char *arg, const char *text,
+				 char *value, size_t valuelen)
+{
+	if (strcmp(arg, "x-queue-type") == 0)
+		return quoted_after(text, "current is the value '", value, valuelen) ? value
+										       : "classic";
+	if (strcmp(arg, "x-dead-letter-strategy") == 0 || strcmp(arg, "x-overflow") == 0)
+		return queue_type_name(want == QUEUE_TYPE_QUORUM ? QUEUE_TYPE_CLASSIC
+								 : QUEUE_TYPE_QUORUM);
+	return NULL;
+}
+
 bool queue_type_refusal(enum queue_type want, const char *queue, const char *reply_text,
 			size_t len, char *out, size_t outlen)
 {
-	char text[512], arg[64], current[64];
+	char text[512], arg[64], value[64];
 	snprintf(text, sizeof(text), "%.*s", (int)(len < sizeof(text) ? len : sizeof(text) - 1),
 		 reply_text);
 	if (!quoted_after(text, "inequivalent arg '", arg, sizeof(arg)))
 		return false;
-	if (strcmp(arg, "x-queue-type") == 0) {
-		if (!quoted_after(text, "current is the value '", current, sizeof(current)))
-			snprintf(current, sizeof(current), "%s", "classic");
+	const char *why = strstr(text, "received ");
+	const char *have = existing_type(want, arg, text, value, sizeof(value));
+	if (have)
 		snprintf(out, outlen,
 			 "queue %s exists as a %s queue but PAYTX_QUEUE_TYPE is %s: set "
 			 "PAYTX_QUEUE_TYPE=%s in every paytx process, or drain and delete the "
 			 "queue so that it is declared again (a queue's type cannot change; "
-			 DOC_HINT ")",
-			 queue, current, queue_type_name(want), current);
-		return true;
-	}
-	const char *why = strstr(text, "received ");
-	snprintf(out, outlen,
-		 "queue %s exists with other arguments than paytx declares with "
-		 "PAYTX_QUEUE_TYPE=%s ('%s': %s): it was created by hand or by another "
-		 "release; drain and delete it so that it is declared again (" DOC_HINT ")",
-		 queue, queue_type_name(want), arg, why ? why : "differs");
+			 DOC_HINT "; RabbitMQ: '%s' %s)",
+			 queue, have, queue_type_name(want), have, arg, why ? why : "differs");
+	else
+		snprintf(out, outlen,
+			 "queue %s exists with other arguments than paytx declares with "
+			 "PAYTX_QUEUE_TYPE=%s ('%s': %s): it was created by hand or by another "
+			 "release; drain and delete it so that it is declared again (" DOC_HINT ")",
+			 queue, queue_type_name(want), arg, why ? why : "differs");
 	return true;
 }

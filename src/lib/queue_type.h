@@ -45,8 +45,9 @@ int queue_type_args(enum queue_type t, bool dlx, amqp_table_entry_t *e);
 /* Was reply_text (len bytes, not NUL-terminated), the text of a channel
  * close refusing the declare of queue as type want, an "inequivalent arg"
  * refusal: a queue of that name created with other arguments? Then write a
- * message naming PAYTX_QUEUE_TYPE, the queue and the type it has, into out
- * (outlen bytes) and return true. */
+ * message naming PAYTX_QUEUE_TYPE and the queue into out (outlen bytes) and
+ * return true. When the argument RabbitMQ names is one that only the quorum
+ * declare sets, the message says which type the queue has. */
 bool queue_type_refusal(enum queue_type want, const char *queue, const char *reply_text,
 			size_t len, char *out, size_t outlen);
 

@@ -12,8 +12,15 @@
 #define TO_CLASSIC "PRECONDITION_FAILED - inequivalent arg 'x-queue-type' for queue " \
 	"'ledger.0' in vhost '/': received none but current is the value 'quorum' of type " \
 	"'longstr'"
-#define OTHER_ARG "PRECONDITION_FAILED - inequivalent arg 'x-dead-letter-strategy' for " \
-	"queue 'ledger.1' in vhost '/': received the value 'at-least-once' of type " \
+/* RabbitMQ may name another of the differing arguments first */
+#define QUORUM_STRATEGY "PRECONDITION_FAILED - inequivalent arg 'x-dead-letter-strategy' " \
+	"for queue 'ledger.1' in vhost '/': received none but current is the value " \
+	"'at-least-once' of type 'longstr'"
+#define CLASSIC_OVERFLOW "PRECONDITION_FAILED - inequivalent arg 'x-overflow' for queue " \
+	"'ledger.0' in vhost '/': received the value 'reject-publish' of type 'longstr' but " \
+	"current is none"
+#define OTHER_ARG "PRECONDITION_FAILED - inequivalent arg 'x-dead-letter-exchange' for " \
+	"queue 'paytx.submit' in vhost '/': received the value 'paytx.dlx' of type " \
 	"'longstr' but current is none"
 
 static const char *arg(const amqp_table_entry_t *e, int n, const char *key)
@@ -99,14 +106,29 @@ START_TEST(test_existing_classic_queue_names_the_setting)
 }
 END_TEST
 
+START_TEST(test_quorum_only_arguments_tell_the_type_too)
+{
+	char out[512];
+	ck_assert(refusal(QUEUE_TYPE_CLASSIC, "ledger.1", QUORUM_STRATEGY, out));
+	ck_assert_ptr_nonnull(strstr(out, "queue ledger.1 exists as a quorum queue but "
+					  "PAYTX_QUEUE_TYPE is classic"));
+	ck_assert_ptr_nonnull(strstr(out, "'x-dead-letter-strategy'"));
+	ck_assert(refusal(QUEUE_TYPE_QUORUM, "ledger.0", CLASSIC_OVERFLOW, out));
+	ck_assert_ptr_nonnull(strstr(out, "queue ledger.0 exists as a classic queue but "
+					  "PAYTX_QUEUE_TYPE is quorum"));
+	ck_assert_ptr_nonnull(strstr(out, "set PAYTX_QUEUE_TYPE=classic"));
+}
+END_TEST
+
 START_TEST(test_other_inequivalent_argument_names_it)
 {
 	char out[512];
-	ck_assert(refusal(QUEUE_TYPE_QUORUM, "ledger.1", OTHER_ARG, out));
-	ck_assert_ptr_nonnull(strstr(out, "queue ledger.1"));
+	ck_assert(refusal(QUEUE_TYPE_QUORUM, "paytx.submit", OTHER_ARG, out));
+	ck_assert_ptr_nonnull(strstr(out, "queue paytx.submit exists with other arguments"));
 	ck_assert_ptr_nonnull(strstr(out, "PAYTX_QUEUE_TYPE=quorum"));
-	ck_assert_ptr_nonnull(strstr(out, "'x-dead-letter-strategy'"));
-	ck_assert_ptr_nonnull(strstr(out, "received the value 'at-least-once'"));
+	ck_assert_ptr_nonnull(strstr(out, "'x-dead-letter-exchange'"));
+	ck_assert_ptr_nonnull(strstr(out, "received the value 'paytx.dlx'"));
+	ck_assert_ptr_nonnull(strstr(out, "drain and delete"));
 }
 END_TEST
 
@@ -149,6 +171,7 @@ int main(void)
 		UNIT_CASE(test_quorum_without_dlx_only_sets_the_type),
 		UNIT_CASE(test_existing_quorum_queue_names_the_setting),
 		UNIT_CASE(test_existing_classic_queue_names_the_setting),
+		UNIT_CASE(test_quorum_only_arguments_tell_the_type_too),
 		UNIT_CASE(test_other_inequivalent_argument_names_it),
 		UNIT_CASE(test_other_refusals_are_not_explained),
 		UNIT_CASE(test_reply_text_is_read_only_up_to_its_length),
