@@ -128,8 +128,9 @@ err_conn:
 	return PAYTX_EBROKER;
 }
 
-/* A private reply queue (expiring) is always classic: quorum queues must
- * be durable, and these need not be (DESIGN.md section 6). */
+/* type applies to durable queues only: a private reply queue (expiring,
+ * non-durable, its protocol messages re-sent from the logs when lost)
+ * cannot be a quorum queue. */
 static amqp_table_t queue_args(amqp_table_entry_t *e, bool dlx, bool expiring,
 			       enum queue_type type)
 {
