@@ -155,5 +155,12 @@ class PythonParticipant(PaytxTestCase):
         self.d.check_invariants(self)
 
 
+class PythonParticipantOnQuorumQueues(PythonParticipant):
+    """The same with PAYTX_QUEUE_TYPE=quorum: the example declares its queue
+    with the arguments the coordinator uses, or one of them is refused."""
+
+    queue_type = "quorum"
+
+
 if __name__ == "__main__":
     main()
