@@ -97,8 +97,11 @@ class QuorumQueues(PaytxTestCase):
         self.assertEqual(body, b"{not json")
         self.assertEqual(props.headers["x-paytx-error-code"], "malformed_json")
         self.assertEqual(props.headers["x-paytx-origin-queue"], "paytx.submit")
-        self.assertEqual(self.d.balance(a), (700, 0))
-        self.assertEqual(self.d.balance(b), (300, 0))
+        # paytxctl's private reply queue is classic, next to the quorum ones
+        r = self.d.ctl("pay", "q-ctl", a, b, "50", "EUR")
+        self.assertIn("q-ctl: committed", r.stdout)
+        self.assertEqual(self.d.balance(a), (650, 0))
+        self.assertEqual(self.d.balance(b), (350, 0))
         self.d.check_invariants(self)
 
     def test_broker_dead_letters_from_a_quorum_queue_reach_paytx_dead(self):
