@@ -4,7 +4,6 @@
 #include <stdio.h>
 #include <string.h>
 
-
 #define DOC_HINT "see docs/operations.md, \"RabbitMQ cluster\""
 
 static const char *const names[] = {
