@@ -28,6 +28,7 @@ Settings (environment):
   PAYTX_PARTICIPANT       queue / routing key / name in votes; default sanctions
   PAYTX_REPLAY_WINDOW_S   default 900
   PAYTX_STATUS_AFTER_MS   ask for the decision on a yes vote this old; 15000
+  PAYTX_QUEUE_TYPE        classic (default) or quorum, as every other process
   SANCTIONS_DB            SQLite file; default sanctions.sqlite3
   SANCTIONS_BLOCKLIST     comma-separated blocked account ids
   SANCTIONS_BLOCKLIST_FILE  one blocked account id per line (# comments);
@@ -48,12 +49,26 @@ NAME = os.environ.get("PAYTX_PARTICIPANT", "sanctions")
 KEY = os.environ.get("PAYTX_HMAC_KEY", "").encode()
 WINDOW_S = int(os.environ.get("PAYTX_REPLAY_WINDOW_S") or 900)
 STATUS_AFTER_MS = int(os.environ.get("PAYTX_STATUS_AFTER_MS") or 15000)
+QUEUE_TYPE = os.environ.get("PAYTX_QUEUE_TYPE") or "classic"
 REPLAY_SPAN = 4096    # counters remembered per sender, as src/lib/replay.h
 SIGNATURE = "x-paytx-signature"
 
 
 def log(fmt, *args):
     print("%s: %s" % (NAME, fmt % args), file=sys.stderr, flush=True)
+
+
+def queue_arguments():
+    """Our queue's declare arguments, as the C processes send them for
+    PAYTX_QUEUE_TYPE (src/lib/queue_type.c): RabbitMQ refuses a declare
+    whose arguments differ from the queue's."""
+    args = {"x-dead-letter-exchange": "paytx.dlx"}
+    if QUEUE_TYPE == "quorum":
+        args.update({"x-queue-type": "quorum", "x-dead-letter-strategy": "at-least-once",
+                     "x-overflow": "reject-publish"})
+    elif QUEUE_TYPE != "classic":
+        sys.exit("setting PAYTX_QUEUE_TYPE: classic or quorum")
+    return args
 
 
 class Refused(Exception):
@@ -266,8 +281,7 @@ class Participant:
         # Our part of the topology, with the arguments everyone uses; the
         # coordinator binds the queue to paytx.participants (we may not).
         self.ch.exchange_declare("paytx.dlx", "fanout", durable=True)
-        self.ch.queue_declare(NAME, durable=True,
-                              arguments={"x-dead-letter-exchange": "paytx.dlx"})
+        self.ch.queue_declare(NAME, durable=True, arguments=queue_arguments())
         self.ch.basic_qos(prefetch_count=16)
 
     def publish(self, routing_key, msg_type, body, reply_to=None, correlation_id=None,

@@ -79,6 +79,8 @@ struct paytx_participant_config {
 	int64_t status_after_ms;      /* ask for a decision after this long in doubt */
 	int64_t replay_window_s;      /* refuse protocol messages stamped further than
 				       * this from now; 0 = 900 s */
+	const char *queue_type;       /* of the participant's queue, as every process
+				       * declares it: "classic" (NULL) or "quorum" */
 };
 
 /* Runs until *stop is set (by a signal handler). Borrowed arguments.

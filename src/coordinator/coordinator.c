@@ -453,8 +453,9 @@ int coordinator_run(struct coordinator *c)
 	int err = pg_schema_check(conn, PG_SCHEMA_COORDINATOR, PG_SCHEMA_COORDINATOR_VERSION);
 	if (err)
 		return err;
-	if (broker_connect(c->broker) != 0)
-		return *c->stop ? 0 : PAYTX_EBROKER;
+	err = broker_connect(c->broker);
+	if (err)
+		return *c->stop ? 0 : err;
 	recovery_leases(c, true);
 	log_info("coordinator %s ready: %zu shards, %zu other participants, prepare timeout "
 		 "%lld ms", c->cfg.id, c->cfg.shards.n, c->cfg.extra.n,
@@ -494,7 +495,8 @@ struct coordinator *coordinator_create(const struct coordinator_config *cfg,
 				    .tls_cert = cfg->amqp_tls_cert, .tls_key = cfg->amqp_tls_key,
 				    .name = c->reply_queue, .role = BROKER_ROLE_COORDINATOR,
 				    .key = &c->key, .stop = stop,
-				    .replay_window_s = cfg->replay_window_s };
+				    .replay_window_s = cfg->replay_window_s,
+				    .queue_type = cfg->queue_type };
 	c->items = calloc(cfg->batch_max, sizeof(*c->items));
 	c->broker = broker_create(&bc);
 	txtable_init(&c->table);

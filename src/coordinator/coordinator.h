@@ -17,6 +17,7 @@
 #include <stdint.h>
 
 #include "paytx/error.h"
+#include "queue_type.h"
 #include "shard.h"
 
 struct coordinator_config {
@@ -34,6 +35,7 @@ struct coordinator_config {
 	uint16_t prefetch;
 	size_t batch_max;
 	int64_t replay_window_s;      /* see struct broker_config */
+	enum queue_type queue_type;   /* PAYTX_QUEUE_TYPE: of the durable queues */
 };
 
 struct coordinator;

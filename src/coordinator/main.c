@@ -14,6 +14,7 @@
 
 static const struct config_def defs[] = {
 	BROKER_CONFIG_DEFS,
+	BROKER_QUEUE_TYPE_DEF,
 	{ "PAYTX_PG_DSN", "pg-dsn", NULL, "PostgreSQL DSN of the coordinator log, as the "
 	  "coordinator role (paytx_coordinator); run paytxctl migrate first.",
 	  CONFIG_SECRET | CONFIG_REQUIRED },
@@ -81,6 +82,9 @@ static int build_config(const struct config *c, struct coordinator_config *cc, c
 	cc->prefetch = (uint16_t)prefetch;
 	cc->batch_max = (size_t)batch;
 	cc->replay_window_s = replay_window;
+	/* checked by daemon_check_common */
+	if (queue_type_parse(config_str(c, "PAYTX_QUEUE_TYPE"), &cc->queue_type))
+		return PAYTX_ECONFIG;
 	return 0;
 }
 

@@ -129,7 +129,11 @@ err_conn:
 	return PAYTX_EBROKER;
 }
 
-static amqp_table_t queue_args(amqp_table_entry_t *e, bool dlx, bool expiring)
+/* type applies to durable queues only: a private reply queue (expiring,
+ * non-durable, its protocol messages re-sent from the logs when lost)
+ * cannot be a quorum queue. */
+static amqp_table_t queue_args(amqp_table_entry_t *e, bool dlx, bool expiring,
+			       enum queue_type type)
 {
 	int n = 0;
 	if (dlx)
@@ -141,6 +145,8 @@ static amqp_table_t queue_args(amqp_table_entry_t *e, bool dlx, bool expiring)
 		e[n++] = (amqp_table_entry_t){
 			.key = amqp_cstring_bytes("x-expires"),
 			.value = { .kind = AMQP_FIELD_KIND_I32, .value.i32 = BROKER_REPLY_EXPIRES_MS } };
+	else
+		n += queue_type_args(type, dlx, e + n);
 	return (amqp_table_t){ .num_entries = n, .entries = e };
 }
 
@@ -151,13 +157,34 @@ static int declare_exchange(amqp_connection_state_t st, const char *name, const 
 	return rpc_ok(st, "exchange.declare");
 }
 
-static int declare_queue(amqp_connection_state_t st, const char *name, bool durable,
-			 bool dlx, bool expiring)
+/* A refusal because the queue exists with other arguments is the
+ * operator's to fix (PAYTX_QUEUE_TYPE, or drain and delete the queue):
+ * PAYTX_ECONFIG, which broker_connect does not retry. */
+static int declare_refused(amqp_connection_state_t st, const char *name, enum queue_type type)
 {
-	amqp_table_entry_t e[2];
-	amqp_table_t args = queue_args(e, dlx, expiring);
-	amqp_queue_declare(st, CHANNEL, amqp_cstring_bytes(name), 0, durable, 0, 0, args);
+	amqp_rpc_reply_t r = amqp_get_rpc_reply(st);
+	char why[768];
+	if (r.reply_type == AMQP_RESPONSE_SERVER_EXCEPTION &&
+	    r.reply.id == AMQP_CHANNEL_CLOSE_METHOD) {
+		amqp_channel_close_t *m = r.reply.decoded;
+		if (m->reply_code == AMQP_PRECONDITION_FAILED &&
+		    queue_type_refusal(type, name, m->reply_text.bytes, m->reply_text.len, why,
+				       sizeof(why))) {
+			log_error("amqp: %s", why);
+			return PAYTX_ECONFIG;
+		}
+	}
 	return rpc_ok(st, "queue.declare");
+}
+
+static int declare_queue(struct broker *b, const char *name, bool durable, bool dlx,
+			 bool expiring)
+{
+	amqp_table_entry_t e[2 + QUEUE_TYPE_MAX_ARGS];
+	enum queue_type type = durable ? b->cfg.queue_type : QUEUE_TYPE_CLASSIC;
+	amqp_table_t args = queue_args(e, dlx, expiring, type);
+	amqp_queue_declare(b->cons, CHANNEL, amqp_cstring_bytes(name), 0, durable, 0, 0, args);
+	return declare_refused(b->cons, name, type);
 }
 
 static int bind_queue(amqp_connection_state_t st, const char *queue, const char *exchange,
@@ -171,17 +198,19 @@ static int bind_queue(amqp_connection_state_t st, const char *queue, const char 
 /* Everything but what a participant declares: the coordinator is the only
  * role allowed to bind, so no participant can route others' traffic (or
  * dead letters) into its own queue. */
-static int declare_coordinator(amqp_connection_state_t st)
+static int declare_coordinator(struct broker *b)
 {
-	if (declare_queue(st, BROKER_DEAD_QUEUE, true, false, false) ||
-	    bind_queue(st, BROKER_DEAD_QUEUE, BROKER_DLX, "") ||
-	    declare_queue(st, BROKER_SUBMIT_QUEUE, true, true, false) ||
-	    declare_exchange(st, BROKER_SUBMIT_EXCHANGE, "fanout") ||
-	    bind_queue(st, BROKER_SUBMIT_QUEUE, BROKER_SUBMIT_EXCHANGE, "") ||
-	    declare_queue(st, BROKER_STATUS_QUEUE, true, true, false) ||
-	    declare_exchange(st, BROKER_PARTICIPANTS_EXCHANGE, "direct") ||
-	    declare_exchange(st, BROKER_EVENTS_EXCHANGE, "topic"))
-		return PAYTX_EBROKER;
+	amqp_connection_state_t st = b->cons;
+	int err;
+	if ((err = declare_queue(b, BROKER_DEAD_QUEUE, true, false, false)) ||
+	    (err = bind_queue(st, BROKER_DEAD_QUEUE, BROKER_DLX, "")) ||
+	    (err = declare_queue(b, BROKER_SUBMIT_QUEUE, true, true, false)) ||
+	    (err = declare_exchange(st, BROKER_SUBMIT_EXCHANGE, "fanout")) ||
+	    (err = bind_queue(st, BROKER_SUBMIT_QUEUE, BROKER_SUBMIT_EXCHANGE, "")) ||
+	    (err = declare_queue(b, BROKER_STATUS_QUEUE, true, true, false)) ||
+	    (err = declare_exchange(st, BROKER_PARTICIPANTS_EXCHANGE, "direct")) ||
+	    (err = declare_exchange(st, BROKER_EVENTS_EXCHANGE, "topic")))
+		return err;
 	return 0;
 }
 
@@ -190,18 +219,20 @@ static int declare_topology(struct broker *b)
 	amqp_connection_state_t st = b->cons;
 	bool client = b->cfg.role == BROKER_ROLE_CLIENT;
 	bool coordinator = b->cfg.role == BROKER_ROLE_COORDINATOR;
+	int err;
 	if (!client && declare_exchange(st, BROKER_DLX, "fanout"))
 		return PAYTX_EBROKER;
-	if (coordinator && declare_coordinator(st))
-		return PAYTX_EBROKER;
+	if (coordinator && (err = declare_coordinator(b)))
+		return err;
 	for (size_t i = 0; i < b->npart; i++)
-		if (declare_queue(st, b->part_queues[i], true, true, false) ||
-		    (coordinator && bind_queue(st, b->part_queues[i],
-					       BROKER_PARTICIPANTS_EXCHANGE, b->part_queues[i])))
-			return PAYTX_EBROKER;
+		if ((err = declare_queue(b, b->part_queues[i], true, true, false)) ||
+		    (coordinator && (err = bind_queue(st, b->part_queues[i],
+						      BROKER_PARTICIPANTS_EXCHANGE,
+						      b->part_queues[i]))))
+			return err;
 	for (size_t i = 0; i < b->nreply; i++)
-		if (declare_queue(st, b->reply_queues[i], false, !client, true))
-			return PAYTX_EBROKER;
+		if ((err = declare_queue(b, b->reply_queues[i], false, !client, true)))
+			return err;
 	return 0;
 }
 
@@ -225,10 +256,12 @@ static int start_consumers(struct broker *b)
 
 static int connect_once(struct broker *b)
 {
+	int err = PAYTX_EBROKER;
 	if (conn_open(b, &b->cons, "consume", 60) || conn_open(b, &b->pub, "publish", 0))
 		goto err;
 	amqp_confirm_select(b->pub, CHANNEL);
-	if (rpc_ok(b->pub, "confirm.select") || declare_topology(b) || start_consumers(b))
+	if (rpc_ok(b->pub, "confirm.select") || (err = declare_topology(b)) ||
+	    (err = start_consumers(b)))
 		goto err;
 	b->pub_seq = 0;
 	b->window_len = 0;
@@ -238,7 +271,7 @@ static int connect_once(struct broker *b)
 err:
 	conn_drop(&b->cons);
 	conn_drop(&b->pub);
-	return PAYTX_EBROKER;
+	return err;
 }
 
 static void copy_bytes(char *dst, size_t n, amqp_bytes_t src)
@@ -426,11 +459,14 @@ int broker_connect(struct broker *b)
 {
 	int64_t backoff = 100;
 	for (int attempt = 0;; attempt++) {
-		if (connect_once(b) == 0) {
+		int err = connect_once(b);
+		if (err == 0) {
 			log_info("amqp: connected to %s:%d vhost %s", b->info.host, b->info.port,
 				 b->info.vhost);
 			return 0;
 		}
+		if (err == PAYTX_ECONFIG)
+			return err;
 		if (!b->cfg.stop || *b->cfg.stop)
 			return PAYTX_EBROKER;
 		log_warn("amqp: broker unavailable, retrying in %lld ms", (long long)backoff);

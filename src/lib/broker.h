@@ -23,6 +23,7 @@
 
 #include "paytx/error.h"
 #include "paytx/message.h"
+#include "queue_type.h"
 #include "replay.h"
 #include "sign.h"
 
@@ -53,6 +54,16 @@
 	{ "PAYTX_AMQP_TLS_KEY", "amqp-tls-key", NULL,                                       \
 	  "Private key (PEM, unencrypted) of PAYTX_AMQP_TLS_CERT.", 0 }
 
+/* The setting of the processes that declare the shared durable queues (the
+ * daemons; paytxctl declares only its private reply queue): a row of the
+ * same tables, validated by daemon_check_common. */
+#define BROKER_QUEUE_TYPE_DEF                                                             \
+	{ "PAYTX_QUEUE_TYPE", "queue-type", "classic",                                      \
+	  "Type of the durable queues paytx.submit, paytx.status, paytx.dead and the "       \
+	  "participant queues: classic or quorum (replicated, for a RabbitMQ cluster). "     \
+	  "The same in every process; an existing queue of the other type is refused "       \
+	  "at start-up. Reply queues stay classic.", 0 }
+
 struct broker;
 
 /* What a process declares at each (re)connect. RabbitMQ refuses a declare
@@ -72,6 +83,7 @@ struct broker_config {
 	const char *tls_key;          /* its PEM private key, NULL = none */
 	const char *name;             /* connection name shown by RabbitMQ */
 	enum broker_role role;        /* what to declare; 0 = client */
+	enum queue_type queue_type;   /* of the durable shared queues; 0 = classic */
 	const struct sign_key *key;   /* borrowed; signs and verifies protocol msgs */
 	int64_t replay_window_s;      /* protocol messages older/newer than this are
 				       * replays; 0 = REPLAY_WINDOW_DEFAULT_S */
@@ -143,7 +155,10 @@ int broker_want_reply_queue(struct broker *b, const char *name) PAYTX_MUST_CHECK
 int broker_want_consumer(struct broker *b, const char *queue, uint16_t prefetch) PAYTX_MUST_CHECK;
 
 /* Connect both connections, declare, start consumers. Retries with backoff
- * until connected or *stop. */
+ * until connected or *stop (PAYTX_EBROKER), except when RabbitMQ refuses to
+ * declare a queue because one of that name exists with other arguments
+ * (e.g. of the other PAYTX_QUEUE_TYPE): that is logged, naming the setting,
+ * and returned as PAYTX_ECONFIG at once, since retrying cannot cure it. */
 int broker_connect(struct broker *b) PAYTX_MUST_CHECK;
 int broker_reconnect(struct broker *b) PAYTX_MUST_CHECK;
 bool broker_connected(const struct broker *b);

@@ -58,6 +58,7 @@ int daemon_check_common(const struct config *c)
 {
 	if (config_check(c, "PAYTX_AMQP_URL", broker_url_check,
 			 "not a valid amqp:// or amqps:// URL (amqp://user:password@host:port/vhost)") ||
+	    config_check(c, "PAYTX_QUEUE_TYPE", queue_type_check, "classic or quorum") ||
 	    config_check(c, "PAYTX_PG_DSN", pg_dsn_check,
 			 "not a valid PostgreSQL connection string or URI (unknown option or bad "
 			 "sslmode?)") ||
@@ -105,6 +106,7 @@ int daemon_participant_config(const struct config *c, struct paytx_participant_c
 	pc->amqp_tls_ca = config_str(c, "PAYTX_AMQP_TLS_CA");
 	pc->amqp_tls_cert = config_str(c, "PAYTX_AMQP_TLS_CERT");
 	pc->amqp_tls_key = config_str(c, "PAYTX_AMQP_TLS_KEY");
+	pc->queue_type = config_str(c, "PAYTX_QUEUE_TYPE");
 	pc->prefetch = (uint16_t)prefetch;
 	pc->batch_max = (size_t)batch;
 	pc->status_after_ms = status_after;

@@ -10,8 +10,9 @@
 #include "paytx/participant.h"
 
 /* PAYTX_AMQP_URL, PAYTX_AMQP_TLS_CA/_CERT/_KEY (readable PEM files; a CA
- * for amqps), PAYTX_PG_DSN, PAYTX_HMAC_KEY, PAYTX_METRICS_ADDR and PAYTX_LOG_LEVEL
- * (which it also applies). Prints which setting is wrong, never its value; returns 0
+ * for amqps), PAYTX_QUEUE_TYPE, PAYTX_PG_DSN, PAYTX_HMAC_KEY, PAYTX_METRICS_ADDR and
+ * PAYTX_LOG_LEVEL (which it also applies). Prints which setting is wrong, never its value;
+ * returns 0
  * or PAYTX_ECONFIG. */
 int daemon_check_common(const struct config *c) PAYTX_MUST_CHECK;
 
@@ -37,6 +38,7 @@ int daemon_metrics_start(const struct config *c, struct metrics_http **out) PAYT
  * PAYTX_PARTICIPANT and PAYTX_PG_DSN rows: put these rows in its table. */
 #define DAEMON_PARTICIPANT_DEFS                                                          \
 	BROKER_CONFIG_DEFS,                                                               \
+	BROKER_QUEUE_TYPE_DEF,                                                            \
 	{ "PAYTX_HMAC_KEY", "hmac-key", NULL, "Key signing protocol messages (16-64 bytes).", \
 	  CONFIG_SECRET | CONFIG_REQUIRED },                                                \
 	{ "PAYTX_PREFETCH", "prefetch", "512", "Deliveries in flight.", 0 },                \

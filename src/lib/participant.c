@@ -409,8 +409,9 @@ static int part_loop(struct part *p)
 		gauges_update(p);
 		metrics_batch_flush(&p->metrics);
 		if (!broker_connected(p->broker) && !*p->stop) {
-			if (broker_reconnect(p->broker))
-				return *p->stop ? 0 : PAYTX_EBROKER;
+			err = broker_reconnect(p->broker);
+			if (err)
+				return *p->stop ? 0 : err;
 		}
 	}
 	return 0;
@@ -434,6 +435,8 @@ int paytx_participant_run(const struct paytx_participant_config *cfg,
 				    .name = cfg->name, .role = BROKER_ROLE_PARTICIPANT,
 				    .key = &key, .stop = stop,
 				    .replay_window_s = cfg->replay_window_s };
+	if (cfg->queue_type && queue_type_parse(cfg->queue_type, &bc.queue_type))
+		return PAYTX_ECONFIG;
 	paytx_buf_init(&p.out);
 	loopstat_init(&p.stats, "participant loop");
 	indoubt_init(&p.in_doubt);

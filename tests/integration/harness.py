@@ -141,6 +141,20 @@ def signed_props(msg_type, body, key=HMAC_KEY, message_id=None, timestamp=None, 
                                 headers=headers, **props)
 
 
+def queue_arguments(queue_type="classic", dlx=True):
+    """Declare arguments of a durable shared queue, as the binaries send
+    them for PAYTX_QUEUE_TYPE=queue_type (src/lib/queue_type.c)."""
+    args = {"x-dead-letter-exchange": "paytx.dlx"} if dlx else {}
+    if queue_type == "quorum":
+        args["x-queue-type"] = "quorum"
+        if dlx:
+            args.update({"x-dead-letter-strategy": "at-least-once",
+                         "x-overflow": "reject-publish"})
+    elif queue_type != "classic":
+        raise ValueError("queue_type: classic or quorum, not %r" % queue_type)
+    return args
+
+
 def _with_path(url, path):
     p = urllib.parse.urlsplit(url)
     return urllib.parse.urlunsplit((p.scheme, p.netloc, path, p.query, p.fragment))
@@ -195,14 +209,17 @@ def role_definitions(vhost, admin, shards):
 
 class Deployment:
     """One vhost, one coordinator database, one database per shard, and
-    the processes running against them."""
+    the processes running against them. queue_type is the PAYTX_QUEUE_TYPE
+    of every process, and the type the shared queues are declared with."""
 
     count = 0
 
-    def __init__(self, name, shards=SHARDS):
+    def __init__(self, name, shards=SHARDS, queue_type="classic"):
         Deployment.count += 1  # unique even when test names share a prefix
         self.name = "t_%s_%d_%d" % (name, os.getpid(), Deployment.count)
         self.shards = shards
+        self.queue_type = queue_type
+        queue_arguments(queue_type)   # refuse a bad one before creating anything
         self.vhost = self.name
         self.procs = {}
         self.logs = {}
@@ -265,18 +282,20 @@ class Deployment:
         # As the administrator: the client's user may declare none of it.
         ch = self.admin_ch
         ch.exchange_declare("paytx.dlx", "fanout", durable=True)
-        ch.queue_declare("paytx.dead", durable=True)
+        ch.queue_declare("paytx.dead", durable=True, arguments=self.queue_args(dlx=False))
         ch.queue_bind("paytx.dead", "paytx.dlx", "")
-        ch.queue_declare("paytx.submit", durable=True,
-                         arguments={"x-dead-letter-exchange": "paytx.dlx"})
+        ch.queue_declare("paytx.submit", durable=True, arguments=self.queue_args())
         ch.exchange_declare("paytx.submit", "fanout", durable=True)
         ch.queue_bind("paytx.submit", "paytx.submit", "")
         ch.exchange_declare("paytx.events", "topic", durable=True)
         ch.exchange_declare("paytx.participants", "direct", durable=True)
         for shard in self.shards:  # so nothing sent before a ledger starts is lost
-            ch.queue_declare(shard, durable=True,
-                             arguments={"x-dead-letter-exchange": "paytx.dlx"})
+            ch.queue_declare(shard, durable=True, arguments=self.queue_args())
             ch.queue_bind(shard, "paytx.participants", shard)
+
+    def queue_args(self, dlx=True):
+        """Arguments of a durable shared queue of this deployment."""
+        return queue_arguments(self.queue_type, dlx)
 
     def dsn(self, which, role=None):
         """DSN of database which ("coord", a shard name or "risk") as role
@@ -297,6 +316,7 @@ class Deployment:
             "PAYTX_AMQP_URL_OPERATOR": self.role_url(OPERATOR_USER),
             "PAYTX_LOG_FORMAT": "json",
             "PAYTX_LOG_LEVEL": "debug",
+            "PAYTX_QUEUE_TYPE": self.queue_type,
         })
         if "risk" in self.dbs:
             env["PAYTX_RISK_DSN"] = self.dsn("risk", "owner")
@@ -344,8 +364,7 @@ class Deployment:
             admin.close()
             self.ctl("migrate")
             # as for the shards (_declare_shared): wait_consumers may ask at once
-            self.admin_ch.queue_declare("risk", durable=True,
-                                        arguments={"x-dead-letter-exchange": "paytx.dlx"})
+            self.admin_ch.queue_declare("risk", durable=True, arguments=self.queue_args())
             self.admin_ch.queue_bind("risk", "paytx.participants", "risk")
         env.setdefault("PAYTX_STATUS_AFTER_MS", 2000)
         env.setdefault("PAYTX_PG_DSN", self.dsn("risk", "risk"))
@@ -591,9 +610,10 @@ class PaytxTestCase(unittest.TestCase):
 
     start_services = True
     coord_env = {}
+    queue_type = "classic"
 
     def setUp(self):
-        self.d = Deployment(self._testMethodName[5:25])
+        self.d = Deployment(self._testMethodName[5:25], queue_type=self.queue_type)
         self.addCleanup(self.d.close)
         if self.start_services:
             self.d.start_all(**self.coord_env)

@@ -232,6 +232,16 @@ for name, env in ledgers:
 for name, env in risks:
     role(env, "paytx-" + (env.get("PAYTX_PARTICIPANT") or "risk"), name)
 same("PAYTX_HMAC_KEY", coords + ledgers + risks, "coordinators and participants")
+# One queue type for every daemon, and the one the definitions file creates
+# the queues with: RabbitMQ refuses a declare of the other type.
+qtypes = {env.get("PAYTX_QUEUE_TYPE") or "classic" for _, env in coords + ledgers + risks}
+check(len(qtypes) == 1, "coordinators and participants have one PAYTX_QUEUE_TYPE (got %s)"
+      % ", ".join(sorted(qtypes)))
+defined = {q["name"]: (q.get("arguments") or {}).get("x-queue-type", "classic")
+           for q in defs.get("queues", [])}
+for queue, qtype in sorted(defined.items()):
+    check(qtypes == {qtype}, f"rabbitmq: the definitions declare {queue} as a {qtype} "
+                             f"queue, the PAYTX_QUEUE_TYPE of the daemons")
 coord_dsn = same("PAYTX_PG_DSN", coords, "coordinators")
 ids = [env.get("PAYTX_COORDINATOR_ID") for _, env in coords]
 check(None not in ids and len(set(ids)) == len(ids), "coordinators have distinct PAYTX_COORDINATOR_ID")
@@ -312,6 +322,10 @@ refused("paytx-risk", "PAYTX_PG_DSN",
         lambda e: e.pop("PAYTX_PG_DSN", None))
 refused("paytx-risk", "PAYTX_PREFETCH",
         lambda e: e.__setitem__("PAYTX_PREFETCH", "0"))
+refused("paytx-ledger", "PAYTX_QUEUE_TYPE",
+        lambda e: e.__setitem__("PAYTX_QUEUE_TYPE", "mirrored"))
+refused("paytx-coordinator", "PAYTX_QUEUE_TYPE",
+        lambda e: e.__setitem__("PAYTX_QUEUE_TYPE", "stream"))
 refused("paytxctl", "PAYTX_SHARDS",
         lambda e: e.__setitem__("PAYTX_SHARDS", "ledger 0"))
 

@@ -65,10 +65,31 @@ class Config(unittest.TestCase):
             ("paytx-risk", "PAYTX_PG_DSN", None),
             ("paytx-risk", "PAYTX_PARTICIPANT", "has space"),
             ("paytx-risk", "PAYTX_BATCH_MAX", "0"),
+            ("paytx-coordinator", "PAYTX_QUEUE_TYPE", "mirrored"),
+            ("paytx-ledger", "PAYTX_QUEUE_TYPE", "Quorum"),
+            ("paytx-risk", "PAYTX_QUEUE_TYPE", "stream"),
         ]
         for binary, setting, value in cases:
             with self.subTest(binary=binary, setting=setting, value=value):
                 self.assert_refused(binary, setting, value)
+
+    def test_queue_type_is_a_setting_of_the_daemons(self):
+        for binary in ("paytx-coordinator", "paytx-ledger", "paytx-risk"):
+            for value in ("classic", "quorum"):
+                r = run(binary, dict(GOOD, PAYTX_QUEUE_TYPE=value))
+                self.assertEqual(r.returncode, 0, "%s %s: %s" % (binary, value, r.stderr))
+            r = run(binary, GOOD, "--queue-type", "quorum")
+            self.assertEqual(r.returncode, 0, binary + ": " + r.stderr)
+            r = run(binary, GOOD, "--queue-type=ha")
+            self.assertNotEqual(r.returncode, 0, binary)
+            self.assertIn("PAYTX_QUEUE_TYPE", r.stderr, binary)
+            h = subprocess.run([os.path.join(BUILD, binary), "--help"], capture_output=True,
+                               text=True, timeout=20)
+            self.assertIn("PAYTX_QUEUE_TYPE", h.stdout, binary)
+        # paytxctl declares only its private reply queue, always classic
+        h = subprocess.run([os.path.join(BUILD, "paytxctl"), "--help"], capture_output=True,
+                           text=True, timeout=20)
+        self.assertNotIn("PAYTX_QUEUE_TYPE", h.stdout)
 
     def test_stray_arguments_are_refused(self):
         r = run("paytx-coordinator", GOOD, "extra")

@@ -33,8 +33,7 @@ class PythonParticipant(PaytxTestCase):
         self.blockfile = os.path.join(self.d.logdir, "blocklist.txt")
         self.block("# accounts the sanctions participant refuses", "mallory-0")
         # as the harness does for the shards: declared before anyone starts
-        self.d.admin_ch.queue_declare(NAME, durable=True,
-                                      arguments={"x-dead-letter-exchange": "paytx.dlx"})
+        self.d.admin_ch.queue_declare(NAME, durable=True, arguments=self.d.queue_args())
         self.d.admin_ch.queue_bind(NAME, "paytx.participants", NAME)
         self.start_python()
         self.alice_and_bob(1000)   # funding payments go through sanctions too
@@ -154,6 +153,13 @@ class PythonParticipant(PaytxTestCase):
         self.assertEqual(self.barrier(987654), [("aborted", None)])
         self.assertEqual(self.barrier(out["txn"]), [("committed", None)])
         self.d.check_invariants(self)
+
+
+class PythonParticipantOnQuorumQueues(PythonParticipant):
+    """The same with PAYTX_QUEUE_TYPE=quorum: the example declares its queue
+    with the arguments the coordinator uses, or one of them is refused."""
+
+    queue_type = "quorum"
 
 
 if __name__ == "__main__":
