@@ -350,7 +350,16 @@ static int publish_all(struct coordinator *c)
 		err = broker_flush(c->broker);
 	if (publishing && (!err || err == PAYTX_EUNROUTABLE))
 		crash_point("coordinator.after_publish_confirm");
-	return err == PAYTX_EUNROUTABLE ? 0 : err;
+	if (err == PAYTX_EUNROUTABLE) {
+		/* A participant's queue or binding is gone (deleted by hand, say):
+		 * after this batch, reconnect, which declares and binds every
+		 * participant queue again; peers.h then re-sends what was lost. */
+		log_warn("amqp: a request to a participant had no queue; declaring the topology "
+			 "again");
+		c->redeclare = true;
+		return 0;
+	}
+	return err;
 }
 
 /* A payment every participant acked, its outcome published: count it. */
@@ -433,7 +442,8 @@ static int iteration(struct coordinator *c)
 	free(logged);
 	/* A consume can fail with nothing else to do: reconnect (with
 	 * backoff) on any loss, not only on a failed publish. */
-	if ((err == PAYTX_EBROKER || !broker_connected(c->broker)) && !*c->stop) {
+	if ((err == PAYTX_EBROKER || !broker_connected(c->broker) || c->redeclare) && !*c->stop) {
+		c->redeclare = false;
 		err = broker_reconnect(c->broker);
 		/* What went out before may be gone with the connection. */
 		peers_connection_lost(&c->peers, clock_mono_ms());

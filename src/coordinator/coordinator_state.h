@@ -69,6 +69,7 @@ struct coordinator {
 	int64_t reply_ms;               /* moving average: request to vote or ack */
 	struct peers peers;             /* participants' progress, for re-sends */
 	char extra_list[256];           /* cfg.extra, comma-separated, for the log */
+	bool redeclare;                 /* a request was unroutable: reconnect */
 	struct metrics_batch metrics;   /* this iteration's updates, flushed at its end */
 };
 

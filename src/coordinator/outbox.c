@@ -27,7 +27,10 @@ static int to_participant(struct outbox *o, enum paytx_msg_type type, const char
 	struct broker_out m = { .exchange = BROKER_PARTICIPANTS_EXCHANGE,
 				.routing_key = participant, .type = type, .body = o->buf.data,
 				.len = o->buf.len, .reply_to = o->reply_queue,
-				.correlation_id = corr, .traceparent = traceparent, .sign = true };
+				.correlation_id = corr, .traceparent = traceparent, .sign = true,
+				/* A participant queue deleted under us must not swallow
+				 * requests unseen: see publish_all. */
+				.mandatory = true };
 	return broker_publish(o->broker, &m);
 }
 

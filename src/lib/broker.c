@@ -107,10 +107,21 @@ static int conn_open(struct broker *b, amqp_connection_state_t *out, const char 
 	}
 	char name[192];
 	snprintf(name, sizeof(name), "%s/%s", b->cfg.name, role);
-	amqp_table_entry_t prop = { .key = amqp_cstring_bytes("connection_name"),
-				    .value = { .kind = AMQP_FIELD_KIND_UTF8,
-					       .value.bytes = amqp_cstring_bytes(name) } };
-	amqp_table_t props = { .num_entries = 1, .entries = &prop };
+	/* consumer_cancel_notify: without it RabbitMQ never says that a queue
+	 * we consume was deleted, and the process would quietly stop
+	 * consuming; with it consumer_frame sees basic.cancel and reconnects,
+	 * which declares the queue again. (rabbitmq-c merges these
+	 * capabilities with its own.) */
+	amqp_table_entry_t cap = { .key = amqp_cstring_bytes("consumer_cancel_notify"),
+				   .value = { .kind = AMQP_FIELD_KIND_BOOLEAN, .value.boolean = 1 } };
+	amqp_table_entry_t prop[] = {
+		{ .key = amqp_cstring_bytes("connection_name"),
+		  .value = { .kind = AMQP_FIELD_KIND_UTF8, .value.bytes = amqp_cstring_bytes(name) } },
+		{ .key = amqp_cstring_bytes("capabilities"),
+		  .value = { .kind = AMQP_FIELD_KIND_TABLE,
+			     .value.table = { .num_entries = 1, .entries = &cap } } },
+	};
+	amqp_table_t props = { .num_entries = 2, .entries = prop };
 	amqp_rpc_reply_t r = amqp_login_with_properties(st, b->info.vhost, 0, 131072, heartbeat,
 							 &props, AMQP_SASL_METHOD_PLAIN,
 							 b->info.user, b->info.password);

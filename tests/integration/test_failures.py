@@ -3,6 +3,8 @@
 import signal
 import time
 
+import pika.exceptions
+
 from harness import PaytxTestCase, main
 
 
@@ -39,6 +41,26 @@ class Failures(PaytxTestCase):
         self.assertEqual(barrier, [("aborted",)])
         out = self.d.pay_and_wait(self.pay("after-1"))
         self.assertEqual(out["status"], "committed")
+        self.d.check_invariants(self)
+
+    def test_a_deleted_participant_queue_is_declared_again(self):
+        # RabbitMQ tells a consumer that its queue went away only when the
+        # connection asked for consumer_cancel_notify; without it the ledger
+        # would quietly stop consuming for good.
+        self.d.wait_consumers("ledger.1", 1)
+        self.d.admin_ch.queue_delete("ledger.1")
+
+        def consumed():
+            try:
+                return self.d.admin_ch.queue_declare("ledger.1", passive=True).method \
+                    .consumer_count == 1
+            except pika.exceptions.ChannelClosedByBroker:   # not declared again yet
+                self.d.admin_ch = self.d.admin_conn.channel()
+                self.d.admin_ch.confirm_delivery()
+                return False
+        self.d.wait_for(consumed, timeout=30, what="ledger.1 consuming its queue again")
+        self.assertIn("cancelled a consumer", self.d.log_text("ledger.1"))
+        self.assertEqual(self.d.pay_and_wait(self.pay("after-delete"))["status"], "committed")
         self.d.check_invariants(self)
 
     def test_participant_restarted_between_prepare_and_commit_commits(self):
