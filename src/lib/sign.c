@@ -9,6 +9,21 @@
 #include <openssl/evp.h>
 #include <openssl/params.h>
 
+/* A MAC context with k's key set; NULL on failure. */
+static EVP_MAC_CTX *keyed_new(const struct sign_key *k)
+{
+	EVP_MAC *hmac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+	EVP_MAC_CTX *ctx = hmac ? EVP_MAC_CTX_new(hmac) : NULL;
+	OSSL_PARAM params[] = { OSSL_PARAM_construct_utf8_string("digest", (char *)"SHA256", 0),
+				OSSL_PARAM_construct_end() };
+	EVP_MAC_free(hmac); /* the context keeps its own reference */
+	if (ctx && !EVP_MAC_init(ctx, k->bytes, k->len, params)) {
+		EVP_MAC_CTX_free(ctx);
+		ctx = NULL;
+	}
+	return ctx;
+}
+
 int sign_key_init(struct sign_key *k, const char *key, size_t len)
 {
 	memset(k, 0, sizeof(*k));
@@ -16,11 +31,14 @@ int sign_key_init(struct sign_key *k, const char *key, size_t len)
 		return PAYTX_ECONFIG;
 	memcpy(k->bytes, key, len);
 	k->len = len;
-	return 0;
+	k->keyed = keyed_new(k);
+	return k->keyed ? 0 : PAYTX_ENOMEM;
 }
 
 void sign_key_finish(struct sign_key *k)
 {
+	EVP_MAC_CTX_free(k->keyed);
+	k->keyed = NULL;
 	OPENSSL_cleanse(k->bytes, sizeof(k->bytes));
 	k->len = 0;
 }
@@ -32,12 +50,9 @@ static int sign_raw(const struct sign_key *k, const struct sign_input *in, unsig
 	if (!in->type || !in->message_id || strchr(in->type, '\n') || strchr(in->message_id, '\n'))
 		return PAYTX_ESIG;
 	int tslen = snprintf(ts, sizeof(ts), "%" PRId64, in->timestamp_s);
-	EVP_MAC *hmac = EVP_MAC_fetch(NULL, "HMAC", NULL);
-	EVP_MAC_CTX *ctx = hmac ? EVP_MAC_CTX_new(hmac) : NULL;
-	OSSL_PARAM params[] = { OSSL_PARAM_construct_utf8_string("digest", (char *)"SHA256", 0),
-				OSSL_PARAM_construct_end() };
-	int ok = ctx && EVP_MAC_init(ctx, k->bytes, k->len, params) &&
-		 EVP_MAC_update(ctx, (const unsigned char *)in->type, strlen(in->type)) &&
+	/* A copy of the keyed context: k stays read-only, so shareable. */
+	EVP_MAC_CTX *ctx = k->keyed ? EVP_MAC_CTX_dup(k->keyed) : keyed_new(k);
+	int ok = ctx && EVP_MAC_update(ctx, (const unsigned char *)in->type, strlen(in->type)) &&
 		 EVP_MAC_update(ctx, (const unsigned char *)"\n", 1) &&
 		 EVP_MAC_update(ctx, (const unsigned char *)in->message_id,
 				strlen(in->message_id)) &&
@@ -46,7 +61,6 @@ static int sign_raw(const struct sign_key *k, const struct sign_input *in, unsig
 		 EVP_MAC_update(ctx, (const unsigned char *)"\n", 1) &&
 		 EVP_MAC_update(ctx, in->body, in->len) && EVP_MAC_final(ctx, mac, &maclen, 32);
 	EVP_MAC_CTX_free(ctx);
-	EVP_MAC_free(hmac);
 	return ok && maclen == 32 ? 0 : PAYTX_ESIG;
 }
 

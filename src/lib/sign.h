@@ -27,6 +27,9 @@
 struct sign_key {
 	unsigned char bytes[64];
 	size_t len;
+	void *keyed;       /* EVP_MAC_CTX with the key set: each MAC starts
+			    * from a copy (fetching HMAC and setting the key
+			    * cost more than the MAC itself) */
 };
 
 /* What a signature covers; every pointer is borrowed. */

@@ -7,6 +7,7 @@
 
 static const char body[] = "{\"txn\":1,\"payment_id\":\"p\"}";
 
+/* The caller owns the result: sign_key_finish it. */
 static struct sign_key key(const char *k)
 {
 	struct sign_key s;
@@ -29,6 +30,7 @@ START_TEST(test_signature_verifies)
 	ck_assert_int_eq(sign_compute(&k, &in, hex), 0);
 	ck_assert_uint_eq(strlen(hex), SIGN_HEX_LEN);
 	ck_assert_int_eq(sign_verify(&k, &in, hex, SIGN_HEX_LEN), 0);
+	sign_key_finish(&k);
 }
 END_TEST
 
@@ -41,6 +43,7 @@ START_TEST(test_known_hmac_sha256_vector)
 	char hex[SIGN_HEX_LEN + 1];
 	ck_assert_int_eq(sign_compute(&k, &in, hex), 0);
 	ck_assert_str_eq(hex, "099acf753f498438b68ca4feddbaebf933beeff0158dcb1f517c41d3993da301");
+	sign_key_finish(&k);
 }
 END_TEST
 
@@ -57,6 +60,8 @@ START_TEST(test_changed_body_type_or_key_fails)
 	cut.len--;
 	ck_assert_int_eq(sign_verify(&k, &cut, hex, SIGN_HEX_LEN), PAYTX_ESIG);
 	ck_assert_int_eq(sign_verify(&other, &in, hex, SIGN_HEX_LEN), PAYTX_ESIG);
+	sign_key_finish(&k);
+	sign_key_finish(&other);
 }
 END_TEST
 
@@ -72,6 +77,7 @@ START_TEST(test_changed_message_id_or_timestamp_fails)
 	ts.timestamp_s++;
 	ck_assert_int_eq(sign_verify(&k, &id, hex, SIGN_HEX_LEN), PAYTX_ESIG);
 	ck_assert_int_eq(sign_verify(&k, &ts, hex, SIGN_HEX_LEN), PAYTX_ESIG);
+	sign_key_finish(&k);
 }
 END_TEST
 
@@ -85,6 +91,7 @@ START_TEST(test_newline_in_type_or_message_id_is_refused)
 	ck_assert_int_eq(sign_compute(&k, &in, hex), PAYTX_ESIG);
 	in = input("txn.commit\nx");
 	ck_assert_int_eq(sign_compute(&k, &in, hex), PAYTX_ESIG);
+	sign_key_finish(&k);
 }
 END_TEST
 
@@ -97,6 +104,7 @@ START_TEST(test_truncated_or_empty_signature_fails)
 	ck_assert_int_eq(sign_verify(&k, &in, hex, SIGN_HEX_LEN - 1), PAYTX_ESIG);
 	ck_assert_int_eq(sign_verify(&k, &in, "", 0), PAYTX_ESIG);
 	ck_assert_int_eq(sign_verify(&k, &in, NULL, 0), PAYTX_ESIG);
+	sign_key_finish(&k);
 }
 END_TEST
 
