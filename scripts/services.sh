@@ -895,6 +895,7 @@ export PAYTX_PG_DSN_RISK='$risk/paytx_risk'
 export PAYTX_SHARDS='ledger.0,ledger.1'
 # The balance cache (docs/cache.md): paytxctl balance serves from it when
 # set; paytx-cache reads the ledger and the coordinator log as paytx_cache.
+export PAYTX_REDIS_PORT='$REDIS_PORT'
 export PAYTX_REDIS_URL='redis://127.0.0.1:$REDIS_PORT'
 export PAYTX_PG_DSN_CACHE='$cache/paytx_coord'
 export PAYTX_CACHE_LEDGER_DSNS='ledger.0=$cache/paytx_ledger0,ledger.1=$cache/paytx_ledger1'
