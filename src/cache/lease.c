@@ -70,6 +70,9 @@ int lease_init(struct lease *l, struct cachestore *cs, const char *coord_dsn, in
 	l->sweep_ms = sweep_ms;
 	l->stop = stop;
 	l->lost = true; /* nothing is trusted until the first epoch */
+	/* A predecessor that died may have renewed an epoch just now: a yes
+	 * vote without a mark waits for that lease too. */
+	l->last_send_ms = clock_mono_ms();
 	if (pthread_mutex_init(&l->mu, NULL)) {
 		cachestore_destroy(cs);
 		l->cs = NULL;
