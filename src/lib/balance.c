@@ -68,15 +68,14 @@ void balance_apply_holds(struct cache_entry *e, int64_t *undecided, size_t nhold
 			j++;
 		if (j == ndecided) {
 			(*undecided)++;
-		} else if (commit[j]) {
-			/* what ledger_commit will do: post, release, bump */
-			e->balance += amounts[i];
-			e->held -= debits[i];
-			e->version++;
+			continue;
 		}
-		/* decided aborted: its debit is released, never posted */
-		else {
-			e->held -= debits[i];
+		/* committed: what ledger_commit will do (post, release, bump);
+		 * aborted: the debit is released, nothing posted */
+		e->held -= debits[i];
+		if (commit[j]) {
+			e->balance += amounts[i];
+			e->version++;
 		}
 	}
 }
