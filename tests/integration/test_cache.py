@@ -3,6 +3,7 @@ path through paytxctl balance and the paytx.balance query, and the
 guarantee: once a client has a payment's committed outcome, every balance
 read reflects it; no read ever includes an aborted payment. Redis is
 killed, restarted and flushed under it (scripts/services.sh)."""
+import json
 import os
 import random
 import subprocess
@@ -42,7 +43,6 @@ class CacheTest(PaytxTestCase):
     # -- reads --------------------------------------------------------------
     def ctl_balance(self, account):
         r = self.d.ctl("balance", account, "--json")
-        import json
         return json.loads(r.stdout)
 
     def both(self, account):
@@ -91,6 +91,21 @@ class CacheTest(PaytxTestCase):
         self.assert_balance(b, 350, "after a second payment")
         self.wait_cached(b, 350)
         self.d.check_invariants(self)
+
+    def test_bad_balance_queries_get_an_error_reply(self):
+        a, _ = self.alice_and_bob(100)
+        for body in (b"not json", b'{"acct": "x"}', b'{"account": 5}',
+                     b'{"account": "has space"}', b"[1]", b"x" * 5000):
+            corr = uuid.uuid4().hex
+            self.d.ch.basic_publish("paytx.balance", "", body, harness.pika.BasicProperties(
+                reply_to=self.d.balance_queue, correlation_id=corr))
+            out, _ = self.d.wait_reply(corr, queue=self.d.balance_queue)
+            self.assertEqual(out["error"], "invalid_request", body[:40])
+        self.assertEqual(self.d.balance_query("ghost-1"),
+                         {"account": "ghost-1", "error": "not_found"})
+        self.assertEqual(self.d.balance_query(a)["balance"], 100)   # still serving
+        r = self.d.ctl("balance", "ghost-1", check=False)
+        self.assertEqual(r.returncode, 6, r.stderr)
 
     def test_pending_during_prepare_and_abort_clears(self):
         a, b = self.alice_and_bob(1000)
@@ -203,7 +218,6 @@ class NoCacheTest(PaytxTestCase):
         out = self.d.pay_and_wait({"payment_id": "nc", "from": a, "to": b, "amount": 10,
                                    "currency": "EUR"})
         self.assertEqual(out["status"], "committed")
-        import json
         r = json.loads(self.d.ctl("balance", a, "--json").stdout)
         self.assertEqual((r["balance"], r["source"]), (990, "ledger"))
         self.d.check_invariants(self)
