@@ -44,13 +44,8 @@ static int cp_decide(struct cachepart *c, int64_t txn, bool commit)
 		(void)lease_lost(c->lease);
 		return 0;
 	}
-	for (size_t i = 0; commit && i < n; i++) {
-		struct balance b;
-		int err = balance_read(&c->reader, accounts[i], &b);
-		if (err)
-			log_txn(LOG_INFO, NULL, txn, "cache: no install for %s: %s", accounts[i],
-				paytx_strerror(err));
-	}
+	for (size_t i = 0; commit && i < n; i++)
+		query_refresh(c->query, accounts[i]);
 	return 0;
 }
 
@@ -70,24 +65,17 @@ const struct paytx_participant_ops cachepart_ops = {
 	.abort = cp_abort,
 };
 
-int cachepart_init(struct cachepart *c, struct cachestore *cs, struct lease *lease,
-		   const char *shards, const char *ledger_dsns, const char *coord_dsn)
+void cachepart_init(struct cachepart *c, struct cachestore *cs, struct lease *lease,
+		    struct query *query)
 {
 	memset(c, 0, sizeof(*c));
 	c->cs = cs;
 	c->lease = lease;
-	int err = balance_reader_init(&c->reader, shards, ledger_dsns, coord_dsn, cs,
-				      "paytx-cache");
-	if (err) {
-		cachestore_destroy(cs);
-		c->cs = NULL;
-	}
-	return err;
+	c->query = query;
 }
 
 void cachepart_finish(struct cachepart *c)
 {
-	balance_reader_finish(&c->reader);
 	cachestore_destroy(c->cs);
 	c->cs = NULL;
 }

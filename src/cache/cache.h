@@ -4,9 +4,10 @@
  *             ledger), then vote yes. When Redis cannot be written, report
  *             the loss to the lease and vote yes once the epoch has expired
  *             in Redis: the cache never makes a payment fail.
- *   commit  = clear the marks and drop the accounts' entries; then offer
- *             each account's balance to the cache (installed only when the
- *             ledger has no open hold on it: see balance.h).
+ *   commit  = clear the marks and drop the accounts' entries; then hand
+ *             the accounts to the query thread, which offers their balances
+ *             to the cache (installed only once the ledger has no open hold
+ *             on them: see balance.h) without delaying this ack.
  *   abort   = clear the marks (the entries stay right).
  * Idempotent: marks and clears are sets. Single-threaded: the SDK's thread.
  */
@@ -15,22 +16,21 @@
 
 #include <stdint.h>
 
-#include "balance.h"
 #include "cachestore.h"
 #include "lease.h"
 #include "paytx/participant.h"
+#include "query.h"
 
 struct cachepart {
 	struct cachestore *cs;       /* owned: this thread's connection */
 	struct lease *lease;         /* borrowed */
-	struct balance_reader reader; /* installs after commits; uses cs */
+	struct query *query;         /* borrowed: refreshes after commits */
 	uint64_t blind_votes;        /* yes votes given without a mark */
 };
 
-/* cs is taken over; lease is borrowed; the reader's strings too. */
-int cachepart_init(struct cachepart *c, struct cachestore *cs, struct lease *lease,
-		   const char *shards, const char *ledger_dsns,
-		   const char *coord_dsn) PAYTX_MUST_CHECK;
+/* cs is taken over; lease and query are borrowed. */
+void cachepart_init(struct cachepart *c, struct cachestore *cs, struct lease *lease,
+		    struct query *query);
 void cachepart_finish(struct cachepart *c);
 
 /* The participant callbacks; ctx is a struct cachepart *. */

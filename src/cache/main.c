@@ -117,27 +117,28 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	if (lease_init(&lease, lcs, coord, s.lease_ms, s.timeout_ms, s.sweep_ms, &signals_stop))
-		goto err_qcs;
-	if (cachepart_init(&part, pcs, &lease, shards, ledgers, coord))
+		goto err_stores;
+	if (query_init(&query, &qc, qcs)) /* takes qcs, even on failure */
 		goto err_lease;
-	if (query_init(&query, &qc, qcs))
-		goto err_part;
+	cachepart_init(&part, pcs, &lease, &query);
 	if (lease_start(&lease) || query_start(&query)) {
 		signals_stop = 1;
-		goto err_query;
+		goto err_part;
 	}
 	err = paytx_participant_run(&pc, &cachepart_ops, &part, &signals_stop);
 	signals_stop = 1; /* the threads end with the participant */
 	if (err)
 		log_error("cache stopping: %s", paytx_strerror(err));
-err_query:
-	query_finish(&query);
 err_part:
 	cachepart_finish(&part);
-err_lease:
+	query_finish(&query);
 	lease_finish(&lease);
 	return err ? 1 : 0;
-err_qcs:
+err_lease:
+	lease_finish(&lease);
+	cachestore_destroy(pcs);
+	return 1;
+err_stores:
 	cachestore_destroy(pcs);
 	cachestore_destroy(qcs);
 	return 1;

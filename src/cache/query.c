@@ -145,12 +145,48 @@ static int serve_one(struct query *q, amqp_connection_state_t st, amqp_envelope_
 	return amqp_basic_ack(st, QUERY_CHANNEL, env->delivery_tag, 0) ? PAYTX_EBROKER : 0;
 }
 
+void query_refresh(struct query *q, const char *account)
+{
+	pthread_mutex_lock(&q->mu);
+	if (q->refresh_n < QUERY_REFRESH_MAX) {
+		size_t i = (q->refresh_head + q->refresh_n++) % QUERY_REFRESH_MAX;
+		snprintf(q->refresh[i], PAYTX_ID_MAX + 1, "%s", account);
+	} else {
+		q->refresh_dropped++;
+	}
+	pthread_mutex_unlock(&q->mu);
+}
+
+/* Re-read the accounts handed over since the last call (installs what the
+ * ledger has posted). */
+static void refresh_some(struct query *q)
+{
+	char account[PAYTX_ID_MAX + 1];
+	for (int k = 0; k < 64; k++) {
+		pthread_mutex_lock(&q->mu);
+		bool any = q->refresh_n > 0;
+		if (any) {
+			memcpy(account, q->refresh[q->refresh_head], sizeof(account));
+			q->refresh_head = (q->refresh_head + 1) % QUERY_REFRESH_MAX;
+			q->refresh_n--;
+		}
+		pthread_mutex_unlock(&q->mu);
+		if (!any)
+			return;
+		struct balance b;
+		int err = balance_read(&q->reader, account, &b);
+		if (err)
+			log_debug("cache: no refresh of %s: %s", account, paytx_strerror(err));
+	}
+}
+
 /* Serve until stopped or the connection fails. */
 static void serve(struct query *q, amqp_connection_state_t st)
 {
 	while (!*q->cfg.stop) {
+		refresh_some(q);
 		amqp_envelope_t env;
-		struct timeval tv = { .tv_usec = 200000 };
+		struct timeval tv = { .tv_usec = 50000 };   /* refreshes wait at most this */
 		amqp_maybe_release_buffers(st);
 		amqp_rpc_reply_t r = amqp_consume_message(st, &env, &tv, 0);
 		if (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION &&
@@ -172,6 +208,7 @@ static void *query_main(void *arg)
 	while (!*q->cfg.stop) {
 		amqp_connection_state_t st;
 		if (connect_and_consume(q, &st)) {
+			refresh_some(q);   /* the cache needs no broker */
 			clock_sleep_ms(backoff);
 			backoff = backoff * 2 > 5000 ? 5000 : backoff * 2;
 			continue;
@@ -192,9 +229,16 @@ int query_init(struct query *q, const struct query_config *cfg, struct cachestor
 	memset(q, 0, sizeof(*q));
 	q->cfg = *cfg;
 	q->cs = cs;
-	int err = balance_reader_init(&q->reader, cfg->shards, cfg->ledger_dsns, cfg->coord_dsn,
-				      cs, "paytx-cache-query");
+	q->refresh = calloc(QUERY_REFRESH_MAX, sizeof(*q->refresh));
+	int err = q->refresh ? 0 : PAYTX_ENOMEM;
+	if (!err && pthread_mutex_init(&q->mu, NULL))
+		err = PAYTX_ENOMEM;
+	else if (!err)
+		err = balance_reader_init(&q->reader, cfg->shards, cfg->ledger_dsns,
+					  cfg->coord_dsn, cs, "paytx-cache-query");
 	if (err) {
+		free(q->refresh);
+		q->refresh = NULL;
 		cachestore_destroy(cs);
 		q->cs = NULL;
 	}
@@ -217,4 +261,10 @@ void query_finish(struct query *q)
 	balance_reader_finish(&q->reader);
 	cachestore_destroy(q->cs);
 	q->cs = NULL;
+	if (q->refresh_dropped)
+		log_info("cache: %llu refreshes dropped (queue full)",
+			 (unsigned long long)q->refresh_dropped);
+	free(q->refresh);
+	q->refresh = NULL;
+	pthread_mutex_destroy(&q->mu);
 }

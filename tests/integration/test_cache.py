@@ -85,8 +85,12 @@ class CacheTest(PaytxTestCase):
         self.wait_cached(b, 300)
         self.assertEqual(self.d.redis("HGET", self.d.cache_prefix + ":a:" + a, "balance"),
                          "700")
-        # the next commit drops the entry before its outcome can be seen
+        # the next commit drops the entry before its outcome can be seen, and
+        # paytx-cache installs the new balance by itself, nobody reading it
         self.assertEqual(self.pay(a, b, 50)["status"], "committed")
+        self.d.wait_for(lambda: self.d.redis("HGET", self.d.cache_prefix + ":a:" + b,
+                                             "balance") == "350",
+                        what="paytx-cache installs b's balance after the commit")
         self.assert_balance(a, 650, "after a second payment")
         self.assert_balance(b, 350, "after a second payment")
         self.wait_cached(b, 350)
