@@ -122,9 +122,10 @@ static void cs_parse_url(struct cachestore *cs, const char *url)
 	memcpy(cs->host, p, host);
 	cs->host[host] = '\0';
 	p += host;
-	cs->port = 6379;
-	if (*p == ':')
-		cs->port = (int)strtol(p + 1, (char **)&p, 10);
+	char *end = NULL;
+	cs->port = *p == ':' ? (int)strtol(p + 1, &end, 10) : 6379;
+	if (end)
+		p = end;
 	cs->db = *p == '/' && p[1] ? (int)strtol(p + 1, NULL, 10) : 0;
 }
 
@@ -374,11 +375,10 @@ int cachestore_marked(struct cachestore *cs, int64_t *txns, size_t max, size_t *
 	char key[CACHESTORE_PREFIX_MAX + 8];
 	redisReply *r;
 	*n = 0;
-	cs_key(cs, key, sizeof(key), "txns", NULL);
-	const char *argv[] = { "SRANDMEMBER", key, "1000" };
 	char count[24];
+	cs_key(cs, key, sizeof(key), "txns", NULL);
 	snprintf(count, sizeof(count), "%zu", max);
-	argv[2] = count;
+	const char *argv[] = { "SRANDMEMBER", key, count };
 	int err = cs_command(cs, 3, argv, &r);
 	if (err)
 		return err;
