@@ -90,8 +90,9 @@ int64_t lease_lost(struct lease *l)
 			 "ledger until a new epoch");
 	l->lost = true;
 	/* No SET or renewal is sent while lost, and the last one, sent at
-	 * last_send_ms, was applied within timeout_ms or never (the
-	 * connection is dropped on a timeout). */
+	 * last_send_ms, set an absolute expiry lease_ms after it was sent
+	 * (by our clock: timeout_ms is the margin for Redis's clock being
+	 * behind ours), however late Redis applied it. */
 	int64_t expired = l->last_send_ms + l->lease_ms + l->timeout_ms;
 	l->epoch[0] = '\0';
 	pthread_mutex_unlock(&l->mu);
@@ -160,7 +161,7 @@ int lease_establish(struct lease *l)
 		return PAYTX_ECONFLICT;
 	}
 	l->last_send_ms = clock_mono_ms();
-	err = cachestore_epoch_set(l->cs, epoch, l->lease_ms);
+	err = cachestore_epoch_set(l->cs, epoch, clock_wall_ms() + l->lease_ms);
 	if (!err) {
 		snprintf(l->epoch, sizeof(l->epoch), "%s", epoch);
 		l->lost = false;
@@ -180,7 +181,7 @@ static void renew(struct lease *l)
 		return;
 	}
 	int64_t sent = clock_mono_ms();
-	int err = cachestore_epoch_renew(l->cs, l->epoch, l->lease_ms, &ours);
+	int err = cachestore_epoch_renew(l->cs, l->epoch, clock_wall_ms() + l->lease_ms, &ours);
 	if (!err && ours) {
 		l->last_send_ms = sent;
 	} else {

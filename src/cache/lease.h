@@ -1,7 +1,8 @@
 /* paytx-cache's coherence lease (docs/cache.md, "Redis unreachable").
  *
  * The epoch key in Redis says "the cache may be trusted"; it expires
- * lease_ms after it was last set or renewed. The lease thread sets it
+ * lease_ms after the last SET or renewal was sent (an absolute time, so a
+ * command that Redis applies late cannot stretch the lease). The lease thread sets it
  * (after dropping everything and re-marking the open transactions: see
  * lease_establish) and renews it every lease_ms / 4. Whenever a write of
  * the participant fails, the participant calls lease_lost: no renewal is

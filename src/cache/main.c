@@ -38,7 +38,8 @@ static const struct config_def defs[] = {
 	  "timeout) after paytx-cache last reached Redis. Keep it well under the "
 	  "coordinators' PAYTX_PREPARE_TIMEOUT_MS: a prepare may wait this long.", 0 },
 	{ "PAYTX_REDIS_TIMEOUT_MS", "redis-timeout-ms", "200",
-	  "Timeout of every Redis connect and command.", 0 },
+	  "Timeout of every Redis connect and command; also the margin allowed for Redis's "
+	  "clock running behind this host's (the lease is an absolute time).", 0 },
 	{ "PAYTX_CACHE_SWEEP_MS", "cache-sweep-ms", "2000",
 	  "How often marks of payments the coordinator log has finished are cleared.", 0 },
 	DAEMON_PARTICIPANT_DEFS,

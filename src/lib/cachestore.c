@@ -74,7 +74,7 @@ static const char lua_clear[] =
 
 static const char lua_renew[] =
 	"if redis.call('GET', KEYS[1]) == ARGV[1] then\n"
-	"  redis.call('PEXPIRE', KEYS[1], ARGV[2])\n"
+	"  redis.call('PEXPIREAT', KEYS[1], ARGV[2])\n"
 	"  return 1\n"
 	"end\n"
 	"return 0\n";
@@ -425,29 +425,29 @@ int cachestore_drop_all(struct cachestore *cs)
 	return err;
 }
 
-int cachestore_epoch_set(struct cachestore *cs, const char *epoch, int64_t lease_ms)
+int cachestore_epoch_set(struct cachestore *cs, const char *epoch, int64_t expire_at_ms)
 {
-	char key[CACHESTORE_PREFIX_MAX + 8], px[24];
+	char key[CACHESTORE_PREFIX_MAX + 8], at[24];
 	redisReply *r;
 	cs_key(cs, key, sizeof(key), "epoch", NULL);
-	snprintf(px, sizeof(px), "%" PRId64, lease_ms);
-	const char *argv[] = { "SET", key, epoch, "PX", px };
+	snprintf(at, sizeof(at), "%" PRId64, expire_at_ms);
+	const char *argv[] = { "SET", key, epoch, "PXAT", at };
 	int err = cs_command(cs, 5, argv, &r);
 	if (!err)
 		freeReplyObject(r);
 	return err;
 }
 
-int cachestore_epoch_renew(struct cachestore *cs, const char *epoch, int64_t lease_ms,
+int cachestore_epoch_renew(struct cachestore *cs, const char *epoch, int64_t expire_at_ms,
 			   bool *ours)
 {
-	char key[CACHESTORE_PREFIX_MAX + 8], px[24];
+	char key[CACHESTORE_PREFIX_MAX + 8], at[24];
 	redisReply *r;
 	int64_t v = 0;
 	*ours = false;
 	cs_key(cs, key, sizeof(key), "epoch", NULL);
-	snprintf(px, sizeof(px), "%" PRId64, lease_ms);
-	const char *argv[] = { "EVAL", lua_renew, "1", key, epoch, px };
+	snprintf(at, sizeof(at), "%" PRId64, expire_at_ms);
+	const char *argv[] = { "EVAL", lua_renew, "1", key, epoch, at };
 	int err = cs_command(cs, 6, argv, &r);
 	if (err)
 		return err;

@@ -3,7 +3,7 @@
  *
  * Keys, all under a prefix (PAYTX_CACHE_PREFIX, default "paytx:cache"):
  *   P:epoch       the coherence epoch: present only while paytx-cache holds
- *                 its lease (a PX expiry it renews); absent after a flush,
+ *                 its lease (an absolute expiry it renews); absent after a flush,
  *                 a restart or a lapsed lease
  *   P:a:ACCOUNT   hash: an installed balance (epoch, balance, held,
  *                 version, currency, external)
@@ -95,11 +95,13 @@ int cachestore_marked(struct cachestore *cs, int64_t *txns, size_t max,
 
 /* Delete the epoch, then every key under the prefix. */
 int cachestore_drop_all(struct cachestore *cs) PAYTX_MUST_CHECK;
-/* Set the epoch to epoch, expiring in lease_ms. */
+/* Set the epoch to epoch, expiring at expire_at_ms (Unix epoch ms: an
+ * absolute time, so a command Redis applies late cannot stretch it). */
 int cachestore_epoch_set(struct cachestore *cs, const char *epoch,
-			 int64_t lease_ms) PAYTX_MUST_CHECK;
-/* Extend the lease if the epoch is still epoch; *ours says whether it was. */
-int cachestore_epoch_renew(struct cachestore *cs, const char *epoch, int64_t lease_ms,
+			 int64_t expire_at_ms) PAYTX_MUST_CHECK;
+/* Move the expiry to expire_at_ms if the epoch is still epoch; *ours says
+ * whether it was. */
+int cachestore_epoch_renew(struct cachestore *cs, const char *epoch, int64_t expire_at_ms,
 			   bool *ours) PAYTX_MUST_CHECK;
 
 #endif

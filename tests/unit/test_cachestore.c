@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "cachestore.h"
+#include "clock.h"
 #include "log.h"
 
 static const char *url;
@@ -20,7 +21,7 @@ static void setup(void)
 	cs = cachestore_create(url, prefix, 1000, 0);
 	ck_assert_ptr_nonnull(cs);
 	ck_assert_int_eq(cachestore_drop_all(cs), 0);
-	ck_assert_int_eq(cachestore_epoch_set(cs, "e1", 60000), 0);
+	ck_assert_int_eq(cachestore_epoch_set(cs, "e1", clock_wall_ms() + 60000), 0);
 }
 
 static void teardown(void)
@@ -137,7 +138,7 @@ START_TEST(test_no_epoch_no_hit_no_install)
 	ck_assert_int_eq(cachestore_install(cs, "alice", &seen, &e700, &r), 0);
 	ck_assert_int_eq(r, CACHE_CHANGED);
 	/* a new epoch does not revive an entry of the old one */
-	ck_assert_int_eq(cachestore_epoch_set(cs, "e1", 60000), 0);
+	ck_assert_int_eq(cachestore_epoch_set(cs, "e1", clock_wall_ms() + 60000), 0);
 	ck_assert_int_eq(cachestore_lookup(cs, "alice", &l), 0);
 	ck_assert(!l.hit);
 }
@@ -147,7 +148,7 @@ START_TEST(test_entry_of_another_epoch_is_not_served)
 {
 	struct cache_lookup l;
 	ck_assert_int_eq(install("alice", &e700), CACHE_INSTALLED);
-	ck_assert_int_eq(cachestore_epoch_set(cs, "e2", 60000), 0);
+	ck_assert_int_eq(cachestore_epoch_set(cs, "e2", clock_wall_ms() + 60000), 0);
 	ck_assert_int_eq(cachestore_lookup(cs, "alice", &l), 0);
 	ck_assert(!l.hit);
 	ck_assert_str_eq(l.epoch, "e2");
@@ -158,15 +159,27 @@ START_TEST(test_renew_only_our_epoch_and_lease_expires)
 {
 	bool ours;
 	struct cache_lookup l;
-	ck_assert_int_eq(cachestore_epoch_renew(cs, "e1", 150, &ours), 0);
+	ck_assert_int_eq(cachestore_epoch_renew(cs, "e1", clock_wall_ms() + 150, &ours), 0);
 	ck_assert(ours);
-	ck_assert_int_eq(cachestore_epoch_renew(cs, "other", 60000, &ours), 0);
+	ck_assert_int_eq(cachestore_epoch_renew(cs, "other", clock_wall_ms() + 60000, &ours), 0);
 	ck_assert(!ours);
 	usleep(400 * 1000);
 	ck_assert_int_eq(cachestore_lookup(cs, "alice", &l), 0);
 	ck_assert_str_eq(l.epoch, "");
-	ck_assert_int_eq(cachestore_epoch_renew(cs, "e1", 60000, &ours), 0);
+	ck_assert_int_eq(cachestore_epoch_renew(cs, "e1", clock_wall_ms() + 60000, &ours), 0);
 	ck_assert(!ours);
+}
+END_TEST
+
+START_TEST(test_a_late_renewal_cannot_stretch_the_lease)
+{
+	bool ours;
+	struct cache_lookup l;
+	/* applied after the time it was meant to end at: it ends the epoch */
+	ck_assert_int_eq(cachestore_epoch_renew(cs, "e1", clock_wall_ms() - 10, &ours), 0);
+	ck_assert(ours);
+	ck_assert_int_eq(cachestore_lookup(cs, "alice", &l), 0);
+	ck_assert_str_eq(l.epoch, "");
 }
 END_TEST
 
@@ -235,6 +248,7 @@ int main(void)
 		UNIT_CASE(test_no_epoch_no_hit_no_install),
 		UNIT_CASE(test_entry_of_another_epoch_is_not_served),
 		UNIT_CASE(test_renew_only_our_epoch_and_lease_expires),
+		UNIT_CASE(test_a_late_renewal_cannot_stretch_the_lease),
 		UNIT_CASE(test_marked_txns_are_listed_until_cleared),
 		UNIT_CASE(test_unreachable_redis_fails_fast),
 		UNIT_CASE(test_urls_and_prefixes_are_checked),
