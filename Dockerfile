@@ -1,4 +1,5 @@
-# paytx container image: paytx-coordinator, paytx-ledger, paytx-risk and paytxctl.
+# paytx container image: paytx-coordinator, paytx-ledger, paytx-risk, paytx-cache
+# and paytxctl.
 #
 #   docker build -t paytx .
 #   docker run --rm paytx paytx-coordinator --help
@@ -13,7 +14,7 @@ FROM debian:bookworm-slim AS build
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
         build-essential meson ninja-build pkg-config \
-        librabbitmq-dev libjson-c-dev libpq-dev libssl-dev libmicrohttpd-dev check python3 \
+        librabbitmq-dev libjson-c-dev libpq-dev libssl-dev libmicrohttpd-dev libhiredis-dev check python3 \
  && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /src
@@ -38,7 +39,7 @@ FROM debian:bookworm-slim
 
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-        librabbitmq4 libjson-c5 libpq5 libssl3 libmicrohttpd12 ca-certificates \
+        librabbitmq4 libjson-c5 libpq5 libssl3 libmicrohttpd12 libhiredis0.14 ca-certificates \
  && rm -rf /var/lib/apt/lists/* \
  && groupadd --system --gid 10001 paytx \
  && useradd --system --uid 10001 --gid paytx --no-create-home \
@@ -50,6 +51,7 @@ RUN apt-get update \
 COPY --from=build /out/usr/local/bin/paytx-coordinator \
                   /out/usr/local/bin/paytx-ledger \
                   /out/usr/local/bin/paytx-risk \
+                  /out/usr/local/bin/paytx-cache \
                   /out/usr/local/bin/paytxctl \
                   /usr/local/bin/
 

@@ -12,11 +12,17 @@
 #
 # Each daemon serves Prometheus metrics (GET /metrics) and GET /healthz on
 # 127.0.0.1. With PAYTX_METRICS_PORT set: the coordinator on that port,
-# ledger.0 on the next, ledger.1 on the one after, risk on the fourth.
+# ledger.0 on the next, ledger.1 on the one after, risk on the fourth, the
+# cache on the fifth.
 # Unset (the default): each picks a free port, so stacks of several work
 # trees on one host never collide; `status` shows the ports (from the logs).
 #
-#   scripts/daemons.sh start|start-risk|stop|status
+# `start-cache` adds the balance cache (paytx-cache, docs/cache.md) the same
+# way: it starts it and restarts the coordinator with the cache (and risk,
+# if it runs) in PAYTX_PARTICIPANTS. `start` with "cache" in
+# PAYTX_PARTICIPANTS starts it with the rest.
+#
+#   scripts/daemons.sh start|start-risk|start-cache|stop|status
 set -euo pipefail
 . "$(dirname "$0")/common.sh"
 paytx_load_env
@@ -67,13 +73,23 @@ start_risk() {
         "$BUILD_DIR/paytx-risk"
 }
 
+start_cache() {
+    start_one cache PAYTX_PARTICIPANT=cache PAYTX_PG_DSN="$PAYTX_PG_DSN_CACHE" \
+        PAYTX_LEDGER_DSNS="$PAYTX_CACHE_LEDGER_DSNS" PAYTX_AMQP_URL="$PAYTX_AMQP_URL_CACHE" \
+        PAYTX_METRICS_ADDR="$(metrics_addr 4)" "$BUILD_DIR/paytx-cache"
+}
+
+running() {
+    [ -f "$RUN_DIR/$1.pid" ] && kill -0 "$(cat "$RUN_DIR/$1.pid")" 2>/dev/null
+}
+
 start_coordinator() {
     start_one coordinator PAYTX_COORDINATOR_ID=local-1 PAYTX_PG_DSN="$PAYTX_PG_DSN_COORDINATOR" \
         PAYTX_AMQP_URL="$PAYTX_AMQP_URL_COORDINATOR" PAYTX_PARTICIPANTS="$1" \
         PAYTX_METRICS_ADDR="$(metrics_addr 0)" "$BUILD_DIR/paytx-coordinator"
 }
 
-ALL="coordinator ledger.0 ledger.1 risk"
+ALL="coordinator ledger.0 ledger.1 risk cache"
 
 case "${1:-}" in
 start)
@@ -81,6 +97,7 @@ start)
     # run as roles that may not change it and refuse to start without it.
     "$BUILD_DIR/paytxctl" migrate
     case ",${PAYTX_PARTICIPANTS:-}," in *,risk,*) start_risk ;; esac
+    case ",${PAYTX_PARTICIPANTS:-}," in *,cache,*) start_cache ;; esac
     start_one ledger.0 PAYTX_PARTICIPANT=ledger.0 PAYTX_PG_DSN="$PAYTX_PG_DSN_LEDGER0" \
         PAYTX_AMQP_URL="$PAYTX_AMQP_URL_LEDGER_0" PAYTX_METRICS_ADDR="$(metrics_addr 1)" \
         "$BUILD_DIR/paytx-ledger"
@@ -93,7 +110,13 @@ start-risk)
     "$BUILD_DIR/paytxctl" migrate   # the risk database too (PAYTX_RISK_DSN)
     start_risk
     stop_one coordinator
-    start_coordinator risk
+    start_coordinator "risk$(running cache && echo ,cache)"
+    ;;
+start-cache)
+    "$BUILD_DIR/paytxctl" migrate   # the paytx_cache grants
+    start_cache
+    stop_one coordinator
+    start_coordinator "$(running risk && echo risk,)cache"
     ;;
 stop)
     for n in $ALL; do stop_one "$n"; done
@@ -108,7 +131,7 @@ status)
     done
     ;;
 *)
-    echo "usage: $0 start|start-risk|stop|status" >&2
+    echo "usage: $0 start|start-risk|start-cache|stop|status" >&2
     exit 2
     ;;
 esac

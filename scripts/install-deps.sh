@@ -14,6 +14,7 @@ PACKAGES=(
     build-essential meson ninja-build pkg-config
     librabbitmq-dev libjson-c-dev libpq-dev check libssl-dev openssl
     rabbitmq-server postgresql postgresql-contrib amqp-tools
+    redis-server libhiredis-dev
     python3 python3-pika python3-psycopg2 python3-yaml python3-jsonschema docker-compose
     libmicrohttpd-dev
     valgrind clang libclang-rt-14-dev

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The second quick-start command: the whole test suite, as CI runs it.
 #
-# Installs what is missing, starts the private RabbitMQ and PostgreSQL,
+# Installs what is missing, starts the private RabbitMQ, PostgreSQL and Redis,
 # then runs every unit and integration test on a normal build and on an
 # AddressSanitizer + UndefinedBehaviorSanitizer build, the unit tests under
 # valgrind, and short libFuzzer runs (scripts/fuzz.sh runs them longer).
@@ -16,7 +16,7 @@ quick=0
 
 say "installing missing Debian packages (if any)"
 "$REPO_DIR/scripts/install-deps.sh"
-say "starting RabbitMQ and PostgreSQL (state in $PAYTX_HOME)"
+say "starting RabbitMQ, PostgreSQL and Redis (state in $PAYTX_HOME)"
 "$REPO_DIR/scripts/services.sh" start
 paytx_load_env
 export PAYTX_TEST_RABBITMQCTL="$REPO_DIR/scripts/services.sh rabbitmqctl"

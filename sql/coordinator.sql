@@ -96,5 +96,17 @@ BEGIN
         GRANT UPDATE (state, reason, detail, waiters, outcome_sent, owner, lease_until,
                       decided_at, finished_at) ON payments TO paytx_coordinator;
     END IF;
+    -- The balance cache (paytx-cache, docs/cache.md): which transactions are
+    -- decided committed, and which are still open (with their legs).
+    IF EXISTS (SELECT FROM pg_roles WHERE rolname = 'paytx_cache') THEN
+        REVOKE ALL ON payments, decisions, paytx_schema, paytx_txn_seq FROM paytx_cache;
+        IF v_db_owner THEN
+            EXECUTE format('GRANT CONNECT ON DATABASE %I TO paytx_cache', current_database());
+        END IF;
+        GRANT USAGE ON SCHEMA public TO paytx_cache;
+        GRANT SELECT ON paytx_schema TO paytx_cache;
+        GRANT SELECT (txn, state, request) ON payments TO paytx_cache;
+        GRANT SELECT (txn, commit) ON decisions TO paytx_cache;
+    END IF;
 END
 $$;

@@ -54,6 +54,8 @@ CREATE TABLE IF NOT EXISTS entries (
 	UNIQUE (txn, account)
 );
 CREATE INDEX IF NOT EXISTS entries_account_idx ON entries (account, id);
+-- The balance read path (docs/cache.md) asks for an account's open holds.
+CREATE INDEX IF NOT EXISTS holds_open_idx ON holds (account) WHERE state = 'held';
 
 -- What this participant did for a txn; makes every step safe under
 -- duplicates and reordering.
@@ -374,6 +376,21 @@ BEGIN
 			ledger_prepare(bigint, text, text, jsonb), ledger_commit(bigint, text),
 			ledger_abort(bigint, text, text), ledger_in_doubt(text, bigint, integer)
 			TO paytx_ledger;
+	END IF;
+	-- The balance cache (paytx-cache, docs/cache.md) reads balances and
+	-- open holds; it writes nothing here.
+	IF EXISTS (SELECT FROM pg_roles WHERE rolname = 'paytx_cache') THEN
+		EXECUTE 'REVOKE ALL ON ' || v_tables || ' FROM paytx_cache';
+		EXECUTE 'REVOKE ALL ON ' || v_funcs || ' FROM paytx_cache';
+		IF v_db_owner THEN
+			EXECUTE format('GRANT CONNECT ON DATABASE %I TO paytx_cache',
+				       current_database());
+		END IF;
+		GRANT USAGE ON SCHEMA public TO paytx_cache;
+		GRANT SELECT ON paytx_schema TO paytx_cache;
+		GRANT SELECT (id, currency, balance, held, external, version) ON accounts
+			TO paytx_cache;
+		GRANT SELECT (txn, account, amount, debit, state) ON holds TO paytx_cache;
 	END IF;
 END
 $$;

@@ -7,7 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "balance.h"
 #include "broker.h"
+#include "cachestore.h"
 #include "clock.h"
 #include "ctl.h"
 #include "ledger.h"
@@ -33,6 +35,10 @@ static const struct config_def defs[] = {
 	{ "PAYTX_PARTICIPANTS", "participants", NULL,
 	  "Further participants the coordinators send every payment to (their "
 	  "PAYTX_PARTICIPANTS), for list; risk's state is read from PAYTX_RISK_DSN.", 0 },
+	{ "PAYTX_REDIS_URL", "redis-url", NULL, "The balance cache (docs/cache.md): balance "
+	  "serves from it when it is coherent; unset = the ledger only.", 0 },
+	{ "PAYTX_CACHE_PREFIX", "cache-prefix", "paytx:cache",
+	  "Prefix of the cache's keys in Redis (as paytx-cache's).", 0 },
 	{ "PAYTX_TIMEOUT_MS", "timeout-ms", "30000", "How long pay waits for the outcome.", 0 },
 	{ "PAYTX_OUTPUT", "output", "text", "text or json (--json is short for json).", 0 },
 };
@@ -42,7 +48,10 @@ static const char usage[] =
 	"Commands (paytxctl COMMAND --help for each):\n"
 	"  migrate                             apply the schema and the roles' grants\n"
 	"  account create ID CURRENCY [external]  create an account on its shard\n"
-	"  balance ID                          balance, held amount and version\n"
+	"  balance ID                          balance, held amount and version: from the\n"
+	"                                      cache when coherent (PAYTX_REDIS_URL), else\n"
+	"                                      the ledger plus committed, not yet posted\n"
+	"                                      payments (needs PAYTX_PG_DSN then)\n"
 	"  journal ACCOUNT [--limit N]         the account's journal entries, newest first\n"
 	"  pay PAYMENT_ID FROM TO AMOUNT CURRENCY  submit a transfer, wait for the outcome\n"
 	"  submit FILE                         submit a JSON payment (- = stdin), wait\n"
@@ -157,31 +166,50 @@ static int cmd_account_create(struct ctl *c)
 
 static int cmd_balance(struct ctl *c)
 {
-	struct ledger l;
-	struct ledger_account a;
+	struct balance_reader r;
+	struct balance b;
+	struct cachestore *cs = NULL;
 	if (c->argc != 1) {
 		fprintf(stderr, "usage: paytxctl balance ID\n");
 		return CTL_USAGE;
 	}
-	int rc = open_ledger(c, c->argv[0], &l);
-	if (rc)
-		return rc;
-	int err = ledger_account_get(&l, c->argv[0], &a);
-	ledger_finish(&l);
-	if (err == PAYTX_ENOTFOUND) {
+	if (!config_str(&c->cfg, "PAYTX_LEDGER_DSNS")) {
+		fprintf(stderr, "paytxctl: no ledger databases configured (set PAYTX_LEDGER_DSNS)\n");
+		return CTL_USAGE;
+	}
+	const char *url = config_str(&c->cfg, "PAYTX_REDIS_URL");
+	if (url) {
+		cs = cachestore_create(url, config_str(&c->cfg, "PAYTX_CACHE_PREFIX"), 200, 0);
+		if (!cs)
+			return CTL_FAILED;
+	}
+	if (balance_reader_init(&r, config_str(&c->cfg, "PAYTX_SHARDS"),
+				config_str(&c->cfg, "PAYTX_LEDGER_DSNS"),
+				config_str(&c->cfg, "PAYTX_PG_DSN"), cs, "paytxctl")) {
+		cachestore_destroy(cs);
+		return CTL_USAGE;
+	}
+	int err = balance_read(&r, c->argv[0], &b);
+	balance_reader_finish(&r);
+	cachestore_destroy(cs);
+	if (err == PAYTX_ENOTFOUND || err == PAYTX_EINVAL) {
 		fprintf(stderr, "paytxctl: no account %s\n", c->argv[0]);
 		return CTL_NOT_FOUND;
 	}
+	if (err == PAYTX_ECONFIG)
+		fprintf(stderr, "paytxctl: account %s has open holds: set PAYTX_PG_DSN to tell "
+			"which are committed\n", c->argv[0]);
 	if (err)
-		return CTL_FAILED;
+		return err == PAYTX_ECONFIG ? CTL_USAGE : CTL_FAILED;
+	const char *src = b.source == BALANCE_FROM_CACHE ? "cache" : "ledger";
 	if (c->json)
 		printf("{\"account\":\"%s\",\"currency\":\"%s\",\"balance\":%" PRId64
-		       ",\"held\":%" PRId64 ",\"external\":%s,\"version\":%" PRId64 "}\n",
-		       a.id, a.currency, a.balance, a.held, a.external ? "true" : "false",
-		       a.version);
+		       ",\"held\":%" PRId64 ",\"external\":%s,\"version\":%" PRId64
+		       ",\"source\":\"%s\"}\n", b.account, b.e.currency, b.e.balance, b.e.held,
+		       b.e.external ? "true" : "false", b.e.version, src);
 	else
-		printf("%-20s %s %15" PRId64 "  held %" PRId64 "%s\n", a.id, a.currency, a.balance,
-		       a.held, a.external ? "  (external)" : "");
+		printf("%-20s %s %15" PRId64 "  held %" PRId64 "%s\n", b.account, b.e.currency,
+		       b.e.balance, b.e.held, b.e.external ? "  (external)" : "");
 	return CTL_OK;
 }
 
@@ -246,6 +274,10 @@ static int check_settings(struct ctl *c)
 			 "not a valid PostgreSQL connection string or URI") ||
 	    config_check(&c->cfg, "PAYTX_RISK_DSN", pg_dsn_check,
 			 "not a valid PostgreSQL connection string or URI") ||
+	    config_check(&c->cfg, "PAYTX_REDIS_URL", cachestore_url_check,
+			 "not a redis://HOST[:PORT][/DB] URL") ||
+	    config_check(&c->cfg, "PAYTX_CACHE_PREFIX", cachestore_prefix_check,
+			 "1-63 of [A-Za-z0-9:._-]") ||
 	    config_int(&c->cfg, "PAYTX_TIMEOUT_MS", 1, 86400000, &timeout))
 		return PAYTX_ECONFIG;
 	const char *why = broker_tls_ca_problem(config_str(&c->cfg, "PAYTX_AMQP_URL"),

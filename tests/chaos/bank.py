@@ -14,8 +14,18 @@ different content (must be rejected as payment_id_conflict).
 
 Meanwhile a fault schedule drawn from random.Random(seed) is played:
 kill -9 of a coordinator or a ledger (restarted after a short delay),
-SIGSTOP/SIGCONT of either, a RabbitMQ restart and a PostgreSQL immediate
-restart (scripts/services.sh restart-rabbit / restart-pg). The same seed,
+SIGSTOP/SIGCONT of either, a RabbitMQ restart, a PostgreSQL immediate
+restart (scripts/services.sh restart-rabbit / restart-pg), and Redis
+killed -9 (then started again, empty) or flushed (FLUSHALL).
+
+The balance cache (paytx-cache, docs/cache.md) takes part in every payment,
+and a reader thread reads balances all along, through the paytx.balance
+query and paytxctl balance. At the end every read is checked against the
+outcomes: it must include every payment whose committed outcome event had
+arrived before the read began, and otherwise only committed payments
+submitted before it ended (never an aborted one): the read's balance must
+be the sum of those certain payments plus some subset of the uncertain
+ones. The same seed,
 --duration, --coordinators, --faults and --fault-every replay the same
 schedule and the same sequence of payments (only the system's own timing
 differs); the output starts with the seed and the command that replays it.
@@ -57,7 +67,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 SERVICES = os.path.join(REPO, "scripts", "services.sh")
 
-FAULT_KINDS = ["kill-coordinator", "kill-ledger", "pause", "restart-rabbit", "restart-pg"]
+FAULT_KINDS = ["kill-coordinator", "kill-ledger", "pause", "restart-rabbit", "restart-pg",
+               "kill-redis", "flush-redis"]
 EXTRA_KINDS = ["kill-rabbit"]       # only when asked for with --faults
 ALL_KINDS = FAULT_KINDS + EXTRA_KINDS
 RABBIT_KINDS = ("restart-rabbit", "kill-rabbit")
@@ -158,6 +169,8 @@ def fault_schedule(seed, duration, ncoord, kinds, every):
             who, param = target(ledgers, t), round(rng.uniform(0.5, 4.0), 1)
         elif kind == "pause":
             who, param = target(coords + ledgers, t), round(rng.uniform(1.0, 4.0), 1)
+        elif kind == "kill-redis":
+            who, param = None, round(rng.uniform(1.0, 5.0), 1)
         else:
             who = param = None
         if who:
@@ -176,6 +189,8 @@ def describe_fault(f):
         "restart-pg": "PostgreSQL immediate restart (scripts/services.sh restart-pg)",
         "kill-rabbit": "kill -9 RabbitMQ, then start it (scripts/services.sh kill-rabbit, "
                        "start)",
+        "kill-redis": "kill -9 Redis, start it (empty) after %ss" % param,
+        "flush-redis": "Redis FLUSHALL",
     }[kind]
     return "t=%6.1fs  %s" % (t, what)
 
@@ -396,6 +411,95 @@ class Consumer(threading.Thread):
                     pass
 
 
+class Reader(threading.Thread):
+    """Reads balances all along: mostly through the paytx.balance query (as
+    the client user, over a connection of its own), every fourth one with
+    paytxctl balance. Each answered read is kept as (account, started,
+    ended, balance, source, via) for check_reads; a read that fails (a
+    service is down) is only counted."""
+
+    def __init__(self, d, accounts):
+        super().__init__(name="reader", daemon=True)
+        import pika
+        self.pika = pika
+        self.d = d
+        self.accounts = accounts
+        self.rng = random.Random(1)
+        self.stopping = False
+        self.reads = []
+        self.failed = 0
+        self.by_via = collections.Counter()
+        self.by_source = collections.Counter()
+        self.conn = self.ch = self.queue = None
+
+    def stop(self):
+        self.stopping = True
+        self.join(60)
+
+    def _drop(self):
+        try:
+            if self.conn and self.conn.is_open:
+                self.conn.close()
+        except Exception:
+            pass
+        self.conn = self.ch = None
+
+    def _query(self, account):
+        if self.conn is None:
+            self.conn = self.pika.BlockingConnection(amqp_params(self.d.amqp_url))
+            self.ch = self.conn.channel()
+            self.queue = self.ch.queue_declare("", exclusive=True).method.queue
+        corr = uuid.uuid4().hex
+        self.ch.basic_publish("paytx.balance", "", json.dumps({"account": account}).encode(),
+                              self.pika.BasicProperties(reply_to=self.queue,
+                                                        correlation_id=corr))
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            method, props, body = self.ch.basic_get(self.queue, auto_ack=True)
+            if method is None:
+                self.conn.sleep(0.005)
+            elif props.correlation_id == corr:
+                return json.loads(body)
+        raise TimeoutError("no balance reply in 5 s")
+
+    def _ctl(self, account):
+        r = subprocess.run([os.path.join(self.d_build(), "paytxctl"), "balance", account,
+                            "--json"], env=self.d.env(), capture_output=True, text=True,
+                           timeout=30)
+        if r.returncode != 0:
+            raise RuntimeError("paytxctl balance exited %d" % r.returncode)
+        return json.loads(r.stdout)
+
+    @staticmethod
+    def d_build():
+        return os.environ.get("PAYTX_BUILD_DIR", "build")
+
+    def run(self):
+        n = 0
+        while not self.stopping:
+            account = self.rng.choice(self.accounts)
+            via = "paytxctl" if n % 4 == 3 else "query"
+            n += 1
+            started = time.monotonic()
+            try:
+                out = self._ctl(account) if via == "paytxctl" else self._query(account)
+            except Exception:
+                self.failed += 1
+                if via == "query":
+                    self._drop()
+                time.sleep(0.2)
+                continue
+            ended = time.monotonic()
+            if "balance" not in out:
+                self.failed += 1   # e.g. database_error while PostgreSQL restarts
+                continue
+            self.reads.append((account, started, ended, out["balance"], out["source"], via))
+            self.by_via[via] += 1
+            self.by_source[out["source"]] += 1
+            time.sleep(0.01)
+        self._drop()
+
+
 # --- the test -------------------------------------------------------------------
 
 class Violations:
@@ -439,6 +543,8 @@ class Chaos:
         self.down = set()                  # processes we killed, awaiting restart
         self.paused = set()
         self.bg = []                       # (kind, Popen, started) service restarts running
+        self.submitted_at = {}             # pid -> when it was first submitted (monotonic)
+        self.committed_at = {}             # pid -> when its committed event arrived
 
     # ---- setup ------------------------------------------------------------
     def services_env(self):
@@ -451,6 +557,9 @@ class Chaos:
             env.setdefault("PAYTX_AMQP_PORT", str(amqp.port))
         if pg.port:
             env.setdefault("PAYTX_PG_PORT", str(pg.port))
+        redis = urllib.parse.urlsplit(self.h.REDIS_URL or "")
+        if redis.port:
+            env.setdefault("PAYTX_REDIS_PORT", str(redis.port))
         return env
 
     def check_services_match(self):
@@ -471,12 +580,14 @@ class Chaos:
             return (p.hostname, p.port)
 
         if (hostport(got.get("PAYTX_TEST_AMQP_URL", "")) != hostport(self.h.AMQP_URL) or
-                hostport(got.get("PAYTX_TEST_PG_DSN", "")) != hostport(self.h.PG_DSN)):
+                hostport(got.get("PAYTX_TEST_PG_DSN", "")) != hostport(self.h.PG_DSN) or
+                hostport(got.get("PAYTX_TEST_REDIS_URL", "")) != hostport(self.h.REDIS_URL or "")):
             print("scripts/services.sh manages %s and %s with this environment, but the test "
-                  "services are %s and %s: export PAYTX_HOME, PAYTX_PG_PORT, PAYTX_AMQP_PORT "
-                  "and PAYTX_EPMD_PORT as when they were started"
+                  "services are %s and %s (Redis %s): export PAYTX_HOME, PAYTX_PG_PORT, "
+                  "PAYTX_AMQP_PORT, PAYTX_EPMD_PORT and PAYTX_REDIS_PORT as when they were "
+                  "started"
                   % (got.get("PAYTX_TEST_AMQP_URL"), got.get("PAYTX_TEST_PG_DSN"),
-                     self.h.AMQP_URL, self.h.PG_DSN), file=sys.stderr)
+                     self.h.AMQP_URL, self.h.PG_DSN, self.h.REDIS_URL), file=sys.stderr)
             return False
         r = subprocess.run([SERVICES, "status"], env=env, capture_output=True, text=True,
                            timeout=60)
@@ -489,6 +600,10 @@ class Chaos:
     def setup(self):
         h = self.h
         self.d = d = h.Deployment("bank")
+        d.ctl("migrate")
+        # paytx-cache declares paytx.balance; the harness declares it first
+        # (and the cache's queue) on its administrator connection.
+        self.start_proc("cache")
         # The harness's own connections would die with the first RabbitMQ
         # restart; we use connections of our own.
         for c in (d.conn, d.admin_conn):
@@ -507,7 +622,6 @@ class Chaos:
         say("deployment %s: vhost %s, databases %s", d.name, d.vhost,
             ", ".join(sorted(d.dbs.values())))
         say("process logs: %s", os.path.abspath(d.logdir))
-        d.ctl("migrate")
         self.internal = {c: [] for c in CURRENCIES}
         self.external = {c: [] for c in CURRENCIES}
         for shard in d.shards:
@@ -524,7 +638,7 @@ class Chaos:
         self.coords = ["coordinator-%d" % i for i in range(self.args.coordinators)]
         for c in self.coords:
             self.start_proc(c)
-        say("started %s", ", ".join(list(d.shards) + self.coords))
+        say("started %s", ", ".join(list(d.shards) + self.coords + ["cache"]))
 
     def start_proc(self, name):
         d = self.d
@@ -535,15 +649,19 @@ class Chaos:
         extra = {"PAYTX_LOG_LEVEL": self.args.log_level}
         if name.startswith("ledger."):
             d.start_ledger(name, PAYTX_STATUS_AFTER_MS=2000, **extra)
+        elif name == "cache":
+            d.start_cache(**extra)
         else:
             d.start_coordinator(name, PAYTX_COORDINATOR_ID="%s-%s" % (d.name, name),
-                                PAYTX_LEASE_MS=3000, PAYTX_PREPARE_TIMEOUT_MS=3000, **extra)
+                                PAYTX_LEASE_MS=3000, PAYTX_PREPARE_TIMEOUT_MS=3000,
+                                PAYTX_PARTICIPANTS="cache", **extra)
 
     # ---- payments -----------------------------------------------------------
     def submit(self, p):
         with self.lock:
             self.payments[p.pid] = p
             self.order.append(p.pid)
+            self.submitted_at[p.pid] = time.monotonic()
         self.pub.put(p.pid, p.raw)
 
     def make_payment(self, rng, i):
@@ -658,6 +776,8 @@ class Chaos:
                 self.stray_events.append((pid, status, o.get("reason")))
                 return
             self.events[pid].append((status, o.get("reason", ""), o.get("txn")))
+            if status == "committed":
+                self.committed_at.setdefault(pid, time.monotonic())
             # A conflicting resubmission goes out only once the original has
             # an outcome (so it is in the log): it must then be refused.
             if (p.conflict and not p.conflict_sent and status in ("committed", "aborted")):
@@ -737,6 +857,31 @@ class Chaos:
                 self.paused.discard(name)
                 self.proc_signal(name, signal.SIGCONT)
                 say("heal: SIGCONT %s", name)
+        elif kind == "kill-redis":
+            r = subprocess.run([SERVICES, "kill-redis"], env=self.services_env(),
+                               capture_output=True, text=True, timeout=60)
+            if r.returncode != 0:
+                self.v.add("scripts/services.sh kill-redis failed: %s", r.stderr[-300:])
+                return
+            self.faults_done["kill-redis"] += 1
+            say("fault: kill -9 Redis; start in %ss", param)
+            heapq.heappush(heap, (now + param, next(self.seq), ("start-redis", None, None)))
+        elif kind == "flush-redis":
+            r = subprocess.run([SERVICES, "redis-cli", "FLUSHALL"], env=self.services_env(),
+                               capture_output=True, text=True, timeout=60)
+            if r.stdout.strip() != "OK":
+                self.fault_notes.append("FLUSHALL skipped: %s" % (r.stdout + r.stderr).strip())
+                say("fault: FLUSHALL skipped (%s)", (r.stdout + r.stderr).strip())
+                return
+            self.faults_done["flush-redis"] += 1
+            say("fault: Redis FLUSHALL")
+        elif kind == "start-redis":
+            r = subprocess.run([SERVICES, "restart-redis"], env=self.services_env(),
+                               capture_output=True, text=True, timeout=60)
+            if r.returncode != 0:
+                self.v.add("scripts/services.sh restart-redis failed: %s", r.stderr[-300:])
+            else:
+                say("heal: Redis started (empty)")
         elif kind in ("restart-rabbit", "restart-pg", "kill-rabbit"):
             group = RABBIT_KINDS if kind in RABBIT_KINDS else (kind,)
             for k, p, _ in self.bg:
@@ -770,7 +915,7 @@ class Chaos:
     def watch_procs(self):
         """A process that died without being killed is a violation; it is
         restarted so that the run goes on."""
-        for name in list(self.d.shards) + self.coords:
+        for name in list(self.d.shards) + self.coords + ["cache"]:
             if name in self.down:
                 continue
             p = self.d.procs.get(name)
@@ -879,6 +1024,8 @@ class Chaos:
                 "paytx.status": (len(self.coords), "the coordinators")}
         for s in self.d.shards:
             want[s] = (1, s)
+        want["cache"] = (1, "paytx-cache")
+        want["paytx.balance"] = (1, "paytx-cache's balance queries")
         for c in self.coords:
             want["paytx.reply.%s-%s" % (self.d.name, c)] = (1, c)
         deadline = time.monotonic() + timeout
@@ -1039,6 +1186,52 @@ class Chaos:
         say("checked %d payments, %d transactions with journal rows, %d outcome events",
             len(self.order), len(entries), sum(len(e) for e in self.events.values()))
 
+    def check_reads(self, max_sums=200000):
+        """Every balance read: the payments certainly in it (committed
+        outcome event received before the read began) plus some subset of
+        the committed ones that may be (submitted before it ended, outcome
+        not yet seen); never an aborted one."""
+        with self.lock:
+            committed = {pid for pid in self.order if self.final_statuses(pid) == {"committed"}}
+            payments = dict(self.payments)
+            committed_at = dict(self.committed_at)
+            submitted_at = dict(self.submitted_at)
+        per_account = collections.defaultdict(list)   # account -> [(pid, net)]
+        for pid in committed:
+            for acc, net in net_per_account(payments[pid].legs).items():
+                if net:
+                    per_account[acc].append((pid, net))
+        checked = unchecked = 0
+        for account, started, ended, balance, source, via in self.reader.reads:
+            sure, maybe = 0, []
+            for pid, net in per_account.get(account, []):
+                if committed_at.get(pid, float("inf")) < started:
+                    sure += net
+                elif submitted_at[pid] < ended:
+                    maybe.append(net)
+            sums = {0}
+            for net in maybe:
+                sums |= {x + net for x in sums}
+                if len(sums) > max_sums:
+                    break
+            if len(sums) > max_sums:
+                unchecked += 1
+                continue
+            checked += 1
+            if balance - sure not in sums:
+                self.v.add("balance read of %s via %s (from the %s) at +%.2fs gave %d: not "
+                           "the %d of every committed outcome received before it plus some of "
+                           "the %d committed payments in flight (%s)", account, via, source,
+                           started - Out.t0, balance, sure, len(maybe), maybe[:12])
+        self.reads_checked, self.reads_unchecked = checked, unchecked
+        say("balance reads checked: %d (%d too uncertain to check), %d from the cache",
+            checked, unchecked, self.reader.by_source["cache"])
+        if not self.reader.by_source["cache"]:
+            self.v.add("no balance read was served from the cache")
+        if checked < len(self.reader.reads) // 2 or not checked:
+            self.v.add("only %d of %d balance reads could be checked", checked,
+                       len(self.reader.reads))
+
     def dead_letters(self):
         import pika
         conn = pika.BlockingConnection(amqp_params(self.d.admin_url))
@@ -1119,6 +1312,8 @@ class Chaos:
         self.pub.start()
         self.cons.start()
         self.fund()
+        self.reader = Reader(self.d, [a for c in CURRENCIES for a in self.internal[c]])
+        self.reader.start()
         # Faults as a heap of timed actions; healing actions are added as
         # the faults happen.
         import itertools
@@ -1128,7 +1323,8 @@ class Chaos:
         for t, kind, target, param in schedule:
             act = {"kill-coordinator": ("kill", target, param),
                    "kill-ledger": ("kill", target, param),
-                   "pause": ("stop", target, param)}.get(kind, (kind, None, None))
+                   "pause": ("stop", target, param),
+                   "kill-redis": ("kill-redis", None, param)}.get(kind, (kind, None, None))
             heapq.heappush(heap, (t_start + t, next(self.seq), act))
         self.stopping_load = False
         loader = threading.Thread(target=self.load, name="load",
@@ -1151,15 +1347,24 @@ class Chaos:
         self.stopping_load = True
         loader.join(10)
         self.check_consumers()
+        self.reader.stop()
         self.pub.stop()
         self.cons.stop()
         self.check()
+        self.check_reads()
         return ok
 
     def teardown(self, keep):
         d = getattr(self, "d", None)
         if d is None:
             return
+        reader = getattr(self, "reader", None)
+        if reader and reader.is_alive():
+            reader.stop()
+        if subprocess.run([SERVICES, "redis-cli", "PING"], env=self.services_env(),
+                          capture_output=True, text=True, timeout=60).stdout.strip() != "PONG":
+            subprocess.run([SERVICES, "restart-redis"], env=self.services_env(),
+                           capture_output=True, timeout=60)
         for name in list(d.procs):
             self.proc_signal(name, signal.SIGCONT)
         for _, p, _ in self.bg:
@@ -1169,7 +1374,7 @@ class Chaos:
         for prob in d.problems:
             self.v.add("process: %s", prob)
         d.problems = []
-        for name in list(d.shards) + getattr(self, "coords", []):
+        for name in list(d.shards) + getattr(self, "coords", []) + ["cache"]:
             path = os.path.join(d.logdir, name + ".log")
             if not os.path.exists(path):
                 continue
@@ -1216,6 +1421,13 @@ class Chaos:
                   "reconnects %d; events received %d, consumer reconnects %d"
                   % (pub.confirmed, pub.republished, pub.reconnects, self.cons.received,
                      self.cons.reconnects))
+        reader = getattr(self, "reader", None)
+        if reader:
+            print("  balance reads %d (query %d, paytxctl %d; from the cache %d, the ledger "
+                  "%d), failed %d, checked %d, too uncertain to check %d"
+                  % (len(reader.reads), reader.by_via["query"], reader.by_via["paytxctl"],
+                     reader.by_source["cache"], reader.by_source["ledger"], reader.failed,
+                     getattr(self, "reads_checked", 0), getattr(self, "reads_unchecked", 0)))
         if getattr(self, "dead", None):
             print("  dead letters: %s" % dict(self.dead))
         for note in self.fault_notes:

@@ -53,7 +53,9 @@ ROLE_DSNS = {
     "coordinator": os.environ.get("PAYTX_TEST_PG_COORDINATOR_DSN"),
     "ledger": os.environ.get("PAYTX_TEST_PG_LEDGER_DSN"),
     "risk": os.environ.get("PAYTX_TEST_PG_RISK_DSN"),
+    "cache": os.environ.get("PAYTX_TEST_PG_CACHE_DSN"),
 }
+REDIS_URL = os.environ.get("PAYTX_TEST_REDIS_URL")   # the balance cache (start_cache)
 BUILD = os.environ.get("PAYTX_BUILD_DIR", "build")
 RABBITMQCTL = os.environ.get("PAYTX_TEST_RABBITMQCTL")
 HMAC_KEY = "integration-test-key-0123456789"
@@ -226,6 +228,8 @@ class Deployment:
         self.problems = []   # processes that crashed or exited badly
         self.pending_replies = {}  # queue -> [(props, body)] not yet asked for
         self.conn = self.admin_conn = None
+        self.cache = False   # start_cache: paytxctl reads through the cache too
+        self.cache_prefix = "paytx:" + self.name
         self.logdir = os.path.join(BUILD, "integration-logs", self.name)
         os.makedirs(self.logdir, exist_ok=True)
         # vhost, users and permissions in one rabbitmqctl call (each costs 1-2 s)
@@ -322,6 +326,11 @@ class Deployment:
             env["PAYTX_RISK_DSN"] = self.dsn("risk", "owner")
         else:
             env.pop("PAYTX_RISK_DSN", None)
+        # the cache only where a test starts one, under the test's own prefix
+        env.pop("PAYTX_REDIS_URL", None)
+        if self.cache:
+            env["PAYTX_REDIS_URL"] = REDIS_URL
+        env["PAYTX_CACHE_PREFIX"] = self.cache_prefix
         env.pop("PAYTX_CRASH_AT", None)
         env.update({k: str(v) for k, v in extra.items()})
         return env
@@ -371,6 +380,51 @@ class Deployment:
         env.setdefault("PAYTX_AMQP_URL", self.role_url(participant_user("risk")))
         return self.start(name, [os.path.join(BUILD, "paytx-risk")],
                           PAYTX_PARTICIPANT="risk", **env)
+
+    def start_cache(self, name="cache", **env):
+        """A paytx-cache process (participant "cache"), as the paytx_cache
+        role and the paytx-cache user, on Redis PAYTX_TEST_REDIS_URL under
+        this deployment's own key prefix. Skips the test (77) when no Redis
+        is configured. The coordinators send it prepares only once they run
+        with PAYTX_PARTICIPANTS=cache; paytxctl then reads through it."""
+        if not REDIS_URL:
+            print("PAYTX_TEST_REDIS_URL not set: skipping (scripts/services.sh starts Redis)")
+            sys.exit(77)
+        if not self.cache:
+            self.cache = True
+            self.admin_ch.queue_declare("cache", durable=True,
+                                        arguments={"x-dead-letter-exchange": "paytx.dlx"})
+            self.admin_ch.queue_bind("cache", "paytx.participants", "cache")
+            # as paytx-cache declares them, so wait_consumers may ask at once
+            self.admin_ch.exchange_declare("paytx.balance", "fanout", durable=True)
+            self.admin_ch.queue_declare("paytx.balance", durable=True)
+            self.admin_ch.queue_bind("paytx.balance", "paytx.balance", "")
+            self.balance_queue = self.ch.queue_declare("", exclusive=True).method.queue
+        env.setdefault("PAYTX_STATUS_AFTER_MS", 2000)
+        env.setdefault("PAYTX_PG_DSN", self.dsn("coord", "cache"))
+        env.setdefault("PAYTX_LEDGER_DSNS", ",".join("%s=%s" % (s, self.dsn(s, "cache"))
+                                                     for s in self.shards))
+        env.setdefault("PAYTX_AMQP_URL", self.role_url(participant_user("cache")))
+        return self.start(name, [os.path.join(BUILD, "paytx-cache")],
+                          PAYTX_PARTICIPANT="cache", **env)
+
+    def balance_query(self, account, timeout=30):
+        """Ask paytx-cache for account's balance over AMQP (paytx.balance),
+        as the client user; the reply as a dict."""
+        corr = uuid.uuid4().hex
+        props = pika.BasicProperties(content_type="application/json",
+                                     reply_to=self.balance_queue, correlation_id=corr)
+        self.ch.basic_publish("paytx.balance", "", json.dumps({"account": account}).encode(),
+                              props)
+        out, _ = self.wait_reply(corr, timeout, queue=self.balance_queue)
+        return out
+
+    def redis(self, *args):
+        """redis-cli against the test Redis; its output, stripped."""
+        u = urllib.parse.urlsplit(REDIS_URL)
+        r = subprocess.run(["redis-cli", "-h", u.hostname, "-p", str(u.port or 6379),
+                            *args], capture_output=True, text=True, timeout=30)
+        return r.stdout.strip()
 
     def check_risk(self, tc):
         """No reservation left held, and each day's usage is the sum of its

@@ -40,7 +40,7 @@ if ! { [ -x "$PYTHON" ] && "$PYTHON" -c 'import yaml' 2>/dev/null; }; then
     missing "$PYTHON with the yaml module is not available (apt-get install python3-yaml)"
 fi
 
-for b in paytx-coordinator paytx-ledger paytx-risk paytxctl; do
+for b in paytx-coordinator paytx-ledger paytx-risk paytx-cache paytxctl; do
     if [ ! -x "$BUILD_DIR/$b" ]; then
         printf 'test_compose: FAIL: %s not built (run ninja -C %s)\n' "$BUILD_DIR/$b" "$BUILD_DIR" >&2
         exit 1
@@ -84,7 +84,7 @@ import yaml
 
 # Where the Dockerfile installs the programs (meson's default prefix).
 IMAGE_BIN_DIR = "/usr/local/bin"
-PROGRAMS = ("paytx-coordinator", "paytx-ledger", "paytx-risk", "paytxctl")
+PROGRAMS = ("paytx-coordinator", "paytx-ledger", "paytx-risk", "paytx-cache", "paytxctl")
 
 build_dir = os.environ["PAYTX_BUILD_DIR"]
 with open(sys.argv[1], encoding="utf-8") as f:
@@ -177,6 +177,7 @@ for name in sorted(paytx):
         by_prog[os.path.basename(cmd[0])].append((name, as_env(paytx[name].get("environment"))))
 coords, ledgers, ctls = by_prog["paytx-coordinator"], by_prog["paytx-ledger"], by_prog["paytxctl"]
 risks = by_prog["paytx-risk"]
+caches = by_prog["paytx-cache"]
 
 
 def same(setting, group, what):
@@ -231,7 +232,9 @@ for name, env in ledgers:
     role(env, "paytx-" + (env.get("PAYTX_PARTICIPANT") or "?"), name)
 for name, env in risks:
     role(env, "paytx-" + (env.get("PAYTX_PARTICIPANT") or "risk"), name)
-same("PAYTX_HMAC_KEY", coords + ledgers + risks, "coordinators and participants")
+for name, env in caches:
+    role(env, "paytx-" + (env.get("PAYTX_PARTICIPANT") or "cache"), name)
+same("PAYTX_HMAC_KEY", coords + ledgers + risks + caches, "coordinators and participants")
 # One queue type for every daemon, and the one the definitions file creates
 # the queues with: RabbitMQ refuses a declare of the other type.
 qtypes = {env.get("PAYTX_QUEUE_TYPE") or "classic" for _, env in coords + ledgers + risks}
@@ -253,14 +256,18 @@ for part in served:
     check(part in shards, f"ledger participant {part} is in the coordinators' PAYTX_SHARDS")
 # Further participants (risk): named in every coordinator's PAYTX_PARTICIPANTS,
 # and every name there has a service.
-extra = (same("PAYTX_PARTICIPANTS", coords, "coordinators") or "") if risks else ""
+extra = (same("PAYTX_PARTICIPANTS", coords, "coordinators") or "") if risks or caches else ""
 extra = [p for p in extra.split(",") if p]
 risk_served = {env.get("PAYTX_PARTICIPANT") or "risk": env.get("PAYTX_PG_DSN")
                for _, env in risks}
+cache_served = {env.get("PAYTX_PARTICIPANT") or "cache": env for _, env in caches}
 for part in risk_served:
     check(part in extra, f"risk participant {part} is in the coordinators' PAYTX_PARTICIPANTS")
+for part in cache_served:
+    check(part in extra, f"cache participant {part} is in the coordinators' PAYTX_PARTICIPANTS")
 for part in extra:
-    check(part in risk_served, f"participant {part} of PAYTX_PARTICIPANTS has a service")
+    check(part in risk_served or part in cache_served,
+          f"participant {part} of PAYTX_PARTICIPANTS has a service")
 
 
 def database(dsn):
@@ -281,6 +288,20 @@ check(None not in coord_roles | ledger_roles | risk_roles, "the daemons name the
 check(not coord_roles & ledger_roles, "coordinators and ledgers connect as different roles")
 check(not risk_roles & (coord_roles | ledger_roles),
       "risk connects as a role of its own, not a coordinator's or a ledger's")
+cache_roles = set()
+for name, env in caches:
+    cache_roles.add(role(env.get("PAYTX_PG_DSN")))
+    check(database(env.get("PAYTX_PG_DSN")) == database(coord_dsn),
+          f"{name}: PAYTX_PG_DSN is the coordinators' log")
+    dsns = dict(item.split("=", 1) for item in (env.get("PAYTX_LEDGER_DSNS") or "").split(",")
+                if "=" in item)
+    for shard in shards:
+        check(shard in dsns and database(dsns[shard]) == database(served.get(shard)),
+              f"{name}: PAYTX_LEDGER_DSNS has {shard} at its ledger service's database")
+        cache_roles.add(role(dsns.get(shard)))
+check(None not in cache_roles and
+      not cache_roles & (coord_roles | ledger_roles | risk_roles),
+      "the cache connects as a role of its own (read-only), not another daemon's")
 for name, env in ctls:
     check(database(env.get("PAYTX_PG_DSN")) == database(coord_dsn),
           f"{name}: PAYTX_PG_DSN is the coordinators' log")
@@ -326,6 +347,10 @@ refused("paytx-ledger", "PAYTX_QUEUE_TYPE",
         lambda e: e.__setitem__("PAYTX_QUEUE_TYPE", "mirrored"))
 refused("paytx-coordinator", "PAYTX_QUEUE_TYPE",
         lambda e: e.__setitem__("PAYTX_QUEUE_TYPE", "stream"))
+refused("paytx-cache", "PAYTX_REDIS_URL",
+        lambda e: e.__setitem__("PAYTX_REDIS_URL", "http://redis"))
+refused("paytx-cache", "PAYTX_LEDGER_DSNS",
+        lambda e: e.pop("PAYTX_LEDGER_DSNS", None))
 refused("paytxctl", "PAYTX_SHARDS",
         lambda e: e.__setitem__("PAYTX_SHARDS", "ledger 0"))
 

@@ -14,6 +14,7 @@ GOOD = {
     "PAYTX_PARTICIPANT": "ledger.0",
     "PAYTX_SHARDS": "ledger.0,ledger.1",
     "PAYTX_LEDGER_DSNS": "ledger.0=postgresql://u@h/l0,ledger.1=postgresql://u@h/l1",
+    "PAYTX_REDIS_URL": "redis://127.0.0.1:6399",
 }
 
 
@@ -27,7 +28,8 @@ def run(binary, env, *args):
 class Config(unittest.TestCase):
 
     def test_good_settings_pass(self):
-        for binary in ("paytx-coordinator", "paytx-ledger", "paytx-risk", "paytxctl"):
+        for binary in ("paytx-coordinator", "paytx-ledger", "paytx-risk", "paytx-cache",
+                       "paytxctl"):
             r = run(binary, GOOD)
             self.assertEqual(r.returncode, 0, binary + ": " + r.stderr)
 
@@ -68,6 +70,15 @@ class Config(unittest.TestCase):
             ("paytx-coordinator", "PAYTX_QUEUE_TYPE", "mirrored"),
             ("paytx-ledger", "PAYTX_QUEUE_TYPE", "Quorum"),
             ("paytx-risk", "PAYTX_QUEUE_TYPE", "stream"),
+            ("paytx-cache", "PAYTX_REDIS_URL", None),
+            ("paytx-cache", "PAYTX_REDIS_URL", "http://secret-host:1"),
+            ("paytx-cache", "PAYTX_LEDGER_DSNS", "ledger.0=postgresql://u@h/l0"),
+            ("paytx-cache", "PAYTX_PG_DSN", None),
+            ("paytx-cache", "PAYTX_CACHE_LEASE_MS", "0"),
+            ("paytx-cache", "PAYTX_CACHE_PREFIX", "has space"),
+            ("paytx-cache", "PAYTX_REDIS_TIMEOUT_MS", "soon"),
+            ("paytxctl", "PAYTX_REDIS_URL", "redis://h:notaport"),
+            ("paytxctl", "PAYTX_CACHE_PREFIX", "a*b"),
         ]
         for binary, setting, value in cases:
             with self.subTest(binary=binary, setting=setting, value=value):

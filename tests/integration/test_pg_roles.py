@@ -164,6 +164,40 @@ class Roles(PaytxTestCase):
                     "ALTER TABLE limits ADD COLUMN x int"):
             self.assert_denied(conn, sql)
 
+    def test_cache_role_reads_only_what_the_read_path_needs(self):
+        a, b = self.alice_and_bob(100)
+        self.assertEqual(self.d.pay_and_wait({"payment_id": "cr", "from": a, "to": b,
+                                              "amount": 10, "currency": "EUR"})["status"],
+                         "committed")
+        self.d.check_invariants(self)   # settled: posted on both shards
+        shard = self.d.shards[0]
+        conn = self.connect(shard, "cache")
+        with conn.cursor() as cur:
+            cur.execute("SELECT balance, held, version FROM accounts WHERE id = %s", (a,))
+            self.assertEqual(cur.fetchall(), [(90, 0, 2)])
+            cur.execute("SELECT count(*) FROM holds WHERE account = %s", (a,))
+            self.assertEqual(cur.fetchall(), [(2,)])
+        for sql in ("SELECT * FROM entries", "SELECT * FROM barrier",
+                    "SELECT payment_id FROM holds", "SELECT created_at FROM accounts",
+                    "UPDATE accounts SET balance = 0", "DELETE FROM holds",
+                    "INSERT INTO entries (txn, account, amount, currency, balance_after) "
+                    "VALUES (1, 'x', 1, 'EUR', 1)",
+                    "SELECT ledger_commit(1, 'ledger.0')",
+                    "CREATE TEMP TABLE t (x int)"):
+            self.assert_denied(conn, sql)
+        conn = self.connect("coord", "cache")
+        with conn.cursor() as cur:
+            cur.execute("SELECT txn, state, request FROM payments")
+            self.assertEqual(len(cur.fetchall()), 2)
+            cur.execute("SELECT txn, commit FROM decisions")
+            self.assertEqual(len(cur.fetchall()), 2)
+        for sql in ("SELECT * FROM payments", "SELECT metadata FROM payments",
+                    "SELECT reply_to FROM payments", "SELECT * FROM decisions",
+                    "UPDATE payments SET state = 'aborted'", "DELETE FROM decisions",
+                    "INSERT INTO decisions (txn, commit, decided_by) VALUES (0, true, 'x')",
+                    "SELECT nextval('paytx_txn_seq')"):
+            self.assert_denied(conn, sql)
+
     def test_application_roles_cannot_change_the_schema(self):
         for which, role, table in (("coord", "coordinator", "payments"),
                                    (self.d.shards[0], "ledger", "entries"),

@@ -129,6 +129,28 @@ class RabbitRoles(PaytxTestCase):
             "paytx.submit", "paytx.events", "payment.#"), "operator binds events to submits")
         self.assertEqual(self.d.dead_count(), 1)
 
+    def test_cache_user_serves_balances_and_reads_nothing_else(self):
+        """paytx-cache consumes its queue and paytx.balance; the client may
+        ask for a balance but not read the queries, nor the cache the rest."""
+        self.d.start_cache()
+        self.d.wait_consumers("paytx.balance", 1)
+        self.d.wait_consumers("cache", 1)
+        user = participant_user("cache")
+        for queue in ("paytx.submit", "paytx.dead", "ledger.0"):
+            self.assert_refused(user, self.get(queue), "cache basic.get " + queue)
+        self.assert_refused(user, self.publish("paytx.participants", "ledger.0"),
+                            "cache publishes to paytx.participants")
+        self.assert_refused(user, self.publish("paytx.events", "payment.committed"),
+                            "cache publishes an event")
+        self.assert_refused(CLIENT_USER, self.get("paytx.balance"),
+                            "client reads others' balance queries")
+        self.assert_refused(CLIENT_USER, self.consume("cache"), "client consumes cache")
+        a, _ = self.alice_and_bob(funds=100)
+        out = self.d.balance_query(a)   # as the client user
+        self.assertEqual((out["account"], out["balance"]), (a, 100), out)
+        self.assertEqual(self.d.balance_query("nobody")["error"], "not_found")
+        self.d.check_invariants(self)
+
     def test_client_routing_events_into_submits_makes_no_loop(self):
         # Permissions cannot refuse this bind (write on the name paytx.submit,
         # read on paytx.events). Were each refused event answered with a

@@ -1,0 +1,65 @@
+/* The balance query service of paytx-cache (docs/cache.md): a thread that
+ * consumes requests {"account": ID} from the paytx.balance queue (bound to
+ * the paytx.balance fanout exchange, both declared here) and answers each on
+ * its reply_to with its correlation_id:
+ *   {"account", "currency", "balance", "held", "version", "external",
+ *    "source": "cache"|"ledger"}  or  {"account", "error": CODE}
+ * through the read path of balance.h. The thread owns its AMQP connection
+ * (reconnected with backoff), its Redis connection and its PostgreSQL
+ * connections. A request that is not valid JSON with an account id gets
+ * an error reply (invalid_request); one without reply_to is dropped.
+ *
+ * The same thread refreshes the cache for accounts the participant hands
+ * it after a commit (query_refresh): it reads them through the read path,
+ * which installs a balance once the ledger has posted. This keeps ledger
+ * reads out of the participant's commit (the coordinator waits for that
+ * ack). query_refresh may be called from any thread.
+ */
+#ifndef PAYTX_CACHE_QUERY_H
+#define PAYTX_CACHE_QUERY_H
+
+#include <pthread.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "balance.h"
+#include "cachestore.h"
+#include "paytx/error.h"
+
+#define QUERY_QUEUE "paytx.balance"
+#define QUERY_REFRESH_MAX 1024     /* accounts waiting; more are dropped */
+
+struct query_config {
+	const char *amqp_url;        /* borrowed, like the rest */
+	const char *tls_ca, *tls_cert, *tls_key;
+	const char *shards, *ledger_dsns, *coord_dsn;
+	volatile sig_atomic_t *stop;
+};
+
+struct query {
+	struct query_config cfg;
+	struct cachestore *cs;       /* owned */
+	struct balance_reader reader;
+	pthread_t thread;
+	bool running;
+	pthread_mutex_t mu;          /* guards the refresh ring */
+	char (*refresh)[PAYTX_ID_MAX + 1]; /* owned ring of QUERY_REFRESH_MAX */
+	size_t refresh_head, refresh_n;
+	uint64_t refresh_dropped;
+};
+
+/* cs is taken over. */
+int query_init(struct query *q, const struct query_config *cfg,
+	       struct cachestore *cs) PAYTX_MUST_CHECK;
+int query_start(struct query *q) PAYTX_MUST_CHECK;
+void query_finish(struct query *q);
+
+/* Ask the thread to re-read account soon (copied; dropped when full). */
+void query_refresh(struct query *q, const char *account);
+
+/* The reply body for one request body (pure but for the read itself):
+ * fills out (size n). Used by the thread and unit tests. */
+void query_answer(struct balance_reader *r, const char *body, size_t len, char *out, size_t n);
+
+#endif
