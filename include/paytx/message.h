@@ -134,6 +134,10 @@ const char *paytx_status_name(enum paytx_status status);
 
 /* Is s (len bytes) a valid identifier: 1..64 of [A-Za-z0-9._:-]? */
 bool paytx_id_valid(const char *s, size_t len);
+/* The payment_id of a message body that may be invalid in any other way
+ * (a refused submit, a dead letter): copied into out (n bytes) when the
+ * body is a JSON object with a valid one, else out is "". */
+void paytx_guess_payment_id(const char *body, size_t len, char *out, size_t n);
 /* Is s (len bytes) a W3C traceparent: 2-32-16-2 lowercase hex digits
  * joined by '-' (55 bytes)? Anything else is not carried on. */
 bool paytx_traceparent_valid(const char *s, size_t len);

@@ -105,23 +105,6 @@ int outbox_outcome(struct outbox *o, const struct paytx_outcome *out, const char
 	return err;
 }
 
-/* The payment_id of a refused submit, when it has a usable one. */
-static void guess_payment_id(const struct broker_msg *m, char *out, size_t n)
-{
-	out[0] = '\0';
-	if (m->len > PAYTX_MESSAGE_MAX)
-		return;
-	struct json_tokener *tok = json_tokener_new_ex(PAYTX_JSON_DEPTH_MAX);
-	struct json_object *root = tok ? json_tokener_parse_ex(tok, m->body, (int)m->len) : NULL;
-	struct json_object *id;
-	if (root && json_object_object_get_ex(root, "payment_id", &id) &&
-	    json_object_is_type(id, json_type_string) &&
-	    paytx_id_valid(json_object_get_string(id), (size_t)json_object_get_string_len(id)))
-		snprintf(out, n, "%s", json_object_get_string(id));
-	json_object_put(root);
-	if (tok)
-		json_tokener_free(tok);
-}
 
 int outbox_reject(struct outbox *o, const struct broker_msg *m, int err, const char *text)
 {
@@ -133,7 +116,7 @@ int outbox_reject(struct outbox *o, const struct broker_msg *m, int err, const c
 		struct paytx_outcome out = { .status = PAYTX_STATUS_REJECTED,
 					     .submitted_ms = m->timestamp_s * 1000,
 					     .finished_ms = clock_wall_ms() };
-		guess_payment_id(m, out.payment_id, sizeof(out.payment_id));
+		paytx_guess_payment_id(m->body, m->len, out.payment_id, sizeof(out.payment_id));
 		snprintf(out.reason, sizeof(out.reason), "%s", paytx_errcode(err));
 		snprintf(out.detail, sizeof(out.detail), "%s", text);
 		log_txn(LOG_INFO, out.payment_id, 0, "rejected: %s: %s", out.reason, out.detail);

@@ -82,22 +82,6 @@ static const amqp_table_t *headers_of(const struct broker_msg *m)
 	return (p->_flags & AMQP_BASIC_HEADERS_FLAG) ? &p->headers : NULL;
 }
 
-static void body_payment_id(const struct broker_msg *m, char *out, size_t n)
-{
-	out[0] = '\0';
-	if (m->len > PAYTX_MESSAGE_MAX)
-		return;
-	struct json_tokener *tok = json_tokener_new_ex(PAYTX_JSON_DEPTH_MAX);
-	struct json_object *root = tok ? json_tokener_parse_ex(tok, m->body, (int)m->len) : NULL;
-	struct json_object *id;
-	if (root && json_object_object_get_ex(root, "payment_id", &id) &&
-	    json_object_is_type(id, json_type_string) &&
-	    paytx_id_valid(json_object_get_string(id), (size_t)json_object_get_string_len(id)))
-		snprintf(out, n, "%s", json_object_get_string(id));
-	json_object_put(root);
-	if (tok)
-		json_tokener_free(tok);
-}
 
 /* paytx's own dead letters name the origin queue; RabbitMQ's (a rejected,
  * expired or overflowing message of a queue with paytx.dlx) carry x-death,
@@ -125,7 +109,7 @@ static void dead_info(const struct broker_msg *m, struct dead_info *d)
 			bytes_to(d->routing_key, sizeof(d->routing_key),
 				 &keys->value.array.entries[0]);
 	}
-	body_payment_id(m, d->payment_id, sizeof(d->payment_id));
+	paytx_guess_payment_id(m->body, m->len, d->payment_id, sizeof(d->payment_id));
 }
 
 /* Why m may not be replayed, or NULL when it may. */

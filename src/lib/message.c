@@ -597,6 +597,23 @@ bool paytx_id_valid(const char *s, size_t len)
 	return true;
 }
 
+void paytx_guess_payment_id(const char *body, size_t len, char *out, size_t n)
+{
+	out[0] = '\0';
+	if (len > PAYTX_MESSAGE_MAX)
+		return;
+	struct json_tokener *tok = json_tokener_new_ex(PAYTX_JSON_DEPTH_MAX);
+	struct json_object *root = tok ? json_tokener_parse_ex(tok, body, (int)len) : NULL;
+	struct json_object *id;
+	if (root && json_object_object_get_ex(root, "payment_id", &id) &&
+	    json_object_is_type(id, json_type_string) &&
+	    paytx_id_valid(json_object_get_string(id), (size_t)json_object_get_string_len(id)))
+		snprintf(out, n, "%s", json_object_get_string(id));
+	json_object_put(root);
+	if (tok)
+		json_tokener_free(tok);
+}
+
 bool paytx_traceparent_valid(const char *s, size_t len)
 {
 	if (!s || len != 55)

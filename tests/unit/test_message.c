@@ -306,6 +306,22 @@ START_TEST(test_id_valid_accepts_allowed_characters_up_to_64)
 }
 END_TEST
 
+START_TEST(test_guess_payment_id_of_a_refused_body)
+{
+	char id[PAYTX_ID_MAX + 1];
+	const char *ok = "{\"payment_id\":\"p-1\",\"amount\":1.5,\"junk\":true}";
+	paytx_guess_payment_id(ok, strlen(ok), id, sizeof(id));
+	ck_assert_str_eq(id, "p-1");
+	const char *bad[] = { "{\"payment_id\":\"a b\"}", "{\"payment_id\":7}", "[\"p-1\"]",
+			      "{\"payment_id\":\"p-1\"", "" };
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		memcpy(id, "x", 2);
+		paytx_guess_payment_id(bad[i], strlen(bad[i]), id, sizeof(id));
+		ck_assert_str_eq(id, "");
+	}
+}
+END_TEST
+
 START_TEST(test_traceparent_valid_only_in_the_w3c_form)
 {
 	const char *ok = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
@@ -1625,6 +1641,7 @@ static Suite *message_suite(void)
 	ADD(s, test_id_valid_accepts_allowed_characters_up_to_64);
 	ADD(s, test_id_valid_rejects_empty_long_and_bad_characters);
 	ADD(s, test_traceparent_valid_only_in_the_w3c_form);
+	ADD(s, test_guess_payment_id_of_a_refused_body);
 	ADD(s, test_body_longer_than_message_max_is_too_big);
 	ADD(s, test_body_of_exactly_message_max_is_parsed);
 	ADD(s, test_invalid_utf8_is_invalid_encoding);
