@@ -40,19 +40,6 @@ class QuorumQueues(PaytxTestCase):
         self.d.wait_for(lambda: self.consumers(self.coordinator_reply) >= 1,
                         what=self.coordinator_reply)
 
-    def close_connections_of(self, user):
-        ctl = shlex.split(RABBITMQCTL)
-        # as "<rabbit@host.N.M.0>", the form close_connection takes (json has "#PID<...>")
-        out = subprocess.run([*ctl, "-q", "--no-table-headers", "list_connections", "pid",
-                              "user", "vhost"], check=True, capture_output=True, text=True,
-                             timeout=60).stdout
-        rows = [line.split("\t") for line in out.splitlines() if line.count("\t") == 2]
-        pids = [pid for pid, u, vhost in rows if u == user and vhost == self.d.vhost]
-        self.assertTrue(pids, "%s has connections" % user)
-        for pid in pids:
-            subprocess.run([*ctl, "close_connection", pid, "test: forced reconnect"],
-                           check=True, capture_output=True, timeout=60)
-
     def consumers(self, queue):
         """Consumers on queue, 0 while it does not exist (a passive declare of
         a missing queue closes the channel: a throw-away one)."""
@@ -153,14 +140,19 @@ class QuorumQueues(PaytxTestCase):
         self.assertEqual(list_queues(self.d.vhost)["ledger.1"][0], "quorum")
 
     def test_queue_replaced_by_the_other_type_stops_the_process_at_reconnect(self):
-        # Someone deletes ledger.0 and makes it again as a classic queue; at
-        # its next reconnect (forced here) the ledger's declare is refused:
-        # the same configuration error as at start-up, not an outage to wait out.
-        self.d.admin_ch.queue_delete("ledger.0")
-        self.d.admin_ch.queue_declare("ledger.0", durable=True,
-                                      arguments={"x-dead-letter-exchange": "paytx.dlx"})
-        self.close_connections_of("paytx-ledger.0")
+        # Someone deletes ledger.0 and makes it again as a classic queue.
+        # RabbitMQ tells the ledger its queue went away (basic.cancel); it
+        # reconnects and its declare is refused: the same configuration error
+        # as at start-up, not an outage to wait out. The ledger is paused
+        # meanwhile, so its own declare cannot come between the two.
         proc = self.d.procs["ledger.0"]
+        proc.send_signal(signal.SIGSTOP)
+        try:
+            self.d.admin_ch.queue_delete("ledger.0")
+            self.d.admin_ch.queue_declare("ledger.0", durable=True,
+                                          arguments={"x-dead-letter-exchange": "paytx.dlx"})
+        finally:
+            proc.send_signal(signal.SIGCONT)
         try:
             rc = proc.wait(30)
         finally:
