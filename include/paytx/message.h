@@ -43,6 +43,8 @@ enum paytx_msg_type {
 	PAYTX_MSG_ACK,          /* "txn.ack"          participant -> coordinator */
 	PAYTX_MSG_STATUS,       /* "txn.status"       participant -> coordinator */
 	PAYTX_MSG_OUTCOME,      /* "payment.outcome"  coordinator -> client */
+	PAYTX_MSG_BALANCE_QUERY,/* "balance.query"    client -> paytx-cache */
+	PAYTX_MSG_BALANCE,      /* "balance.result"   paytx-cache -> client */
 };
 
 enum paytx_status {

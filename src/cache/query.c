@@ -9,9 +9,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "clock.h"
 #include "log.h"
+#include "metrics.h"
 
 #define QUERY_CHANNEL 1
 #define QUERY_BODY_MAX 4096
@@ -26,7 +28,7 @@ static void answer_error(const char *account, const char *code, char *out, size_
 	json_object_put(o);
 }
 
-void query_answer(struct balance_reader *r, const char *body, size_t len, char *out, size_t n)
+int query_answer(struct balance_reader *r, const char *body, size_t len, char *out, size_t n)
 {
 	struct json_object *acc, *root = NULL;
 	struct json_tokener *tok = json_tokener_new();
@@ -38,11 +40,12 @@ void query_answer(struct balance_reader *r, const char *body, size_t len, char *
 	    !json_object_is_type(acc, json_type_string)) {
 		json_object_put(root);
 		answer_error(NULL, "invalid_request", out, n);
-		return;
+		return PAYTX_EINVAL;
 	}
 	struct balance b;
 	const char *id = json_object_get_string(acc);
 	int err = balance_read(r, id, &b);
+	int refused = err == PAYTX_EINVAL ? PAYTX_EINVAL : 0;
 	if (err) {
 		answer_error(paytx_id_valid(id, strlen(id)) ? id : NULL,
 			     err == PAYTX_EINVAL ? "invalid_request" : paytx_errcode(err), out, n);
@@ -54,6 +57,7 @@ void query_answer(struct balance_reader *r, const char *body, size_t len, char *
 			 b.source == BALANCE_FROM_CACHE ? "cache" : "ledger");
 	}
 	json_object_put(root);
+	return refused;
 }
 
 static bool rpc_ok(amqp_connection_state_t st, const char *what)
@@ -101,7 +105,12 @@ static int connect_and_consume(struct query *q, amqp_connection_state_t *out)
 			      amqp_empty_table);
 	if (!rpc_ok(st, "exchange.declare paytx.balance"))
 		goto out;
-	amqp_queue_declare(st, QUERY_CHANNEL, name, 0, 1, 0, 0, amqp_empty_table);
+	/* Refused queries are rejected into paytx.dlx, like every refusal. */
+	amqp_table_entry_t dlx = { .key = amqp_cstring_bytes("x-dead-letter-exchange"),
+				   .value = { .kind = AMQP_FIELD_KIND_UTF8,
+					      .value.bytes = amqp_cstring_bytes("paytx.dlx") } };
+	amqp_table_t args = { .num_entries = 1, .entries = &dlx };
+	amqp_queue_declare(st, QUERY_CHANNEL, name, 0, 1, 0, 0, args);
 	if (!rpc_ok(st, "queue.declare paytx.balance"))
 		goto out;
 	amqp_queue_bind(st, QUERY_CHANNEL, name, name, amqp_empty_bytes, amqp_empty_table);
@@ -123,24 +132,61 @@ out:
 	return err;
 }
 
+static int publish_reply(struct query *q, amqp_connection_state_t st,
+			 const amqp_basic_properties_t *in, const char *reply)
+{
+	char msgid[64];
+	snprintf(msgid, sizeof(msgid), "%s-%llu", q->id_prefix,
+		 (unsigned long long)++q->msg_counter);
+	amqp_basic_properties_t props = {
+		._flags = AMQP_BASIC_CONTENT_TYPE_FLAG | AMQP_BASIC_TYPE_FLAG |
+			  AMQP_BASIC_MESSAGE_ID_FLAG | AMQP_BASIC_TIMESTAMP_FLAG |
+			  AMQP_BASIC_DELIVERY_MODE_FLAG,
+		.content_type = amqp_cstring_bytes("application/json"),
+		.type = amqp_cstring_bytes(paytx_msg_type_name(PAYTX_MSG_BALANCE)),
+		.message_id = amqp_cstring_bytes(msgid),
+		.timestamp = (uint64_t)(clock_wall_ms() / 1000),
+		.delivery_mode = 1,
+	};
+	if (in->_flags & AMQP_BASIC_CORRELATION_ID_FLAG) {
+		props._flags |= AMQP_BASIC_CORRELATION_ID_FLAG;
+		props.correlation_id = in->correlation_id;
+	}
+	return amqp_basic_publish(st, QUERY_CHANNEL, amqp_empty_bytes, in->reply_to, 0, 0, &props,
+				  amqp_cstring_bytes(reply)) == AMQP_STATUS_OK ? 0 : PAYTX_EBROKER;
+}
+
+/* Answer one request. A refused one (not a balance.query, not JSON with an
+ * account id, or without reply_to) is answered with the error when it has
+ * a reply_to, then rejected without requeue: the queue's dead-letter
+ * exchange (paytx.dlx) keeps it, with RabbitMQ's x-death header; the log
+ * line and paytx_dead_letters_total carry the reason. */
 static int serve_one(struct query *q, amqp_connection_state_t st, amqp_envelope_t *env)
 {
 	char reply[1024];
-	amqp_basic_properties_t *in = &env->message.properties;
-	if (in->_flags & AMQP_BASIC_REPLY_TO_FLAG && in->reply_to.len) {
-		query_answer(&q->reader, env->message.body.bytes, env->message.body.len, reply,
-			     sizeof(reply));
-		amqp_basic_properties_t props = {
-			._flags = AMQP_BASIC_CONTENT_TYPE_FLAG,
-			.content_type = amqp_cstring_bytes("application/json"),
-		};
-		if (in->_flags & AMQP_BASIC_CORRELATION_ID_FLAG) {
-			props._flags |= AMQP_BASIC_CORRELATION_ID_FLAG;
-			props.correlation_id = in->correlation_id;
-		}
-		if (amqp_basic_publish(st, QUERY_CHANNEL, amqp_empty_bytes, in->reply_to, 0, 0,
-				       &props, amqp_cstring_bytes(reply)) != AMQP_STATUS_OK)
-			return PAYTX_EBROKER;
+	const amqp_basic_properties_t *in = &env->message.properties;
+	bool has_reply = (in->_flags & AMQP_BASIC_REPLY_TO_FLAG) && in->reply_to.len;
+	int refused;
+	if ((in->_flags & AMQP_BASIC_TYPE_FLAG) && in->type.len &&
+	    paytx_msg_type_parse(in->type.bytes, in->type.len) != PAYTX_MSG_BALANCE_QUERY) {
+		refused = PAYTX_EMSGTYPE;
+		answer_error(NULL, paytx_errcode(refused), reply, sizeof(reply));
+	} else {
+		refused = query_answer(&q->reader, env->message.body.bytes, env->message.body.len,
+				       reply, sizeof(reply));
+	}
+	if (!has_reply && !refused)
+		refused = PAYTX_EMISSING; /* nowhere to answer */
+	if (has_reply && publish_reply(q, st, in, reply))
+		return PAYTX_EBROKER;
+	if (refused) {
+		uint64_t n = metrics_inc(METRIC_DEAD_LETTERS, "code", paytx_errcode(refused), "queue",
+					 QUERY_QUEUE, 1);
+		log_warn("cache: balance query refused (%s%s), dead-lettered (%llu so far)",
+			 paytx_errcode(refused), has_reply ? "" : ": no reply_to",
+			 (unsigned long long)n);
+		return amqp_basic_reject(st, QUERY_CHANNEL, env->delivery_tag, 0) ? PAYTX_EBROKER
+										   : 0;
 	}
 	return amqp_basic_ack(st, QUERY_CHANNEL, env->delivery_tag, 0) ? PAYTX_EBROKER : 0;
 }
@@ -228,6 +274,10 @@ int query_init(struct query *q, const struct query_config *cfg, struct cachestor
 {
 	memset(q, 0, sizeof(*q));
 	q->cfg = *cfg;
+	/* message ids "<16 random hex digits>-<pid>-<counter>", like broker.c's */
+	snprintf(q->id_prefix, sizeof(q->id_prefix), "%08lx%08lx-%d",
+		 (unsigned long)random() & 0xffffffffUL, (unsigned long)random() & 0xffffffffUL,
+		 (int)getpid());
 	q->cs = cs;
 	q->refresh = calloc(QUERY_REFRESH_MAX, sizeof(*q->refresh));
 	int err = q->refresh ? 0 : PAYTX_ENOMEM;

@@ -6,8 +6,9 @@
  *    "source": "cache"|"ledger"}  or  {"account", "error": CODE}
  * through the read path of balance.h. The thread owns its AMQP connection
  * (reconnected with backoff), its Redis connection and its PostgreSQL
- * connections. A request that is not valid JSON with an account id gets
- * an error reply (invalid_request); one without reply_to is dropped.
+ * connections. A request that is not a balance.query, not JSON with an
+ * account id, or has no reply_to is refused: answered with the error when
+ * it can be, and dead-lettered (rejected into paytx.dlx).
  *
  * The same thread refreshes the cache for accounts the participant hands
  * it after a commit (query_refresh): it reads them through the read path,
@@ -47,6 +48,8 @@ struct query {
 	char (*refresh)[PAYTX_ID_MAX + 1]; /* owned ring of QUERY_REFRESH_MAX */
 	size_t refresh_head, refresh_n;
 	uint64_t refresh_dropped;
+	char id_prefix[40];          /* of the replies' message ids */
+	uint64_t msg_counter;
 };
 
 /* cs is taken over. */
@@ -59,7 +62,9 @@ void query_finish(struct query *q);
 void query_refresh(struct query *q, const char *account);
 
 /* The reply body for one request body (pure but for the read itself):
- * fills out (size n). Used by the thread and unit tests. */
-void query_answer(struct balance_reader *r, const char *body, size_t len, char *out, size_t n);
+ * fills out (size n). Returns PAYTX_EINVAL when the request itself is
+ * invalid (out is then its error reply), else 0 (out may still be an error
+ * such as not_found). */
+int query_answer(struct balance_reader *r, const char *body, size_t len, char *out, size_t n);
 
 #endif

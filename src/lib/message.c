@@ -27,6 +27,8 @@ static const char *const msg_type_names[] = {
 	[PAYTX_MSG_ACK] = "txn.ack",
 	[PAYTX_MSG_STATUS] = "txn.status",
 	[PAYTX_MSG_OUTCOME] = "payment.outcome",
+	[PAYTX_MSG_BALANCE_QUERY] = "balance.query",
+	[PAYTX_MSG_BALANCE] = "balance.result",
 };
 
 #define MSG_TYPE_COUNT (sizeof(msg_type_names) / sizeof(msg_type_names[0]))

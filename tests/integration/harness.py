@@ -397,7 +397,8 @@ class Deployment:
             self.admin_ch.queue_bind("cache", "paytx.participants", "cache")
             # as paytx-cache declares them, so wait_consumers may ask at once
             self.admin_ch.exchange_declare("paytx.balance", "fanout", durable=True)
-            self.admin_ch.queue_declare("paytx.balance", durable=True)
+            self.admin_ch.queue_declare("paytx.balance", durable=True,
+                                        arguments={"x-dead-letter-exchange": "paytx.dlx"})
             self.admin_ch.queue_bind("paytx.balance", "paytx.balance", "")
             self.balance_queue = self.ch.queue_declare("", exclusive=True).method.queue
         env.setdefault("PAYTX_STATUS_AFTER_MS", 2000)

@@ -155,7 +155,8 @@ class DocumentAlone(unittest.TestCase):
                      ["type"] for c in spec["channels"].values()
                      if "exchange" in c["bindings"]["amqp"]}
         self.assertEqual(exchanges, {"paytx.submit": "fanout", "paytx.participants": "direct",
-                                     "paytx.events": "topic", "paytx.dlx": "fanout"})
+                                     "paytx.events": "topic", "paytx.dlx": "fanout",
+                                     "paytx.balance": "fanout"})
 
     def test_every_schema_is_a_valid_schema(self):
         for path, content in self.doc.files.items():
@@ -188,7 +189,7 @@ class DocumentAlone(unittest.TestCase):
         self.assertEqual(sorted(types), sorted(set(types)))
         # the names src/lib/message.c gives the AMQP type property
         with open(os.path.join(ROOT, "src", "lib", "message.c"), encoding="utf-8") as f:
-            names = set(re.findall(r'\[PAYTX_MSG_[A-Z]+\] = "([a-z.]+)"', f.read())) - {"unknown"}
+            names = set(re.findall(r'\[PAYTX_MSG_[A-Z_]+\] = "([a-z.]+)"', f.read())) - {"unknown"}
         self.assertEqual(set(types), names)
         for m in self.msgs.values():
             if "bindings" in m:
@@ -226,6 +227,11 @@ class DocumentAlone(unittest.TestCase):
             ("txn.ack", {"txn": 7, "participant": "risk", "decision": "abort"}),
             ("payment.outcome", ok_outcome),
             ("payment.outcome", dict(ok_outcome, payment_id="", status="rejected", txn=0)),
+            ("balance.query", {"account": "alice"}),
+            ("balance.result", {"account": "alice", "currency": "EUR", "balance": -5,
+                                "held": 0, "version": 3, "external": True,
+                                "source": "ledger"}),
+            ("balance.result", {"error": "invalid_request"}),
         ]
         for name, body in good:
             self.assertEqual(problems(self.msgs[name]["payload"], body), [], (name, body))
@@ -279,6 +285,17 @@ class DocumentAlone(unittest.TestCase):
             ("payment.outcome", dict(ok_outcome, detail="d" * 256), "detail over 255"),
             ("payment.outcome", dict(ok_outcome, status="pending"), "unknown status"),
             ("payment.outcome", {k: v for k, v in ok_outcome.items() if k != "txn"}, "no txn"),
+            ("balance.query", {"acct": "alice"}, "no account"),
+            ("balance.query", {"account": "a b"}, "bad account id"),
+            ("balance.result", {"account": "alice", "error": "no_idea"}, "unknown error code"),
+            ("balance.result", {"account": "alice", "currency": "EUR", "balance": 1,
+                                "held": -1, "version": 1, "external": False,
+                                "source": "cache"}, "negative held"),
+            ("balance.result", {"account": "alice", "currency": "EUR", "balance": 1,
+                                "held": 0, "version": 1, "external": False,
+                                "source": "memory"}, "unknown source"),
+            ("balance.result", {"account": "alice", "balance": 1, "error": "not_found"},
+             "balance and error"),
         ]
         for name, body, why in bad:
             with self.subTest(message=name, why=why):
@@ -312,8 +329,9 @@ class Traffic(PaytxTestCase):
         self.d.start_risk()   # creates and migrates every database
         for s in self.d.shards:
             self.d.start_ledger(s)
-        self.d.start_coordinator(PAYTX_PARTICIPANTS="risk")
-        for q in self.d.shards + ["risk", "paytx.submit"]:
+        self.d.start_cache()  # every kind of participant, and the balance queries
+        self.d.start_coordinator(PAYTX_PARTICIPANTS="risk,cache")
+        for q in self.d.shards + ["risk", "cache", "paytx.balance", "paytx.submit"]:
             self.d.wait_consumers(q, 1)
 
     def pay(self, body):
@@ -403,7 +421,8 @@ class Traffic(PaytxTestCase):
                 return "paytx.status"
             return "paytx.reply.{coordinatorId}" if key.startswith("paytx.reply.") else "{replyTo}"
         return {"paytx.submit": "paytx.submit", "paytx.participants": "{participant}",
-                "paytx.events": "payment.{status}", "paytx.dlx": "paytx.dlx"}.get(ex)
+                "paytx.events": "payment.{status}", "paytx.dlx": "paytx.dlx",
+                "paytx.balance": "paytx.balance"}.get(ex)
 
     def check(self, m):
         """Problems of one captured message against the document, and the
@@ -416,7 +435,9 @@ class Traffic(PaytxTestCase):
         if channel == "paytx.dlx":
             name = "dead-letter"
         else:
-            name = props.get("type") or ("payment.submit" if channel == "paytx.submit" else None)
+            # a submit or a balance query may leave its type out
+            name = props.get("type") or {"paytx.submit": "payment.submit",
+                                         "paytx.balance": "balance.query"}.get(channel)
         if name not in self.msgs:
             return name, ["AMQP type %r is not described by the document" % name]
         spec = self.msgs[name]
@@ -436,7 +457,7 @@ class Traffic(PaytxTestCase):
         found += ["body " + p for p in problems(spec["payload"], body)]
         if channel == "payment.{status}" and m["keys"][0] != "payment.%s" % body.get("status"):
             found.append("event routing key %s for status %s" % (m["keys"][0], body["status"]))
-        if channel == "{participant}" and m["keys"][0] not in self.d.shards + ["risk"]:
+        if channel == "{participant}" and m["keys"][0] not in self.d.shards + ["risk", "cache"]:
             found.append("routing key %s names no participant" % m["keys"][0])
         return name, found
 
@@ -444,7 +465,8 @@ class Traffic(PaytxTestCase):
         return {m["props"].get("correlation_id"), m["props"].get("message_id")} - {None}
 
     def sent_to_be_refused(self, m):
-        daemons = {COORDINATOR_USER} | {participant_user(p) for p in self.d.shards + ["risk"]}
+        daemons = {COORDINATOR_USER} | {participant_user(p)
+                                        for p in self.d.shards + ["risk", "cache"]}
         return m["user"] not in daemons and bool(self.ids(m) & self.bad)
 
     # -- the test -----------------------------------------------------------------
@@ -480,6 +502,8 @@ class Traffic(PaytxTestCase):
         self.refused({"payment_id": "bad-4", "from": a, "to": b, "amount": 1,
                       "currency": "EUR"}, msg_type="txn.vote")
         self.forged_commit()
+        self.assertEqual(self.d.balance_query(b)["account"], b)
+        self.assertEqual(self.d.balance_query("ghost-1")["error"], "not_found")
         tp = self.traced_exchange()
         # A client's trace follows its payment: prepares, decisions and the
         # outcome carry the submit's traceparent, and the replies copy it.

@@ -96,17 +96,32 @@ class CacheTest(PaytxTestCase):
         self.wait_cached(b, 350)
         self.d.check_invariants(self)
 
-    def test_bad_balance_queries_get_an_error_reply(self):
+    def test_bad_balance_queries_get_an_error_reply_and_are_dead_lettered(self):
         a, _ = self.alice_and_bob(100)
-        for body in (b"not json", b'{"acct": "x"}', b'{"account": 5}',
-                     b'{"account": "has space"}', b"[1]", b"x" * 5000):
+        pika = harness.pika
+        bad = [(b, None, "invalid_request") for b in (
+            b"not json", b'{"acct": "x"}', b'{"account": 5}', b'{"account": "has space"}',
+            b"[1]", b"x" * 5000)]
+        bad.append((b'{"account": "x"}', "payment.submit", "unknown_message_type"))
+        for body, msg_type, code in bad:
             corr = uuid.uuid4().hex
-            self.d.ch.basic_publish("paytx.balance", "", body, harness.pika.BasicProperties(
-                reply_to=self.d.balance_queue, correlation_id=corr))
-            out, _ = self.d.wait_reply(corr, queue=self.d.balance_queue)
-            self.assertEqual(out["error"], "invalid_request", body[:40])
+            self.d.ch.basic_publish("paytx.balance", "", body, pika.BasicProperties(
+                reply_to=self.d.balance_queue, correlation_id=corr, type=msg_type))
+            out, props = self.d.wait_reply(corr, queue=self.d.balance_queue)
+            self.assertEqual(out["error"], code, body[:40])
+            self.assertEqual(props.type, "balance.result")
+            self.assertRegex(props.message_id, r"^[0-9a-f]{16}-[0-9]+-[1-9][0-9]*$")
+        # no reply_to: nowhere to answer, but kept all the same
+        self.d.ch.basic_publish("paytx.balance", "", b'{"account": "x"}',
+                                pika.BasicProperties(type="balance.query"))
+        self.d.wait_for(lambda: self.d.dead_count() == len(bad) + 1,
+                        what="every refused query dead-lettered")
+        for props, _ in self.d.dead_letters():
+            death = props.headers["x-death"][0]
+            self.assertEqual((death["queue"], death["reason"]), ("paytx.balance", "rejected"))
         self.assertEqual(self.d.balance_query("ghost-1"),
                          {"account": "ghost-1", "error": "not_found"})
+        self.assertEqual(self.d.dead_count(), 0)   # an unknown account is no bad input
         self.assertEqual(self.d.balance_query(a)["balance"], 100)   # still serving
         r = self.d.ctl("balance", "ghost-1", check=False)
         self.assertEqual(r.returncode, 6, r.stderr)

@@ -68,6 +68,8 @@ static int decode_as(enum paytx_msg_type type, const char *body, size_t len,
 	case PAYTX_MSG_OUTCOME:
 		rc = paytx_outcome_decode(body, len, &u.out, f);
 		break;
+	case PAYTX_MSG_BALANCE_QUERY: /* read by paytx-cache's query service */
+	case PAYTX_MSG_BALANCE:
 	case PAYTX_MSG_UNKNOWN:
 		break;
 	}
@@ -261,9 +263,10 @@ START_TEST(test_msg_type_names_round_trip)
 {
 	static const char *const names[] = { "payment.submit", "txn.prepare", "txn.vote",
 					     "txn.commit", "txn.abort", "txn.ack",
-					     "txn.status", "payment.outcome" };
+					     "txn.status", "payment.outcome", "balance.query",
+					     "balance.result" };
 
-	for (int t = PAYTX_MSG_SUBMIT; t <= PAYTX_MSG_OUTCOME; t++) {
+	for (int t = PAYTX_MSG_SUBMIT; t <= PAYTX_MSG_BALANCE; t++) {
 		const char *name = paytx_msg_type_name((enum paytx_msg_type)t);
 
 		ck_assert_str_eq(name, names[t - 1]);
