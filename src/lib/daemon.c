@@ -10,6 +10,8 @@
 #include "log.h"
 #include "metrics_http.h"
 #include "pg.h"
+#include "crash.h"
+#include "signals.h"
 
 static int hmac_key_check(const char *key)
 {
@@ -112,4 +114,43 @@ int daemon_participant_config(const struct config *c, struct paytx_participant_c
 	pc->status_after_ms = status_after;
 	pc->replay_window_s = replay_window;
 	return 0;
+}
+
+int daemon_pg_participant_main(const struct daemon_pg_participant *d, int argc, char **argv)
+{
+	struct config c;
+	struct paytx_participant_config pc = { 0 };
+	PGconn *conn;
+	signals_install();
+	log_init(d->component);
+	crash_init();
+	if (config_load(&c, d->defs, d->ndefs, argc, argv, d->program, "[options]",
+			d->summary) ||
+	    daemon_participant_config(&c, &pc))
+		return 2;
+	int status = daemon_should_exit(&c, argc, argv, d->program);
+	if (status >= 0)
+		return status;
+	struct metrics_http *metrics;
+	if (daemon_metrics_start(&c, &metrics) != 0)
+		return 1;
+	int err = 1;
+	/* pg_connect only gives up when asked to stop: then it is a clean stop. */
+	if (pg_connect(&conn, config_str(&c, "PAYTX_PG_DSN"), pc.name, &signals_stop) != 0) {
+		err = signals_stop ? 0 : 1;
+		goto out;
+	}
+	if (pg_schema_check(conn, d->schema, d->schema_version) != 0) {
+		PQfinish(conn);
+		goto out;
+	}
+	if (d->init(d->self, conn, pc.name) != 0)
+		goto out;
+	err = paytx_participant_run(&pc, d->ops, d->self, &signals_stop);
+	d->finish(d->self);
+	if (err)
+		log_error("%s stopping: %s", d->component, paytx_strerror(err));
+out:
+	metrics_http_destroy(metrics);
+	return err ? 1 : 0;
 }

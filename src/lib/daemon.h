@@ -4,6 +4,8 @@
 #ifndef PAYTX_DAEMON_H
 #define PAYTX_DAEMON_H
 
+#include <libpq-fe.h>
+
 #include "broker.h"
 #include "config.h"
 #include "paytx/error.h"
@@ -55,5 +57,26 @@ int daemon_metrics_start(const struct config *c, struct metrics_http **out) PAYT
  * Strings in pc are borrowed from c. 0 or PAYTX_ECONFIG (printed). */
 int daemon_participant_config(const struct config *c,
 			      struct paytx_participant_config *pc) PAYTX_MUST_CHECK;
+
+/* A participant whose state is in one PostgreSQL database (paytx-ledger,
+ * paytx-risk): everything its main does but its own settings table. */
+struct daemon_pg_participant {
+	const char *component;            /* log component, e.g. "ledger" */
+	const char *program, *summary;    /* for --help */
+	const struct config_def *defs;    /* its table: PAYTX_PARTICIPANT, PAYTX_PG_DSN, */
+	size_t ndefs;                     /* then DAEMON_PARTICIPANT_DEFS */
+	const char *schema;               /* PG_SCHEMA_* and its version, checked */
+	int schema_version;
+	void *self;                       /* the participant's state, for ops */
+	/* Takes conn over, even on failure. */
+	int (*init)(void *self, PGconn *conn, const char *participant);
+	void (*finish)(void *self);
+	const struct paytx_participant_ops *ops;
+};
+
+/* Settings, --help / --check-config, the metrics endpoint, the database
+ * (retried until it answers; its schema version checked), then the SDK's
+ * loop until SIGTERM. Returns main's exit status. */
+int daemon_pg_participant_main(const struct daemon_pg_participant *d, int argc, char **argv);
 
 #endif
