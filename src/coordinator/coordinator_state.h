@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 
+#include "grow.h"
 #include "broker.h"
 #include "coordinator.h"
 #include "log.h"
@@ -111,14 +112,10 @@ static inline int64_t resend_first_ms(const struct coordinator *c)
 /* Growable list of txn ids. */
 static inline int idlist_push(struct idlist *l, int64_t id)
 {
-	if (l->n == l->cap) {
-		size_t cap = l->cap ? l->cap * 2 : 64;
-		int64_t *v = realloc(l->v, cap * sizeof(*v));
-		if (!v)
-			return PAYTX_ENOMEM;
-		l->v = v;
-		l->cap = cap;
-	}
+	int64_t *v = paytx_grow(l->v, &l->cap, l->n, sizeof(*v), 64);
+	if (!v)
+		return PAYTX_ENOMEM;
+	l->v = v;
 	l->v[l->n++] = id;
 	return 0;
 }

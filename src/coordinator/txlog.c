@@ -1,4 +1,5 @@
 /* The coordinator's durable 2PC log and leases in PostgreSQL. */
+#include "grow.h"
 #include "txlog.h"
 
 #include <inttypes.h>
@@ -152,14 +153,10 @@ static int op_result(void *arg, size_t tag, const PGresult *r)
 static int queue(struct txlog *l, const char *name, const char *sql, int n,
 		 const char *const *params, const struct txlog_op *op)
 {
-	if (l->nops == l->cap) {
-		size_t cap = l->cap ? l->cap * 2 : 64;
-		struct txlog_op *x = realloc(l->ops, cap * sizeof(*x));
-		if (!x)
-			return PAYTX_ENOMEM;
-		l->ops = x;
-		l->cap = cap;
-	}
+	struct txlog_op *ops = paytx_grow(l->ops, &l->cap, l->nops, sizeof(*ops), 64);
+	if (!ops)
+		return PAYTX_ENOMEM;
+	l->ops = ops;
 	l->ops[l->nops] = *op;
 	size_t tag = l->nops++;
 	return name ? pgpipe_send_prepared(&l->pipe, name, sql, n, params, tag)

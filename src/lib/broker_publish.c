@@ -5,6 +5,7 @@
 #include <string.h>
 #include <sys/time.h>
 
+#include "grow.h"
 #include "broker.h"
 #include "broker_impl.h"
 #include "clock.h"
@@ -75,14 +76,10 @@ static int window_push(struct broker *b)
 {
 	if (b->window_len == 0)
 		b->window_base = b->pub_seq + 1;
-	if (b->window_len == b->window_cap) {
-		size_t cap = b->window_cap ? b->window_cap * 2 : 256;
-		unsigned char *w = realloc(b->window_acked, cap);
-		if (!w)
-			return PAYTX_ENOMEM;
-		b->window_acked = w;
-		b->window_cap = cap;
-	}
+	unsigned char *w = paytx_grow(b->window_acked, &b->window_cap, b->window_len, 1, 256);
+	if (!w)
+		return PAYTX_ENOMEM;
+	b->window_acked = w;
 	b->window_acked[b->window_len++] = 0;
 	b->pub_seq++;
 	return 0;

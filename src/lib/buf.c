@@ -3,9 +3,23 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "grow.h"
 #include "paytx/message.h"
 
 #define BUF_CAP_MIN 256
+
+void *paytx_grow(void *v, size_t *cap, size_t n, size_t elem, size_t first)
+{
+	if (n < *cap)
+		return v;
+	size_t want = *cap ? *cap * 2 : first;
+	if (want <= n || want > SIZE_MAX / elem)
+		return NULL;
+	void *x = realloc(v, want * elem);
+	if (x)
+		*cap = want;
+	return x;
+}
 
 /* Make room for extra more bytes plus the terminating NUL. */
 static int buf_reserve(struct paytx_buf *buf, size_t extra)

@@ -1,4 +1,5 @@
 /* Process metrics (counters, gauges, histograms) and their Prometheus text rendering. */
+#include "grow.h"
 #include "metrics.h"
 
 #include <inttypes.h>
@@ -365,18 +366,14 @@ void metrics_batch_finish(struct metrics_batch *b)
 /* A new update at the end of b, NULL when out of memory (logged once). */
 static struct metrics_update *batch_push(struct metrics_batch *b)
 {
-	if (b->n == b->cap) {
-		size_t cap = b->cap ? b->cap * 2 : 64;
-		struct metrics_update *v = realloc(b->v, cap * sizeof(*v));
-		if (!v) {
-			if (!nomem_logged)
-				log_warn("metrics: out of memory; updates are dropped");
-			nomem_logged = true;
-			return NULL;
-		}
-		b->v = v;
-		b->cap = cap;
+	struct metrics_update *v = paytx_grow(b->v, &b->cap, b->n, sizeof(*v), 64);
+	if (!v) {
+		if (!nomem_logged)
+			log_warn("metrics: out of memory; updates are dropped");
+		nomem_logged = true;
+		return NULL;
 	}
+	b->v = v;
 	return &b->v[b->n++];
 }
 

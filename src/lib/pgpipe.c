@@ -1,4 +1,5 @@
 /* Pipelined PostgreSQL statements: queue, sync, results in order. */
+#include "grow.h"
 #include "pgpipe.h"
 
 #include <stdint.h>
@@ -83,14 +84,10 @@ static int drain(struct pgpipe *p)
 
 static int push_tag(struct pgpipe *p, size_t tag)
 {
-	if (p->n == p->cap) {
-		size_t cap = p->cap ? p->cap * 2 : PGPIPE_CHUNK;
-		size_t *t = realloc(p->tags, cap * sizeof(*t));
-		if (!t)
-			return PAYTX_ENOMEM;
-		p->tags = t;
-		p->cap = cap;
-	}
+	size_t *tags = paytx_grow(p->tags, &p->cap, p->n, sizeof(*tags), PGPIPE_CHUNK);
+	if (!tags)
+		return PAYTX_ENOMEM;
+	p->tags = tags;
 	p->tags[p->n++] = tag;
 	return 0;
 }

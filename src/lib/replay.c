@@ -1,4 +1,5 @@
 /* Replay protection: a time window plus a sliding bitmap per sender. */
+#include "grow.h"
 #include "replay.h"
 
 #include <stdlib.h>
@@ -74,14 +75,10 @@ static struct replay_sender *sender_add(struct replay_guard *g, const char *id, 
 			 REPLAY_SENDERS_MAX);
 		g->senders[oldest] = g->senders[--g->n];
 	}
-	if (g->n == g->cap) {
-		size_t cap = g->cap ? g->cap * 2 : 8;
-		struct replay_sender *s = realloc(g->senders, cap * sizeof(*s));
-		if (!s)
-			return NULL;
-		g->senders = s;
-		g->cap = cap;
-	}
+	struct replay_sender *all = paytx_grow(g->senders, &g->cap, g->n, sizeof(*all), 8);
+	if (!all)
+		return NULL;
+	g->senders = all;
 	struct replay_sender *s = &g->senders[g->n++];
 	memset(s, 0, sizeof(*s));
 	memcpy(s->id, id, len);

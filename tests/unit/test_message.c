@@ -1,11 +1,13 @@
 /* Unit tests of the message codec: strict decoding, encoders, canonical form */
 #include <check.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "paytx/error.h"
 #include "paytx/message.h"
+#include "grow.h"
 
 #define LEGS "'legs':[{'account':'acc-a','amount':-100,'currency':'EUR'}," \
 	     "{'account':'acc-b','amount':100,'currency':'EUR'}]"
@@ -190,6 +192,23 @@ START_TEST(test_strerror_gives_a_sentence_for_every_value)
 END_TEST
 
 /* ---- buffer ---- */
+
+START_TEST(test_grow_doubles_from_first_and_refuses_overflow)
+{
+	size_t cap = 0;
+	int *v = paytx_grow(NULL, &cap, 0, sizeof(*v), 4);
+	ck_assert_ptr_nonnull(v);
+	ck_assert_uint_eq(cap, 4);
+	ck_assert_ptr_eq(paytx_grow(v, &cap, 3, sizeof(*v), 4), v); /* room left */
+	v = paytx_grow(v, &cap, 4, sizeof(*v), 4);
+	ck_assert_ptr_nonnull(v);
+	ck_assert_uint_eq(cap, 8);
+	size_t huge = SIZE_MAX / 2;
+	ck_assert_ptr_null(paytx_grow(v, &huge, huge, 4, 4));         /* would overflow */
+	ck_assert_uint_eq(huge, SIZE_MAX / 2);
+	free(v);
+}
+END_TEST
 
 START_TEST(test_buf_append_grows_and_stays_nul_terminated)
 {
@@ -1645,6 +1664,7 @@ static Suite *message_suite(void)
 	ADD(s, test_id_valid_rejects_empty_long_and_bad_characters);
 	ADD(s, test_traceparent_valid_only_in_the_w3c_form);
 	ADD(s, test_guess_payment_id_of_a_refused_body);
+	ADD(s, test_grow_doubles_from_first_and_refuses_overflow);
 	ADD(s, test_body_longer_than_message_max_is_too_big);
 	ADD(s, test_body_of_exactly_message_max_is_parsed);
 	ADD(s, test_invalid_utf8_is_invalid_encoding);
