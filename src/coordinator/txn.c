@@ -143,7 +143,6 @@ bool txn_resend_due(struct txn *t, int64_t now_mono_ms)
 	if (t->deciding || t->state == TXN_COMMITTED || t->state == TXN_ABORTED ||
 	    now_mono_ms < t->next_send_ms)
 		return false;
-	t->sent_ms = now_mono_ms;
 	t->next_send_ms = now_mono_ms + t->backoff_ms;
 	t->backoff_ms = t->backoff_ms * 2 > TXN_RESEND_MAX_MS ? TXN_RESEND_MAX_MS
 							       : t->backoff_ms * 2;

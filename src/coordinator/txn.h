@@ -57,7 +57,6 @@ struct txn {
 	struct txn_part parts[TXN_PARTS_MAX];
 	int64_t deadline_ms;        /* wall clock; prepare votes due by then */
 	int64_t next_send_ms;       /* monotonic; when to re-send requests */
-	int64_t sent_ms;            /* monotonic; when requests were last due */
 	int64_t backoff_ms;         /* wait before the next re-send; the coordinator
 				     * may raise the first one (see coordinator.c) */
 	int64_t submitted_ms;       /* wall clock */
