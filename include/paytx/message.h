@@ -45,6 +45,9 @@ enum paytx_msg_type {
 	PAYTX_MSG_OUTCOME,      /* "payment.outcome"  coordinator -> client */
 	PAYTX_MSG_BALANCE_QUERY,/* "balance.query"    client -> paytx-cache */
 	PAYTX_MSG_BALANCE,      /* "balance.result"   paytx-cache -> client */
+	PAYTX_MSG_BATCH,        /* "txn.batch"        several of prepare, commit and
+				 * abort (to a participant) or vote and ack (to a
+				 * coordinator) in one message: see paytx_entry */
 };
 
 enum paytx_status {
@@ -116,6 +119,36 @@ struct paytx_outcome {
 	int64_t finished_ms;
 };
 
+/* One protocol message, whether it came alone (its AMQP properties give
+ * correlation_id and traceparent) or as an entry of a txn.batch message,
+ * whose body is
+ *   {"entries": [{"type": "txn.commit", "correlation_id": "...",
+ *                 "traceparent": "...", "body": {...}}, ...]}
+ * with 1..PAYTX_BATCH_MAX entries, correlation_id and traceparent optional,
+ * and body what the message of that type would carry alone. A batch goes
+ * one way: prepare, commit and abort to a participant, or vote and ack to a
+ * coordinator; it is signed, and valid or refused, as a whole. */
+#define PAYTX_BATCH_MAX 256
+#define PAYTX_CORR_MAX 127
+
+struct paytx_entry {
+	enum paytx_msg_type type;        /* PREPARE, COMMIT, ABORT, VOTE or ACK */
+	char correlation_id[PAYTX_CORR_MAX + 1]; /* "" = none */
+	char traceparent[56];            /* W3C form or "" */
+	union {
+		struct paytx_prepare prepare;
+		struct paytx_decision decision; /* COMMIT and ABORT */
+		struct paytx_vote vote;
+		struct paytx_ack ack;
+	} u;
+};
+
+/* Which side a batch is for. */
+enum paytx_batch_dir {
+	PAYTX_BATCH_REQUESTS,            /* prepare, commit, abort */
+	PAYTX_BATCH_REPLIES,             /* vote, ack */
+};
+
 /* Growable byte buffer for encoders. Embedded: paytx_buf_init/finish. */
 struct paytx_buf {
 	char *data;                      /* owned, NUL-terminated when len > 0 */
@@ -164,6 +197,29 @@ int paytx_outcome_decode(const char *body, size_t len, struct paytx_outcome *out
 			 struct paytx_fault *fault) PAYTX_MUST_CHECK;
 
 void paytx_payment_finish(struct paytx_payment *p);
+
+/* The protocol messages of one delivery of AMQP type type (a single
+ * message of one of dir's types, or a txn.batch) into out[0..*n), at most
+ * max (>= PAYTX_BATCH_MAX, or 1 for a single message). correlation_id and
+ * traceparent (NULL = none) are the delivery's properties: they become a
+ * single message's entry fields; a batch's entries carry their own. A
+ * type not of dir's side is PAYTX_EMSGTYPE; any invalid entry refuses the
+ * whole delivery, the fault naming it ("entries[3].body.txn: ..."). */
+int paytx_entries_decode(enum paytx_msg_type type, enum paytx_batch_dir dir, const char *body,
+			 size_t len, const char *correlation_id, const char *traceparent,
+			 struct paytx_entry *out, size_t max, size_t *n,
+			 struct paytx_fault *fault) PAYTX_MUST_CHECK;
+
+/* Building a txn.batch body: begin, add each entry (body: the JSON text an
+ * encoder above produced for that type; correlation_id and traceparent may
+ * be NULL or ""), end. Appends to out. */
+int paytx_batch_begin(struct paytx_buf *out) PAYTX_MUST_CHECK;
+int paytx_batch_add(struct paytx_buf *out, bool first, enum paytx_msg_type type,
+		    const char *correlation_id, const char *traceparent, const char *body,
+		    size_t len) PAYTX_MUST_CHECK;
+int paytx_batch_end(struct paytx_buf *out) PAYTX_MUST_CHECK;
+/* The bytes paytx_batch_add appends for an entry with these fields. */
+size_t paytx_batch_entry_size(const char *correlation_id, const char *traceparent, size_t len);
 
 /* Canonical form of a payment for idempotency: legs merged per
  * (account, currency) and sorted, metadata included. Two submits are "the

@@ -342,6 +342,8 @@ static int publish_all(struct coordinator *c)
 		err = send_kicked(c);
 	if (!err)
 		err = scan(c);
+	if (!err)
+		err = outbox_send(&c->outbox);
 	/* Idle iterations publish nothing: only real boundaries count. */
 	bool publishing = broker_pending(c->broker) > 0;
 	if (publishing)
@@ -508,9 +510,10 @@ struct coordinator *coordinator_create(const struct coordinator_config *cfg,
 				    .replay_window_s = cfg->replay_window_s,
 				    .queue_type = cfg->queue_type };
 	c->items = calloc(cfg->batch_max, sizeof(*c->items));
+	c->entries = calloc(PAYTX_BATCH_MAX, sizeof(*c->entries));
 	c->broker = broker_create(&bc);
 	txtable_init(&c->table);
-	int err = c->items && c->broker ? 0 : PAYTX_ENOMEM;
+	int err = c->items && c->entries && c->broker ? 0 : PAYTX_ENOMEM;
 	for (size_t i = 0; !err && i < cfg->shards.n; i++)
 		err = broker_want_participant_queue(c->broker, cfg->shards.names[i]);
 	for (size_t i = 0; !err && i < cfg->extra.n; i++)
@@ -541,6 +544,7 @@ void coordinator_destroy(struct coordinator *c)
 		txlog_finish(&c->log);
 	txtable_finish(&c->table);
 	free(c->items);
+	free(c->entries);
 	free(c->decide.v);
 	free(c->done.v);
 	free(c->sent.v);

@@ -23,7 +23,7 @@
 
 #define SCAN_INTERVAL_MS 100
 
-enum in_kind { IN_SUBMIT, IN_VOTE, IN_ACK, IN_STATUS, IN_REJECT };
+enum in_kind { IN_SUBMIT, IN_REPLIES, IN_STATUS, IN_REJECT };
 
 struct in_item {
 	struct broker_msg msg;
@@ -56,6 +56,7 @@ struct coordinator {
 	struct txtable table;
 	struct in_item *items;
 	size_t nitems;
+	struct paytx_entry *entries;    /* a delivery's votes and acks, PAYTX_BATCH_MAX */
 	struct idlist decide;           /* decision chosen: log it */
 	struct idlist done;             /* all acked: finish, publish outcome */
 	struct idlist sent;             /* outcome confirmed: mark it sent */

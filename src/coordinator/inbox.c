@@ -33,35 +33,45 @@ static int decode_submit(struct in_item *it)
 	return 0;
 }
 
-static int on_vote(struct coordinator *c, struct in_item *it)
+static void on_vote(struct coordinator *c, const struct paytx_vote *v, const char *corr,
+		    int64_t now)
 {
-	struct paytx_vote v;
-	struct paytx_fault f = { 0 };
-	int err = paytx_vote_decode(it->msg.body, it->msg.len, &v, &f);
-	if (err)
-		return inbox_reject(it, err, f.text);
-	it->kind = IN_VOTE;
-	struct txn *t = txtable_get(&c->table, v.txn);
-	reply_from(c, t, v.participant, it->msg.correlation_id, t && t->state == TXN_PREPARING,
-		   clock_mono_ms());
-	if (t && txn_on_vote(t, &v) == TXN_STEP_DECIDE)
+	struct txn *t = txtable_get(&c->table, v->txn);
+	reply_from(c, t, v->participant, corr, t && t->state == TXN_PREPARING, now);
+	if (t && txn_on_vote(t, v) == TXN_STEP_DECIDE)
 		push_or_die(&c->decide, t->id);
-	return 0;
 }
 
-static int on_ack(struct coordinator *c, struct in_item *it)
+static void on_ack(struct coordinator *c, const struct paytx_ack *a, const char *corr,
+		   int64_t now)
 {
-	struct paytx_ack a;
+	struct txn *t = txtable_get(&c->table, a->txn);
+	reply_from(c, t, a->participant, corr,
+		   t && (t->state == TXN_COMMITTING || t->state == TXN_ABORTING), now);
+	if (t && txn_on_ack(t, a) == TXN_STEP_DONE)
+		push_or_die(&c->done, t->id);
+}
+
+/* Votes and acks, alone or in a txn.batch: valid as a whole or refused. */
+static int on_replies(struct coordinator *c, struct in_item *it)
+{
+	struct broker_msg *m = &it->msg;
 	struct paytx_fault f = { 0 };
-	int err = paytx_ack_decode(it->msg.body, it->msg.len, &a, &f);
+	size_t n = 0;
+	int err = paytx_entries_decode(m->type, PAYTX_BATCH_REPLIES, m->body, m->len,
+				       m->correlation_id, m->traceparent, c->entries,
+				       PAYTX_BATCH_MAX, &n, &f);
 	if (err)
 		return inbox_reject(it, err, f.text);
-	it->kind = IN_ACK;
-	struct txn *t = txtable_get(&c->table, a.txn);
-	reply_from(c, t, a.participant, it->msg.correlation_id,
-		   t && (t->state == TXN_COMMITTING || t->state == TXN_ABORTING), clock_mono_ms());
-	if (t && txn_on_ack(t, &a) == TXN_STEP_DONE)
-		push_or_die(&c->done, t->id);
+	it->kind = IN_REPLIES;
+	int64_t now = clock_mono_ms();
+	for (size_t i = 0; i < n; i++) {
+		const struct paytx_entry *e = &c->entries[i];
+		if (e->type == PAYTX_MSG_VOTE)
+			on_vote(c, &e->u.vote, e->correlation_id, now);
+		else
+			on_ack(c, &e->u.ack, e->correlation_id, now);
+	}
 	return 0;
 }
 
@@ -81,19 +91,14 @@ static int classify(struct coordinator *c, struct in_item *it)
 	if (strcmp(m->queue, BROKER_SUBMIT_QUEUE) == 0)
 		return decode_submit(it);
 	bool from_replies = strcmp(m->queue, c->reply_queue) == 0;
-	bool ok_type = from_replies ? (m->type == PAYTX_MSG_VOTE || m->type == PAYTX_MSG_ACK)
+	bool ok_type = from_replies ? (m->type == PAYTX_MSG_VOTE || m->type == PAYTX_MSG_ACK ||
+				       m->type == PAYTX_MSG_BATCH)
 				    : m->type == PAYTX_MSG_STATUS;
 	if (!ok_type)
 		return inbox_reject(it, PAYTX_EMSGTYPE, "unexpected message type on this queue");
 	if (m->auth)
 		return inbox_reject(it, m->auth, m->auth_text);
-	if (m->type == PAYTX_MSG_VOTE)
-		on_vote(c, it);
-	else if (m->type == PAYTX_MSG_ACK)
-		on_ack(c, it);
-	else
-		on_status(it);
-	return 0;
+	return from_replies ? on_replies(c, it) : on_status(it);
 }
 
 void inbox_collect(struct coordinator *c)

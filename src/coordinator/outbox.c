@@ -14,24 +14,27 @@ void outbox_init(struct outbox *o, struct broker *b, const char *reply_queue)
 	o->broker = b;
 	o->reply_queue = reply_queue;
 	paytx_buf_init(&o->buf);
+	batch_out_init(&o->requests, b, reply_queue);
 }
 
 void outbox_finish(struct outbox *o)
 {
 	paytx_buf_finish(&o->buf);
+	batch_out_finish(&o->requests);
 }
 
 static int to_participant(struct outbox *o, enum paytx_msg_type type, const char *participant,
 			  const char *corr, const char *traceparent)
 {
-	struct broker_out m = { .exchange = BROKER_PARTICIPANTS_EXCHANGE,
-				.routing_key = participant, .type = type, .body = o->buf.data,
-				.len = o->buf.len, .reply_to = o->reply_queue,
-				.correlation_id = corr, .traceparent = traceparent, .sign = true,
-				/* A participant queue deleted under us must not swallow
-				 * requests unseen: see publish_all. */
-				.mandatory = true };
-	return broker_publish(o->broker, &m);
+	/* Mandatory: a participant queue deleted under us must not swallow
+	 * requests unseen (see publish_all). */
+	return batch_out_add(&o->requests, BROKER_PARTICIPANTS_EXCHANGE, participant, true, type,
+			     corr, traceparent, o->buf.data, o->buf.len);
+}
+
+int outbox_send(struct outbox *o)
+{
+	return batch_out_send(&o->requests);
 }
 
 int outbox_prepare(struct outbox *o, const struct txn *t, const struct txn_part *part,

@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "batch_out.h"
 #include "broker.h"
 #include "paytx/message.h"
 #include "txn.h"
@@ -17,19 +18,24 @@ struct outbox {
 	struct broker *broker;       /* borrowed */
 	const char *reply_queue;     /* borrowed: where votes and acks come back */
 	struct paytx_buf buf;
+	struct batch_out requests;   /* to participants, sent by outbox_send */
 };
 
 void outbox_init(struct outbox *o, struct broker *b, const char *reply_queue);
 void outbox_finish(struct outbox *o);
 
-/* corr (may be NULL) is the request's correlation_id: see peers.h. A
- * traceparent (W3C; NULL or "" = none) goes out as the header of the same
- * name, so a trace started by the client follows its payment everywhere. */
+/* Requests to participants are queued, and go out at outbox_send, several
+ * for one participant as one txn.batch. corr (may be NULL) is the
+ * request's correlation_id: see peers.h. A traceparent (W3C; NULL or "" =
+ * none) goes with it, so a trace started by the client follows its payment
+ * everywhere. */
 int outbox_prepare(struct outbox *o, const struct txn *t, const struct txn_part *part,
 		   const char *corr) PAYTX_MUST_CHECK;
 int outbox_decision(struct outbox *o, int64_t txn, bool commit, const char *payment_id,
 		    const char *participant, const char *corr,
 		    const char *traceparent) PAYTX_MUST_CHECK;
+/* Publish the queued requests (confirmed at the next broker_flush). */
+int outbox_send(struct outbox *o) PAYTX_MUST_CHECK;
 /* Send out to reply_to (if any), to every waiter in waiters_json (a JSON
  * array of {reply_to, correlation_id}, may be NULL) and, when event is
  * true, to paytx.events as payment.<status>. */

@@ -308,7 +308,8 @@ static const amqp_field_value_t *header_get(const amqp_basic_properties_t *p, co
 static bool is_protocol_type(enum paytx_msg_type t)
 {
 	return t == PAYTX_MSG_PREPARE || t == PAYTX_MSG_VOTE || t == PAYTX_MSG_COMMIT ||
-	       t == PAYTX_MSG_ABORT || t == PAYTX_MSG_ACK || t == PAYTX_MSG_STATUS;
+	       t == PAYTX_MSG_ABORT || t == PAYTX_MSG_ACK || t == PAYTX_MSG_STATUS ||
+	       t == PAYTX_MSG_BATCH;
 }
 
 /* Protocol messages: signature first (it covers message_id and timestamp),

@@ -41,6 +41,7 @@
 #define BROKER_HDR_ERROR_CODE "x-paytx-error-code"
 #define BROKER_HDR_ERROR_TEXT "x-paytx-error-text"
 #define BROKER_HDR_ORIGIN_QUEUE "x-paytx-origin-queue"
+#define BROKER_HDR_BATCH_ENTRY "x-paytx-batch-entry"
 
 /* The settings of a broker connection, as rows of a program's
  * struct config_def table (config.h): URL, TLS CA, client cert and key. */
@@ -207,5 +208,23 @@ int broker_republish(struct broker *b, const struct broker_msg *m, const char *e
  * paytx_dead_letters_total{code, queue}. */
 int broker_dead_letter(struct broker *b, const struct broker_msg *m, int err,
 		       const char *text) PAYTX_MUST_CHECK;
+
+/* One protocol message of a txn.batch delivery: its index in the batch,
+ * type, correlation id (NULL = none) and body (its JSON as sent alone). */
+struct broker_part {
+	size_t index;
+	enum paytx_msg_type type;
+	const char *correlation_id;
+	const void *body;
+	size_t len;
+};
+
+/* Dead-letter only part of the txn.batch m, as the message it would have
+ * been alone: m's properties and headers (less the batch's signature, which
+ * does not cover it) with part's type, correlation_id and body, and
+ * BROKER_HDR_BATCH_ENTRY giving its index. As broker_dead_letter otherwise. */
+int broker_dead_letter_part(struct broker *b, const struct broker_msg *m,
+			    const struct broker_part *part, int err,
+			    const char *text) PAYTX_MUST_CHECK;
 
 #endif

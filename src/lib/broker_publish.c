@@ -191,17 +191,24 @@ int broker_ack(struct broker *b, uint64_t tag)
 	return 0;
 }
 
-int broker_dead_letter(struct broker *b, const struct broker_msg *m, int err, const char *text)
+/* Dead-letter m, or with part set one protocol message taken out of it. */
+static int dead_letter(struct broker *b, const struct broker_msg *m,
+		       const struct broker_part *part, int err, const char *text)
 {
 	amqp_basic_properties_t p = m->env.message.properties;
 	const amqp_table_t *old = (p._flags & AMQP_BASIC_HEADERS_FLAG) ? &p.headers : NULL;
 	int nold = old ? old->num_entries : 0;
 	if (nold > 64)
 		nold = 64;
-	amqp_table_entry_t hdr[64 + 3];
-	for (int i = 0; i < nold; i++)
-		hdr[i] = old->entries[i];
-	int n = nold;
+	amqp_table_entry_t hdr[64 + 4];
+	int n = 0;
+	for (int i = 0; i < nold; i++) {
+		amqp_bytes_t k = old->entries[i].key;
+		/* The batch's signature does not cover one entry's body. */
+		if (part && k.len == strlen(SIGN_HEADER) && memcmp(k.bytes, SIGN_HEADER, k.len) == 0)
+			continue;
+		hdr[n++] = old->entries[i];
+	}
 	hdr[n++] = (amqp_table_entry_t){ .key = amqp_cstring_bytes(BROKER_HDR_ERROR_CODE),
 		.value = { .kind = AMQP_FIELD_KIND_UTF8,
 			   .value.bytes = amqp_cstring_bytes(paytx_errcode(err)) } };
@@ -210,15 +217,43 @@ int broker_dead_letter(struct broker *b, const struct broker_msg *m, int err, co
 	hdr[n++] = (amqp_table_entry_t){ .key = amqp_cstring_bytes(BROKER_HDR_ORIGIN_QUEUE),
 		.value = { .kind = AMQP_FIELD_KIND_UTF8,
 			   .value.bytes = amqp_cstring_bytes(m->queue) } };
+	const char *type_name = m->type_name[0] ? m->type_name : "(untyped)";
+	const void *body = m->body;
+	size_t len = m->len;
+	if (part) {
+		hdr[n++] = (amqp_table_entry_t){ .key = amqp_cstring_bytes(BROKER_HDR_BATCH_ENTRY),
+			.value = { .kind = AMQP_FIELD_KIND_I64, .value.i64 = (int64_t)part->index } };
+		type_name = paytx_msg_type_name(part->type);
+		p._flags |= AMQP_BASIC_TYPE_FLAG;
+		p.type = amqp_cstring_bytes(type_name);
+		p._flags &= ~(amqp_flags_t)AMQP_BASIC_CORRELATION_ID_FLAG;
+		if (part->correlation_id && *part->correlation_id) {
+			p._flags |= AMQP_BASIC_CORRELATION_ID_FLAG;
+			p.correlation_id = amqp_cstring_bytes(part->correlation_id);
+		}
+		body = part->body;
+		len = part->len;
+	}
 	p._flags |= AMQP_BASIC_HEADERS_FLAG | AMQP_BASIC_DELIVERY_MODE_FLAG;
 	p.delivery_mode = 2;
 	p.headers = (amqp_table_t){ .num_entries = n, .entries = hdr };
 	uint64_t count = metrics_inc(METRIC_DEAD_LETTERS, "code", paytx_errcode(err), "queue",
 				     m->queue, 1);
-	log_warn("dead-lettering a %s message from %s: %s: %s (%llu %s from %s so far)",
-		 m->type_name[0] ? m->type_name : "(untyped)", m->queue, paytx_errcode(err), text,
-		 (unsigned long long)count, paytx_errcode(err), m->queue);
-	return publish_raw(b, BROKER_DLX, m->queue, false, &p, m->body, m->len);
+	log_warn("dead-lettering a %s message from %s%s: %s: %s (%llu %s from %s so far)",
+		 type_name, m->queue, part ? " (an entry of a txn.batch)" : "", paytx_errcode(err),
+		 text, (unsigned long long)count, paytx_errcode(err), m->queue);
+	return publish_raw(b, BROKER_DLX, m->queue, false, &p, body, len);
+}
+
+int broker_dead_letter(struct broker *b, const struct broker_msg *m, int err, const char *text)
+{
+	return dead_letter(b, m, NULL, err, text);
+}
+
+int broker_dead_letter_part(struct broker *b, const struct broker_msg *m,
+			    const struct broker_part *part, int err, const char *text)
+{
+	return dead_letter(b, m, part, err, text);
 }
 
 static bool header_dropped(amqp_bytes_t key, const char *const *drop)

@@ -10,6 +10,7 @@
 #include <json-c/json.h>
 
 #include "paytx/message.h"
+#include "message_json.h"
 #include "strict_json.h"
 
 #define AMOUNT_RULE "must be a nonzero integer of at most 10^15 in magnitude"
@@ -29,6 +30,7 @@ static const char *const msg_type_names[] = {
 	[PAYTX_MSG_OUTCOME] = "payment.outcome",
 	[PAYTX_MSG_BALANCE_QUERY] = "balance.query",
 	[PAYTX_MSG_BALANCE] = "balance.result",
+	[PAYTX_MSG_BATCH] = "txn.batch",
 };
 
 #define MSG_TYPE_COUNT (sizeof(msg_type_names) / sizeof(msg_type_names[0]))
@@ -422,7 +424,7 @@ static int payment_from_json(struct json_object *root, void *out, struct paytx_f
 	return decode_metadata(&f, &p->metadata);
 }
 
-static int prepare_from_json(struct json_object *root, void *out, struct paytx_fault *fault)
+int msg_prepare_from_json(struct json_object *root, void *out, struct paytx_fault *fault)
 {
 	static const char *const allowed[] = { "txn", "payment_id", "legs", "deadline_ms", NULL };
 	struct paytx_prepare *p = out;
@@ -438,7 +440,7 @@ static int prepare_from_json(struct json_object *root, void *out, struct paytx_f
 	return 0;
 }
 
-static int vote_from_json(struct json_object *root, void *out, struct paytx_fault *fault)
+int msg_vote_from_json(struct json_object *root, void *out, struct paytx_fault *fault)
 {
 	static const char *const allowed[] = { "txn", "participant", "vote", "reason", "detail",
 					       NULL };
@@ -464,7 +466,7 @@ static int vote_from_json(struct json_object *root, void *out, struct paytx_faul
 	return 0;
 }
 
-static int decision_from_json(struct json_object *root, void *out, struct paytx_fault *fault)
+int msg_decision_from_json(struct json_object *root, void *out, struct paytx_fault *fault)
 {
 	static const char *const allowed[] = { "txn", "payment_id", NULL };
 	struct paytx_decision *d = out;
@@ -478,7 +480,7 @@ static int decision_from_json(struct json_object *root, void *out, struct paytx_
 	return 0;
 }
 
-static int ack_from_json(struct json_object *root, void *out, struct paytx_fault *fault)
+int msg_ack_from_json(struct json_object *root, void *out, struct paytx_fault *fault)
 {
 	static const char *const allowed[] = { "txn", "participant", "decision", NULL };
 	static const char *const decisions[] = { "commit", "abort", NULL };
@@ -641,14 +643,14 @@ int paytx_prepare_decode(const char *body, size_t len, struct paytx_prepare *out
 			 struct paytx_fault *fault)
 {
 	memset(out, 0, sizeof(*out));
-	return decode(body, len, prepare_from_json, out, sizeof(*out), fault);
+	return decode(body, len, msg_prepare_from_json, out, sizeof(*out), fault);
 }
 
 int paytx_vote_decode(const char *body, size_t len, struct paytx_vote *out,
 		      struct paytx_fault *fault)
 {
 	memset(out, 0, sizeof(*out));
-	return decode(body, len, vote_from_json, out, sizeof(*out), fault);
+	return decode(body, len, msg_vote_from_json, out, sizeof(*out), fault);
 }
 
 int paytx_decision_decode(const char *body, size_t len, bool commit,
@@ -656,14 +658,14 @@ int paytx_decision_decode(const char *body, size_t len, bool commit,
 {
 	memset(out, 0, sizeof(*out));
 	out->commit = commit;
-	return decode(body, len, decision_from_json, out, sizeof(*out), fault);
+	return decode(body, len, msg_decision_from_json, out, sizeof(*out), fault);
 }
 
 int paytx_ack_decode(const char *body, size_t len, struct paytx_ack *out,
 		     struct paytx_fault *fault)
 {
 	memset(out, 0, sizeof(*out));
-	return decode(body, len, ack_from_json, out, sizeof(*out), fault);
+	return decode(body, len, msg_ack_from_json, out, sizeof(*out), fault);
 }
 
 int paytx_status_query_decode(const char *body, size_t len, struct paytx_status_query *out,

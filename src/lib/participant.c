@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "batch_out.h"
 #include "broker.h"
 #include "clock.h"
 #include "crash.h"
@@ -19,8 +20,18 @@
 #define PART_SEED_MAX 4096          /* reservations from before start-up counted */
 #define PART_GAUGE_INTERVAL_MS 250  /* in-doubt gauges: a scan of the set */
 
-struct part_item {
+/* One delivery: a protocol message alone or a txn.batch of several. */
+struct part_delivery {
 	struct broker_msg msg;
+	int dead_err;                /* != 0: refused whole; dead-letter it */
+	char dead_text[PAYTX_DETAIL_MAX];
+	size_t first, n;             /* its items: items[first .. first + n) */
+};
+
+/* One protocol message (an entry of its delivery). */
+struct part_item {
+	struct paytx_entry *in;      /* p->entries[i] for items[i] */
+	size_t delivery;             /* index in p->deliveries */
 	bool valid;                  /* decoded and signed; apply it */
 	bool applied;                /* its local effect is committed */
 	int dead_err;                /* != 0: dead-letter with this error */
@@ -28,10 +39,6 @@ struct part_item {
 	int attempts;
 	int64_t taken_ms;            /* monotonic: taken from the queue */
 	int64_t applied_ms;          /* monotonic: its local transaction committed */
-	union {
-		struct paytx_prepare prepare;
-		struct paytx_decision decision;
-	} in;
 	struct paytx_vote vote;      /* for prepares */
 };
 
@@ -41,9 +48,14 @@ struct part {
 	void *ctx;
 	volatile sig_atomic_t *stop;
 	struct broker *broker;
-	struct part_item *items;
-	struct paytx_step *steps;    /* for ops->apply, batch_max of them */
+	struct part_delivery *deliveries; /* batch_max of them */
+	size_t ndeliveries;
+	struct part_item *items;     /* items_max of them, */
+	struct paytx_entry *entries; /* and their decoded messages */
+	size_t items_max;
+	struct paytx_step *steps;    /* for ops->apply, items_max of them */
 	struct paytx_buf out;
+	struct batch_out replies;    /* votes and acks, per coordinator */
 	int64_t next_in_doubt_ms;
 	struct loopstat stats;       /* where the loop's time goes */
 	struct indoubt in_doubt;     /* voted yes, no decision applied yet */
@@ -59,40 +71,54 @@ static int item_reject(struct part_item *it, int err, const char *text)
 	return 0;
 }
 
-/* Check and decode one delivery; invalid ones are marked for dead-lettering. */
-static int item_decode(struct part *p, struct part_item *it)
+static int delivery_reject(struct part_delivery *d, int err, const char *text)
 {
-	struct broker_msg *m = &it->msg;
+	d->dead_err = err;
+	snprintf(d->dead_text, sizeof(d->dead_text), "%s", text);
+	return err;
+}
+
+/* Check and decode delivery d into items from p->nitems on; a delivery
+ * that is not valid as a whole is marked for dead-lettering. */
+static int delivery_decode(struct part *p, struct part_delivery *d, size_t *nitems)
+{
+	struct broker_msg *m = &d->msg;
 	struct paytx_fault fault = { 0 };
-	int err;
-	it->valid = false;
-	it->dead_err = 0;
-	it->applied = false;
-	it->attempts = 0;
+	d->dead_err = 0;
+	d->first = *nitems;
+	d->n = 0;
 	if (m->type != PAYTX_MSG_PREPARE && m->type != PAYTX_MSG_COMMIT &&
-	    m->type != PAYTX_MSG_ABORT)
-		return item_reject(it, PAYTX_EMSGTYPE, "participants accept txn.prepare, "
-			"txn.commit and txn.abort only");
+	    m->type != PAYTX_MSG_ABORT && m->type != PAYTX_MSG_BATCH)
+		return delivery_reject(d, PAYTX_EMSGTYPE, "participants accept txn.prepare, "
+				       "txn.commit, txn.abort and txn.batch only");
 	if (m->auth)
-		return item_reject(it, m->auth, m->auth_text);
+		return delivery_reject(d, m->auth, m->auth_text);
 	if (!m->reply_to[0])
-		return item_reject(it, PAYTX_EINVAL, "protocol message without reply_to");
-	if (m->type == PAYTX_MSG_PREPARE)
-		err = paytx_prepare_decode(m->body, m->len, &it->in.prepare, &fault);
-	else
-		err = paytx_decision_decode(m->body, m->len, m->type == PAYTX_MSG_COMMIT,
-					    &it->in.decision, &fault);
+		return delivery_reject(d, PAYTX_EINVAL, "protocol message without reply_to");
+	size_t n = 0;
+	int err = paytx_entries_decode(m->type, PAYTX_BATCH_REQUESTS, m->body, m->len,
+				       m->correlation_id, m->traceparent, &p->entries[*nitems],
+				       p->items_max - *nitems, &n, &fault);
 	if (err)
-		return item_reject(it, err, fault.text);
-	it->valid = true;
-	(void)p;
+		return delivery_reject(d, err, fault.text);
+	int64_t now = clock_mono_ms();
+	for (size_t i = 0; i < n; i++) {
+		struct part_item *it = &p->items[*nitems + i];
+		memset(it, 0, sizeof(*it));
+		it->in = &p->entries[*nitems + i];
+		it->delivery = (size_t)(d - p->deliveries);
+		it->valid = true;
+		it->taken_ms = now;
+	}
+	d->n = n;
+	*nitems += n;
 	return 0;
 }
 
 /* A commit or abort the participant refused as impossible: dead-letter it. */
 static void item_protocol_violation(struct part_item *it)
 {
-	item_reject(it, PAYTX_EPROTO, it->msg.type == PAYTX_MSG_COMMIT
+	item_reject(it, PAYTX_EPROTO, it->in->type == PAYTX_MSG_COMMIT
 		? "commit for a transaction this participant did not vote yes on"
 		: "abort for a transaction this participant already committed");
 }
@@ -102,12 +128,12 @@ static void vote_preset(struct part *p, struct part_item *it);
 static int item_apply(struct part *p, struct part_item *it)
 {
 	const struct paytx_participant_ops *ops = p->ops;
-	if (it->msg.type == PAYTX_MSG_PREPARE) {
+	if (it->in->type == PAYTX_MSG_PREPARE) {
 		vote_preset(p, it);
-		return ops->prepare(p->ctx, &it->in.prepare, &it->vote);
+		return ops->prepare(p->ctx, &it->in->u.prepare, &it->vote);
 	}
-	int64_t txn = it->in.decision.txn;
-	int err = it->msg.type == PAYTX_MSG_COMMIT ? ops->commit(p->ctx, txn)
+	int64_t txn = it->in->u.decision.txn;
+	int err = it->in->type == PAYTX_MSG_COMMIT ? ops->commit(p->ctx, txn)
 						   : ops->abort(p->ctx, txn);
 	if (err == PAYTX_EPROTO) {
 		item_protocol_violation(it);
@@ -119,7 +145,7 @@ static int item_apply(struct part *p, struct part_item *it)
 static void vote_preset(struct part *p, struct part_item *it)
 {
 	memset(&it->vote, 0, sizeof(it->vote));
-	it->vote.txn = it->in.prepare.txn;
+	it->vote.txn = it->in->u.prepare.txn;
 	snprintf(it->vote.participant, sizeof(it->vote.participant), "%s", p->cfg->name);
 }
 
@@ -132,16 +158,16 @@ static int steps_apply(struct part *p, struct part_item *items, size_t n)
 		if (!it->valid || it->applied)
 			continue;
 		struct paytx_step *st = &p->steps[k++];
-		*st = (struct paytx_step){ .type = it->msg.type };
-		if (it->msg.type == PAYTX_MSG_PREPARE) {
+		*st = (struct paytx_step){ .type = it->in->type };
+		if (it->in->type == PAYTX_MSG_PREPARE) {
 			vote_preset(p, it);
-			st->prepare = &it->in.prepare;
-			st->txn = it->in.prepare.txn;
-			st->payment_id = it->in.prepare.payment_id;
+			st->prepare = &it->in->u.prepare;
+			st->txn = it->in->u.prepare.txn;
+			st->payment_id = it->in->u.prepare.payment_id;
 			st->vote = &it->vote;
 		} else {
-			st->txn = it->in.decision.txn;
-			st->payment_id = it->in.decision.payment_id;
+			st->txn = it->in->u.decision.txn;
+			st->payment_id = it->in->u.decision.payment_id;
 		}
 	}
 	int err = k ? p->ops->apply(p->ctx, p->steps, k) : 0;
@@ -151,9 +177,9 @@ static int steps_apply(struct part *p, struct part_item *items, size_t n)
 		if (!it->valid || it->applied)
 			continue;
 		int r = p->steps[k++].result;
-		if (it->msg.type != PAYTX_MSG_PREPARE && r == PAYTX_EPROTO)
+		if (it->in->type != PAYTX_MSG_PREPARE && r == PAYTX_EPROTO)
 			item_protocol_violation(it);
-		else if (it->msg.type != PAYTX_MSG_PREPARE && r)
+		else if (it->in->type != PAYTX_MSG_PREPARE && r)
 			err = r;
 	}
 	return err;
@@ -222,31 +248,47 @@ static int batch_apply(struct part *p, size_t n)
 
 static int publish_reply(struct part *p, struct part_item *it)
 {
-	struct broker_msg *m = &it->msg;
-	struct broker_out o = { .exchange = "", .routing_key = m->reply_to,
-				.correlation_id = m->correlation_id, .sign = true,
-				.traceparent = m->traceparent };
+	const struct broker_msg *m = &p->deliveries[it->delivery].msg;
+	const struct paytx_entry *in = it->in;
+	enum paytx_msg_type type;
 	int err;
 	paytx_buf_reset(&p->out);
-	if (m->type == PAYTX_MSG_PREPARE) {
-		o.type = PAYTX_MSG_VOTE;
+	if (in->type == PAYTX_MSG_PREPARE) {
+		type = PAYTX_MSG_VOTE;
 		err = paytx_vote_encode(&it->vote, &p->out);
-		log_txn(LOG_INFO, it->in.prepare.payment_id, it->vote.txn, "voted %s%s%s",
+		log_txn(LOG_INFO, in->u.prepare.payment_id, it->vote.txn, "voted %s%s%s",
 			it->vote.yes ? "yes" : "no", it->vote.yes ? "" : ": ", it->vote.reason);
 	} else {
-		struct paytx_ack ack = { .txn = it->in.decision.txn,
-					 .commit = m->type == PAYTX_MSG_COMMIT };
+		struct paytx_ack ack = { .txn = in->u.decision.txn,
+					 .commit = in->type == PAYTX_MSG_COMMIT };
 		snprintf(ack.participant, sizeof(ack.participant), "%s", p->cfg->name);
-		o.type = PAYTX_MSG_ACK;
+		type = PAYTX_MSG_ACK;
 		err = paytx_ack_encode(&ack, &p->out);
-		log_txn(LOG_INFO, it->in.decision.payment_id, ack.txn, "%s applied",
+		log_txn(LOG_INFO, in->u.decision.payment_id, ack.txn, "%s applied",
 			ack.commit ? "commit" : "abort");
 	}
-	if (err)
-		return err;
-	o.body = p->out.data;
-	o.len = p->out.len;
-	return broker_publish(p->broker, &o);
+	return err ? err : batch_out_add(&p->replies, "", m->reply_to, false, type,
+					 in->correlation_id, in->traceparent, p->out.data,
+					 p->out.len);
+}
+
+/* Dead-letter one refused message: the delivery itself when it came alone,
+ * else that entry of its txn.batch, as it would have come alone. */
+static int dead_letter_item(struct part *p, const struct part_item *it)
+{
+	const struct part_delivery *d = &p->deliveries[it->delivery];
+	if (d->msg.type != PAYTX_MSG_BATCH)
+		return broker_dead_letter(p->broker, &d->msg, it->dead_err, it->dead_text);
+	paytx_buf_reset(&p->out);
+	int err = it->in->type == PAYTX_MSG_PREPARE
+			  ? paytx_prepare_encode(&it->in->u.prepare, &p->out)
+			  : paytx_decision_encode(&it->in->u.decision, &p->out);
+	struct broker_part part = { .index = (size_t)(it - p->items) - d->first,
+				    .type = it->in->type,
+				    .correlation_id = it->in->correlation_id,
+				    .body = p->out.data, .len = p->out.len };
+	return err ? err : broker_dead_letter_part(p->broker, &d->msg, &part, it->dead_err,
+						   it->dead_text);
 }
 
 static const char *step_kind(enum paytx_msg_type type)
@@ -264,12 +306,12 @@ static void batch_count(struct part *p, size_t n)
 		const struct part_item *it = &p->items[i];
 		if (it->dead_err || !it->applied)
 			continue;
-		const char *kind = step_kind(it->msg.type);
+		const char *kind = step_kind(it->in->type);
 		metrics_batch_inc(&p->metrics, METRIC_STEPS, "kind", kind, NULL, NULL, 1);
 		metrics_batch_observe(&p->metrics, METRIC_STEP_SECONDS, "kind", kind,
 				      it->applied_ms - it->taken_ms);
-		if (it->msg.type != PAYTX_MSG_PREPARE) {
-			indoubt_del(&p->in_doubt, it->in.decision.txn);
+		if (it->in->type != PAYTX_MSG_PREPARE) {
+			indoubt_del(&p->in_doubt, it->in->u.decision.txn);
 			continue;
 		}
 		metrics_batch_inc(&p->metrics, METRIC_VOTES, "result", it->vote.yes ? "yes" : "no",
@@ -295,13 +337,20 @@ static void gauges_update(struct part *p)
 static int batch_finish(struct part *p, size_t n)
 {
 	int err = 0;
+	for (size_t i = 0; !err && i < p->ndeliveries; i++) {
+		struct part_delivery *d = &p->deliveries[i];
+		if (d->dead_err)
+			err = broker_dead_letter(p->broker, &d->msg, d->dead_err, d->dead_text);
+	}
 	for (size_t i = 0; !err && i < n; i++) {
 		struct part_item *it = &p->items[i];
 		if (it->dead_err)
-			err = broker_dead_letter(p->broker, &it->msg, it->dead_err, it->dead_text);
+			err = dead_letter_item(p, it);
 		else if (it->applied)
 			err = publish_reply(p, it);
 	}
+	if (!err)
+		err = batch_out_send(&p->replies);
 	crash_point("participant.before_reply_confirm");
 	if (!err)
 		err = broker_flush(p->broker);
@@ -309,8 +358,8 @@ static int batch_finish(struct part *p, size_t n)
 		err = 0;
 	if (!err)
 		crash_point("participant.after_reply_confirm");
-	for (size_t i = 0; !err && i < n; i++)
-		err = broker_ack(p->broker, p->items[i].msg.tag);
+	for (size_t i = 0; !err && i < p->ndeliveries; i++)
+		err = broker_ack(p->broker, p->deliveries[i].msg.tag);
 	crash_point("participant.after_input_ack");
 	if (!err)
 		batch_count(p, n);
@@ -370,24 +419,28 @@ static void seed_in_doubt(struct part *p)
 	free(txns);
 }
 
+/* Deliveries until batch_max protocol messages (a txn.batch counts for
+ * its entries) or nothing more is waiting. The number of items. */
 static size_t batch_collect(struct part *p)
 {
 	size_t n = 0;
-	while (n < p->cfg->batch_max) {
-		int err = broker_next(p->broker, &p->items[n].msg, n == 0 ? 200 : 0);
+	p->ndeliveries = 0;
+	while (n < p->cfg->batch_max && p->ndeliveries < p->cfg->batch_max) {
+		struct part_delivery *d = &p->deliveries[p->ndeliveries];
+		int err = broker_next(p->broker, &d->msg, p->ndeliveries == 0 ? 200 : 0);
 		if (err)
 			break;
-		item_decode(p, &p->items[n]);
-		p->items[n].taken_ms = clock_mono_ms();
-		n++;
+		p->ndeliveries++;
+		(void)delivery_decode(p, d, &n); /* a refused one is dead-lettered */
 	}
 	return n;
 }
 
-static void batch_release(struct part *p, size_t n)
+static void batch_release(struct part *p)
 {
-	for (size_t i = 0; i < n; i++)
-		broker_msg_release(&p->items[i].msg);
+	for (size_t i = 0; i < p->ndeliveries; i++)
+		broker_msg_release(&p->deliveries[i].msg);
+	p->ndeliveries = 0;
 }
 
 static int part_loop(struct part *p)
@@ -397,13 +450,13 @@ static int part_loop(struct part *p)
 		size_t n = batch_collect(p);
 		loopstat_mark(&p->stats, 0, "wait+collect");
 		int err = 0;
-		if (n && batch_apply(p, n) == 0) {
+		if (p->ndeliveries && batch_apply(p, n) == 0) {
 			loopstat_mark(&p->stats, 1, "apply+commit");
 			err = batch_finish(p, n);
 			loopstat_mark(&p->stats, 2, "reply+confirm+ack");
 		}
 		loopstat_end(&p->stats, n);
-		batch_release(p, n);
+		batch_release(p);
 		if (!err)
 			ask_in_doubt(p);
 		gauges_update(p);
@@ -442,11 +495,16 @@ int paytx_participant_run(const struct paytx_participant_config *cfg,
 	indoubt_init(&p.in_doubt);
 	metrics_batch_init(&p.metrics);
 	err = PAYTX_ENOMEM;
-	p.items = calloc(cfg->batch_max, sizeof(*p.items));
-	p.steps = calloc(cfg->batch_max, sizeof(*p.steps));
+	/* A txn.batch may bring PAYTX_BATCH_MAX messages past batch_max. */
+	p.items_max = cfg->batch_max + PAYTX_BATCH_MAX;
+	p.deliveries = calloc(cfg->batch_max, sizeof(*p.deliveries));
+	p.items = calloc(p.items_max, sizeof(*p.items));
+	p.entries = calloc(p.items_max, sizeof(*p.entries));
+	p.steps = calloc(p.items_max, sizeof(*p.steps));
 	p.broker = broker_create(&bc);
-	if (!p.items || !p.steps || !p.broker)
+	if (!p.deliveries || !p.items || !p.entries || !p.steps || !p.broker)
 		goto out;
+	batch_out_init(&p.replies, p.broker, NULL);
 	err = broker_want_participant_queue(p.broker, cfg->name);
 	if (!err)
 		err = broker_want_consumer(p.broker, cfg->name, cfg->prefetch);
@@ -462,7 +520,10 @@ int paytx_participant_run(const struct paytx_participant_config *cfg,
 		err = part_loop(&p);
 	}
 out:
+	batch_out_finish(&p.replies);
 	broker_destroy(p.broker);
+	free(p.deliveries);
+	free(p.entries);
 	free(p.items);
 	free(p.steps);
 	paytx_buf_finish(&p.out);

@@ -143,6 +143,25 @@ def signed_props(msg_type, body, key=HMAC_KEY, message_id=None, timestamp=None, 
                                 headers=headers, **props)
 
 
+def unbatch(props, body):
+    """A delivery as the protocol messages it carries: itself, or each
+    entry of a txn.batch with the properties it would have had alone
+    (type, correlation_id, traceparent; the rest from the batch)."""
+    if props.type != "txn.batch":
+        return [(props, body)]
+    out = []
+    for e in json.loads(body)["entries"]:
+        headers = dict(props.headers or {})
+        headers.pop("x-paytx-signature", None)
+        if "traceparent" in e:
+            headers["traceparent"] = e["traceparent"]
+        out.append((pika.BasicProperties(type=e["type"], correlation_id=e.get("correlation_id"),
+                                         message_id=props.message_id,
+                                         timestamp=props.timestamp, headers=headers),
+                    json.dumps(e["body"]).encode()))
+    return out
+
+
 def queue_arguments(queue_type="classic", dlx=True):
     """Declare arguments of a durable shared queue, as the binaries send
     them for PAYTX_QUEUE_TYPE=queue_type (src/lib/queue_type.c)."""
@@ -555,7 +574,7 @@ class Deployment:
             if method is None:
                 self.conn.sleep(0.02)
             else:
-                pending.append((props, body))
+                pending.extend(unbatch(props, body))
 
     def pay_and_wait(self, payment, timeout=30):
         corr = self.submit(payment)

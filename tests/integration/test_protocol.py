@@ -164,6 +164,90 @@ class Protocol(PaytxTestCase):
         self.deliver("txn.abort", {"txn": 20, "payment_id": "p-20"})
         self.expect("txn.ack", decision="abort")
 
+    # -- several protocol messages in one txn.batch ---------------------------
+
+    def deliver_batch(self, entries, shard="ledger.0", key=None):
+        """Publish one signed txn.batch of (type, body, correlation_id)."""
+        raw = json.dumps({"entries": [
+            dict({"type": t, "body": b}, **({"correlation_id": c} if c else {}))
+            for t, b, c in entries]}).encode()
+        props = signed_props("txn.batch", raw, reply_to=self.d.reply_queue,
+                             **({"key": key} if key else {}))
+        self.d.admin_ch.basic_publish("paytx.participants", shard, raw, props)
+        return raw, props
+
+    def test_a_batch_is_applied_step_by_step_and_answered_per_entry(self):
+        self.deliver_batch([
+            ("txn.prepare", self.prepare(30, [(self.a, -100), (self.a2, 100)]), "c30"),
+            ("txn.prepare", self.prepare(31, [(self.a, -350), (self.a2, 350)]), "c31"),
+            ("txn.prepare", self.prepare(32, [(self.a, -100), (self.a2, 100)]), "c32"),
+            ("txn.commit", {"txn": 30, "payment_id": "p-30"}, "c30b"),
+            ("txn.abort", {"txn": 31, "payment_id": "p-31"}, "c31b"),
+        ])
+        # 500 funded: 30 and 31 fit together, 32 does not (in batch order).
+        want = {"c30": ("txn.vote", "yes"), "c31": ("txn.vote", "yes"),
+                "c32": ("txn.vote", "no"), "c30b": ("txn.ack", "commit"),
+                "c31b": ("txn.ack", "abort")}
+        for corr, (msg_type, answer) in want.items():
+            out, props = self.d.wait_reply(corr, timeout=15)
+            self.assertEqual(props.type, msg_type)
+            self.assertEqual(out["vote" if msg_type == "txn.vote" else "decision"], answer)
+        self.assertEqual(self.d.balance(self.a), (400, 0))
+        self.assertEqual(self.d.journal(self.a2), [("p-30", 100)])
+
+    def test_a_bad_entry_refuses_the_whole_batch(self):
+        raw, _ = self.deliver_batch([
+            ("txn.prepare", self.prepare(33, [(self.a, -100), (self.a2, 100)]), "c33"),
+            ("txn.commit", {"payment_id": "p-33"}, "c33b"),  # no txn
+        ])
+        props, body = self.dead_letters(1)[0]
+        self.assertEqual(props.type, "txn.batch")
+        self.assertEqual(body, raw)
+        self.assertEqual(props.headers["x-paytx-error-code"], "missing_field")
+        self.assertEqual(props.headers["x-paytx-error-text"], "entries[1].body.txn: required")
+        self.assertEqual(self.d.balance(self.a), (500, 0))  # the prepare did not run
+
+    def test_replies_in_a_batch_to_a_participant_are_refused(self):
+        self.deliver_batch([("txn.vote", {"txn": 34, "participant": "ledger.0",
+                                          "vote": "yes"}, None)])
+        props, _ = self.dead_letters(1)[0]
+        self.assertEqual(props.headers["x-paytx-error-code"], "unknown_message_type")
+        self.assertEqual(props.headers["x-paytx-error-text"],
+                         "entries[0].type: must be txn.prepare, txn.commit or txn.abort")
+
+    def test_an_unsigned_or_badly_signed_batch_moves_nothing(self):
+        entries = [("txn.prepare", self.prepare(35, [(self.a, -100), (self.a2, 100)]), None)]
+        self.deliver_batch(entries, key="another key of enough length")
+        raw = json.dumps({"entries": [{"type": "txn.prepare", "body": entries[0][1]}]})
+        self.d.admin_ch.basic_publish("paytx.participants", "ledger.0", raw.encode(),
+                                      pika.BasicProperties(type="txn.batch",
+                                                           reply_to=self.d.reply_queue))
+        dead = self.dead_letters(2)
+        self.assertEqual([p.headers["x-paytx-error-code"] for p, _ in dead],
+                         ["bad_signature"] * 2)
+        self.assertEqual(self.d.balance(self.a), (500, 0))
+
+    def test_an_impossible_entry_is_dead_lettered_alone(self):
+        self.deliver_batch([
+            ("txn.prepare", self.prepare(36, [(self.a, -100), (self.a2, 100)]), "c36"),
+            ("txn.commit", {"txn": 37, "payment_id": "p-37"}, "c37"),  # never prepared
+            ("txn.commit", {"txn": 36, "payment_id": "p-36"}, "c36b"),
+        ])
+        self.assertEqual(self.d.wait_reply("c36", timeout=15)[0]["vote"], "yes")
+        self.assertEqual(self.d.wait_reply("c36b", timeout=15)[0]["decision"], "commit")
+        props, body = self.dead_letters(1)[0]
+        # The dead letter is the refused commit as it would have come alone.
+        self.assertEqual(props.type, "txn.commit")
+        self.assertEqual(props.correlation_id, "c37")
+        self.assertEqual(json.loads(body), {"txn": 37, "payment_id": "p-37"})
+        self.assertEqual(props.headers["x-paytx-error-code"], "protocol_violation")
+        self.assertEqual(props.headers["x-paytx-batch-entry"], 1)
+        self.assertNotIn("x-paytx-signature", props.headers)
+        self.assertEqual(self.d.balance(self.a), (400, 0))
+        self.assertEqual(self.d.journal(self.a2), [("p-36", 100)])
+        with self.assertRaises(AssertionError):  # and nothing answered it
+            self.d.wait_reply("c37", timeout=1)
+
 
 if __name__ == "__main__":
     main()

@@ -70,6 +70,13 @@ static int decode_as(enum paytx_msg_type type, const char *body, size_t len,
 	case PAYTX_MSG_OUTCOME:
 		rc = paytx_outcome_decode(body, len, &u.out, f);
 		break;
+	case PAYTX_MSG_BATCH: {
+		static struct paytx_entry entries[PAYTX_BATCH_MAX];
+		size_t n;
+		rc = paytx_entries_decode(type, PAYTX_BATCH_REQUESTS, body, len, NULL, NULL, entries,
+					  PAYTX_BATCH_MAX, &n, f);
+		break;
+	}
 	case PAYTX_MSG_BALANCE_QUERY: /* read by paytx-cache's query service */
 	case PAYTX_MSG_BALANCE:
 	case PAYTX_MSG_UNKNOWN:
