@@ -270,6 +270,77 @@ class PythonParticipant(PaytxTestCase):
         self.assertEqual(props.headers["x-paytx-batch-entry"], 1)
         self.assertNotIn("x-paytx-signature", props.headers)
 
+    def test_bad_batches_are_refused_with_the_c_sdks_codes_and_texts(self):
+        """The same bad txn.batch bodies to a C participant (ledger.0) and to
+        the Python one: the same error code, and the same text wherever the
+        fault is in paytx's own rules rather than in JSON syntax."""
+        commit = {"type": "txn.commit", "correlation_id": "e.1",
+                  "body": {"txn": 700020, "payment_id": "p-700020"}}
+        prep = {"type": "txn.prepare", "body": self.prepare(700021)}
+        tp = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+
+        def with_body(entry, **fields):
+            return dict(entry, body=dict(entry["body"], **fields))
+        legs = prep["body"]["legs"]
+        cases = [{"entries": [commit], "more": 1}, {}, {"entries": []},
+                 {"entries": [commit] * 257}, {"entries": commit}, {"entries": [commit, 7]},
+                 {"entries": [dict(commit, reply_to="x")]},
+                 {"entries": [dict(commit, **{"bad key!": 1})]},
+                 {"entries": [{"body": commit["body"]}]},
+                 {"entries": [dict(commit, type=7)]},
+                 {"entries": [dict(commit, type="txn.vote")]},
+                 {"entries": [dict(commit, type="txn.batch")]},
+                 {"entries": [dict(commit, correlation_id='a"b')]},
+                 {"entries": [dict(commit, correlation_id="c" * 128)]},
+                 {"entries": [dict(commit, correlation_id=1)]},
+                 {"entries": [dict(commit, traceparent=tp.upper())]},
+                 {"entries": [{"type": "txn.abort"}]},
+                 {"entries": [dict(commit, body=[])]},
+                 {"entries": [commit, dict(commit, body={"payment_id": "p"})]},
+                 {"entries": [with_body(commit, txn=0)]},
+                 {"entries": [with_body(commit, txn=2 ** 63)]},
+                 {"entries": [with_body(commit, txn="1")]},
+                 {"entries": [with_body(commit, txn=1.5)]},
+                 {"entries": [with_body(commit, payment_id="p 1")]},
+                 {"entries": [with_body(commit, legs=[])]},
+                 {"entries": [with_body(commit, **{"bad key!": 1})]},
+                 {"entries": [with_body(prep, legs=[])]},
+                 {"entries": [with_body(prep, legs=legs * 9)]},
+                 {"entries": [with_body(prep, legs={})]},
+                 {"entries": [with_body(prep, legs=[legs[0], dict(legs[1], amount=0)])]},
+                 {"entries": [with_body(prep, legs=[dict(legs[0], amount=10 ** 15 + 1)])]},
+                 {"entries": [with_body(prep, legs=[dict(legs[0], currency="eur")])]},
+                 {"entries": [with_body(prep, legs=[dict(legs[0], note=1)])]},
+                 {"entries": [with_body(prep, legs=[7])]},
+                 {"entries": [with_body(prep, deadline_ms=-1)]},
+                 {"entries": [prep, {"type": "txn.prepare",
+                                     "body": {k: v for k, v in prep["body"].items()
+                                              if k != "deadline_ms"}}]}]
+        raws = [json.dumps(c).encode() for c in cases]
+        syntax = [b'{"entries": [', b"[]", b'{"entries": [], "entries": []}',
+                  b'{"entries": [{"type": "txn.commit", "body": {"txn": NaN}}]}',
+                  b'{"entries": ["\xff"]}']
+        for queue in ("ledger.0", NAME):
+            for raw in raws + syntax:
+                self.d.admin_ch.basic_publish("paytx.participants", queue, raw, signed_props(
+                    "txn.batch", raw, reply_to=self.d.reply_queue))
+        n = len(raws) + len(syntax)
+        self.d.wait_for(lambda: self.d.dead_count() >= 2 * n, what="%d dead letters" % (2 * n))
+        got = {"ledger.0": [], NAME: []}
+        for props, body in self.d.dead_letters():
+            got[props.headers["x-paytx-origin-queue"]].append(
+                (body, props.headers["x-paytx-error-code"], props.headers["x-paytx-error-text"]))
+        self.assertEqual([b for b, _, _ in got[NAME]], raws + syntax)
+        self.assertEqual([b for b, _, _ in got["ledger.0"]], raws + syntax)
+        for c_side, py_side in zip(got["ledger.0"][:len(raws)], got[NAME][:len(raws)]):
+            with self.subTest(body=c_side[0][:120]):
+                self.assertEqual(py_side[1:], c_side[1:])
+        for c_side, py_side in zip(got["ledger.0"][len(raws):], got[NAME][len(raws):]):
+            with self.subTest(body=c_side[0][:120]):
+                self.assertEqual(py_side[1], c_side[1])
+        for txn in (700020, 700021):
+            self.assertEqual(self.barrier(txn), [])
+
 
 class PythonParticipantOnQuorumQueues(PythonParticipant):
     """The same with PAYTX_QUEUE_TYPE=quorum: the example declares its queue
