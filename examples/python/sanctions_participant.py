@@ -8,14 +8,31 @@ tests/integration/test_python_participant.py runs it against the real
 coordinator to show the protocol is language-neutral.
 
 What it must do, like every participant (src/lib/participant.c):
-  * verify every message: HMAC-SHA256 signature, timestamp inside the replay
-    window, message_id not accepted before (unless the broker redelivers);
+  * verify every delivery: HMAC-SHA256 signature, timestamp inside the
+    replay window, message_id not accepted before (unless the broker
+    redelivers);
+  * decode strictly (the rules and fault texts of src/lib/message.c) and
+    dead-letter, never drop, what it refuses;
   * keep a barrier per txn in a durable store (SQLite here), so duplicates,
     restarts and an abort that overtakes its prepare are all harmless;
   * reply (vote / ack) only after its state is committed, wait for the
-    broker's publisher confirm, and only then ack the input;
-  * dead-letter, never drop, what it refuses.
-One message at a time keeps it short; the C SDK batches instead.
+    broker's publisher confirm, and only then ack the input.
+
+txn.batch: whenever one loop iteration of a coordinator has two or more
+requests for us (that is, under any concurrency), they come as one txn.batch
+message, {"entries": [{"type", "correlation_id", "traceparent", "body"}]}.
+The batch is verified (signature, replay) and decoded as a whole: one bad
+entry refuses the whole delivery, dead-lettered as it came with a fault
+naming the entry ("entries[1].body.txn: required"), and no entry of it is
+applied. A valid batch is applied entry by entry through the barrier, in
+order, in one SQLite transaction; an entry refused as impossible (a commit
+without our yes vote, an abort after our commit) changes nothing and is
+dead-lettered alone, as the message it would have been, with header
+x-paytx-batch-entry = its index and without the batch's signature. The
+answers echo each entry's correlation_id and traceparent; several go back
+as one txn.batch (a single one alone). Each accepted batch is logged as
+"txn.batch #<n>: <k> entries".
+One delivery at a time keeps it short; the C SDK collects many instead.
 
 Failures: on any broker or SQLite error it exits with a traceback instead
 of reconnecting (the C SDK reconnects). Run it under a supervisor that
@@ -34,10 +51,12 @@ Settings (environment):
   SANCTIONS_BLOCKLIST_FILE  one blocked account id per line (# comments);
                           re-read when it changes
 """
+import decimal
 import hashlib
 import hmac
 import json
 import os
+import re
 import signal
 import sqlite3
 import sys
@@ -138,29 +157,218 @@ def verify(method, props, body, guard):
     guard.check(props.message_id, props.timestamp, method.redelivered)
 
 
-# -- decoding (the shapes of src/lib/message.c, checked loosely) -------------
+# -- decoding, as strictly as src/lib/strict_json.c and src/lib/message.c ----
+# Same error codes and fault texts as the C decoder wherever Python's json
+# module lets us tell the case apart.
 
-def decode(msg_type, body):
+MESSAGE_MAX = 65536   # PAYTX_MESSAGE_MAX
+DEPTH_MAX = 16        # PAYTX_JSON_DEPTH_MAX
+LEGS_MAX = 16         # PAYTX_LEGS_MAX
+BATCH_MAX = 256       # PAYTX_BATCH_MAX
+CORR_MAX = 127        # PAYTX_CORR_MAX
+AMOUNT_MAX = 10 ** 15
+REQUESTS = ("txn.prepare", "txn.commit", "txn.abort")
+ID_RE = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+CORR_RE = re.compile(r"[ !#-\[\]-~]{0,%d}" % CORR_MAX)   # printable ASCII less " and \
+TRACEPARENT_RE = re.compile(r"[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}")
+SAFE_NAME_RE = re.compile(r"[A-Za-z0-9_-]{1,32}")
+
+
+def parse_json(body):
+    """The body as one JSON object, or Refused as strict_json_parse would."""
+    if len(body) > MESSAGE_MAX:
+        raise Refused("message_too_large", "message: %d bytes, more than %d"
+                      % (len(body), MESSAGE_MAX))
+    if not body:
+        raise Refused("invalid_request", "message: no body")
     try:
-        msg = json.loads(body)
-    except (ValueError, RecursionError):   # UnicodeDecodeError is a ValueError
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise Refused("invalid_encoding", "invalid UTF-8 at byte %d" % e.start)
+
+    def pairs(items):
+        keys = [k for k, _ in items]
+        for k in keys:
+            if keys.count(k) > 1:
+                raise Refused("malformed_json", "duplicate key '%s'" % k
+                              if SAFE_NAME_RE.fullmatch(k) else "duplicate key")
+        return dict(items)
+
+    def constant(name):
+        raise Refused("malformed_json", "malformed JSON: %s is not JSON" % name)
+    try:
+        msg = json.loads(text, object_pairs_hook=pairs, parse_float=decimal.Decimal,
+                         parse_constant=constant)
+    except (ValueError, RecursionError):
         raise Refused("malformed_json", "the message is not well-formed JSON")
-    allowed = {"txn", "payment_id", "legs", "deadline_ms"} if msg_type == "txn.prepare" \
-        else {"txn", "payment_id"}
-    if not isinstance(msg, dict) or set(msg) - allowed:
-        raise Refused("invalid_request", "unknown field or not an object")
-    txn = msg.get("txn")
-    if not isinstance(txn, int) or isinstance(txn, bool) or not 1 <= txn < 2 ** 63:
-        raise Refused("wrong_type", "txn: must be an integer from 1 to 2^63-1")
-    if not isinstance(msg.get("payment_id"), str):
-        raise Refused("missing_field", "payment_id: required")
-    if msg_type == "txn.prepare":
-        legs = msg.get("legs")
-        if not isinstance(legs, list) or not legs or \
-                not all(isinstance(l, dict) and isinstance(l.get("account"), str)
-                        for l in legs):
-            raise Refused("invalid_request", "legs: must be 1 to 16 legs with an account")
+    check_values(msg, 1)
+    if not isinstance(msg, dict):
+        raise Refused("wrong_type", "message: must be a JSON object")
     return msg
+
+
+def check_values(v, depth):
+    """What json.loads lets through and strict_json.c does not."""
+    if depth > DEPTH_MAX:
+        raise Refused("malformed_json", "nesting too deep: more than %d levels" % DEPTH_MAX)
+    if isinstance(v, str) and any("\ud800" <= c <= "\udfff" for c in v):
+        raise Refused("invalid_encoding", "unpaired surrogate escape")
+    if isinstance(v, dict):
+        for k, x in v.items():
+            if "\0" in k:
+                raise Refused("invalid_request", "object key contains NUL")
+            check_values(k, depth)
+            check_values(x, depth + 1)
+    elif isinstance(v, list):
+        for x in v:
+            check_values(x, depth + 1)
+
+
+class Fields:
+    """One JSON object being decoded and where it sits ("", "legs[1]"), as
+    struct fields in src/lib/message.c: faults read "path.key: rule"."""
+
+    def __init__(self, obj, path=""):
+        self.obj, self.path = obj, path
+
+    def fail(self, key, code, rule):
+        if not self.path and key is None:
+            key = "message"
+        sep = "." if self.path and key else ""
+        raise Refused(code, "%s%s%s: %s" % (self.path, sep, key or "", rule))
+
+    def only(self, allowed):
+        for key in self.obj:
+            if key not in allowed:
+                if SAFE_NAME_RE.fullmatch(key):
+                    self.fail(key, "invalid_request", "unknown field")
+                self.fail(None, "invalid_request", "unknown field (name not shown)")
+
+    def find(self, key):
+        if key not in self.obj:
+            self.fail(key, "missing_field", "required")
+        return self.obj[key]
+
+    def integer(self, key):
+        v = self.find(key)
+        if not isinstance(v, int) or isinstance(v, bool):
+            self.fail(key, "wrong_type", "must be an integer")
+        return v
+
+    def int64(self, key, low):
+        v = self.integer(key)
+        if not low <= v < 2 ** 63:
+            self.fail(key, "amount_out_of_range", "must be an integer from %d to 2^63-1" % low)
+        return v
+
+    def string(self, key):
+        v = self.find(key)
+        if not isinstance(v, str):
+            self.fail(key, "wrong_type", "must be a string")
+        return v
+
+    def ident(self, key):
+        v = self.string(key)
+        if not ID_RE.fullmatch(v):
+            self.fail(key, "invalid_request", "must be 1 to 64 characters of A-Z a-z 0-9 . _ : -")
+        return v
+
+
+def decode_leg(v, i):
+    f = Fields(v, "legs[%d]" % i)
+    if not isinstance(v, dict):
+        f.fail(None, "wrong_type", "must be an object")
+    f.only({"account", "amount", "currency"})
+    f.ident("account")
+    amount = f.integer("amount")
+    if amount == 0 or not -AMOUNT_MAX <= amount <= AMOUNT_MAX:
+        f.fail("amount", "amount_out_of_range",
+               "must be a nonzero integer of at most 10^15 in magnitude")
+    cur = f.string("currency")
+    if not re.fullmatch(r"[A-Z]{3}", cur):
+        f.fail("currency", "invalid_request", "must be 3 upper-case letters A-Z")
+    return v
+
+
+def decode_fields(msg_type, obj):
+    """A prepare, commit or abort body (a parsed object), as
+    msg_prepare_from_json / msg_decision_from_json check it."""
+    f = Fields(obj)
+    prepare = msg_type == "txn.prepare"
+    f.only({"txn", "payment_id", "legs", "deadline_ms"} if prepare else {"txn", "payment_id"})
+    f.int64("txn", 1)
+    f.ident("payment_id")
+    if prepare:
+        legs = f.find("legs")
+        if not isinstance(legs, list):
+            f.fail("legs", "wrong_type", "must be an array")
+        if not 1 <= len(legs) <= LEGS_MAX:
+            f.fail("legs", "invalid_request", "must have 1 to %d legs" % LEGS_MAX)
+        for i, leg in enumerate(legs):
+            decode_leg(leg, i)
+        f.int64("deadline_ms", 0)
+    return obj
+
+
+def decode_entry(i, v):
+    """entries[i] of a txn.batch to a participant, as entry_from_json in
+    src/lib/message_batch.c: (type, correlation_id, traceparent, body)."""
+    where = "entries[%d]" % i
+    if not isinstance(v, dict):
+        raise Refused("wrong_type", where + ": must be an object")
+    for key in v:
+        if key not in ("type", "correlation_id", "traceparent", "body"):
+            raise Refused("invalid_request", where + ("." + key + ": unknown field"
+                          if SAFE_NAME_RE.fullmatch(key) else ": unknown field (name not shown)"))
+    msg_type = v.get("type")
+    if not isinstance(msg_type, str):
+        raise Refused("invalid_request", where + ".type: required, a string")
+    if msg_type not in REQUESTS:
+        raise Refused("unknown_message_type",
+                      where + ".type: must be txn.prepare, txn.commit or txn.abort")
+    corr = v.get("correlation_id")
+    if corr is not None and not (isinstance(corr, str) and CORR_RE.fullmatch(corr)):
+        raise Refused("invalid_request", where + ".correlation_id: must be a string of at "
+                      "most %d printable ASCII characters" % CORR_MAX)
+    trace = v.get("traceparent")
+    if trace is not None and not (isinstance(trace, str) and TRACEPARENT_RE.fullmatch(trace)):
+        raise Refused("invalid_request", where + ".traceparent: must be a W3C traceparent")
+    if "body" not in v:
+        raise Refused("missing_field", where + ".body: required")
+    if not isinstance(v["body"], dict):
+        raise Refused("wrong_type", where + ".body: must be an object")
+    try:
+        body = decode_fields(msg_type, v["body"])
+    except Refused as err:
+        raise Refused(err.code, "%s.body.%s" % (where, err.text))
+    return msg_type, corr or None, trace, body
+
+
+def decode(msg_type, body, props):
+    """A delivery as its protocol messages: a list of (type, correlation_id,
+    traceparent, body), one for a message alone, each entry of a txn.batch.
+    Refused as a whole when any part of it is invalid."""
+    msg = parse_json(body)
+    if msg_type != "txn.batch":
+        trace = (props.headers or {}).get("traceparent")
+        if isinstance(trace, bytes):
+            trace = trace.decode("latin-1")
+        if not (isinstance(trace, str) and TRACEPARENT_RE.fullmatch(trace)):
+            trace = None   # only the W3C form is carried on
+        corr = props.correlation_id
+        return [(msg_type, corr if corr and CORR_RE.fullmatch(corr) else None, trace,
+                 decode_fields(msg_type, msg))]
+    for key in msg:
+        if key != "entries":
+            raise Refused("invalid_request", "%s: unknown field"
+                          % (key if SAFE_NAME_RE.fullmatch(key) else "(name not shown)"))
+    if "entries" not in msg:
+        raise Refused("missing_field", "entries: required")
+    entries = msg["entries"]
+    if not isinstance(entries, list) or not 1 <= len(entries) <= BATCH_MAX:
+        raise Refused("invalid_request", "entries: must be an array of 1 to %d entries"
+                      % BATCH_MAX)
+    return [decode_entry(i, v) for i, v in enumerate(entries)]
 
 
 # -- the barrier: this participant's durable state ---------------------------
@@ -274,6 +482,7 @@ class Participant:
         # counter may restart at 1 without looking like a replay.
         self.sender = "py%s-%d" % (os.urandom(6).hex(), os.getpid())
         self.counter = 0
+        self.batches = 0   # txn.batch deliveries accepted, for the log
         self.next_status_ms = 0
         self.conn = pika.BlockingConnection(pika.URLParameters(url))
         self.ch = self.conn.channel()
@@ -298,55 +507,116 @@ class Participant:
             message_id=message_id, timestamp=timestamp, reply_to=reply_to,
             correlation_id=correlation_id, headers=headers))
 
-    def dead_letter(self, method, props, body, err):
+    def dead_letter(self, props, body, err, entry=None):
         """The message as it came, plus why, to paytx.dlx (routing key = our
-        queue), persistent and confirmed: nothing refused is lost."""
-        log("dead-lettering a %s message: %s: %s", props.type or "(untyped)", err.code,
-            err.text)
+        queue), persistent and confirmed: nothing refused is lost. With
+        entry = (index, type, correlation_id, body): only that entry of the
+        txn.batch props came with, as the message it would have been alone
+        (the batch's signature, which does not cover it, left out)."""
         headers = dict(props.headers or {})
+        fields = dict(vars(props), delivery_mode=2)
+        if entry is not None:
+            index, fields["type"], fields["correlation_id"], msg = entry
+            body = json.dumps(msg, separators=(",", ":")).encode()
+            headers.pop(SIGNATURE, None)
+            headers["x-paytx-batch-entry"] = index
+        log("dead-lettering a %s message%s: %s: %s", fields["type"] or "(untyped)",
+            " (an entry of a txn.batch)" if entry else "", err.code, err.text)
         headers.update({"x-paytx-error-code": err.code, "x-paytx-error-text": err.text,
                         "x-paytx-origin-queue": NAME})
-        copy = pika.BasicProperties(**dict(vars(props), headers=headers, delivery_mode=2))
-        self.ch.basic_publish("paytx.dlx", NAME, body, copy)
+        fields["headers"] = headers
+        self.ch.basic_publish("paytx.dlx", NAME, body, pika.BasicProperties(**fields))
 
     def handle(self, method, props, body):
         try:
-            if props.type not in ("txn.prepare", "txn.commit", "txn.abort"):
+            if props.type not in REQUESTS + ("txn.batch",):
                 raise Refused("unknown_message_type", "participants accept txn.prepare, "
-                              "txn.commit and txn.abort only")
-            verify(method, props, body, self.guard)
+                              "txn.commit, txn.abort and txn.batch only")
+            verify(method, props, body, self.guard)   # a batch as a whole
             if not props.reply_to:
                 raise Refused("invalid_request", "protocol message without reply_to")
-            msg = decode(props.type, body)
-            reply = self.apply(props.type, msg)       # durable once this returns
-            trace = (props.headers or {}).get("traceparent")
-            self.publish(props.reply_to, "txn.vote" if props.type == "txn.prepare"
-                         else "txn.ack", json.dumps(reply, separators=(",", ":")).encode(),
-                         correlation_id=props.correlation_id,
-                         traceparent=trace.decode() if isinstance(trace, bytes) else trace)
-            log("txn %d (%s): %s", msg["txn"], msg["payment_id"],
-                "%s applied" % reply["decision"] if "decision" in reply else
-                "voted %s%s" % (reply["vote"], ": " + reply["reason"] if "reason" in reply
-                                else ""))
+            steps = decode(props.type, body, props)   # all of it valid, or none
         except Refused as err:
-            self.dead_letter(method, props, body, err)
+            self.dead_letter(props, body, err)
+            steps = []
+        if props.type == "txn.batch" and steps:
+            self.batches += 1
+            log("txn.batch #%d: %d entries", self.batches, len(steps))
+        # Every step in one SQLite transaction, committed before any answer.
+        results = self.store.step(self.apply_all, steps) if steps else []
+        replies = []
+        for i, ((msg_type, corr, trace, msg), result) in enumerate(zip(steps, results)):
+            if isinstance(result, Refused):   # impossible: refused alone
+                if props.type == "txn.batch":
+                    self.dead_letter(props, body, result, (i, msg_type, corr, msg))
+                else:
+                    self.dead_letter(props, body, result)
+                continue
+            replies.append(("txn.vote" if msg_type == "txn.prepare" else "txn.ack", corr,
+                            trace, result))
+            log("txn %d (%s): %s", msg["txn"], msg["payment_id"],
+                "%s applied" % result["decision"] if "decision" in result else
+                "voted %s%s" % (result["vote"], ": " + result["reason"] if "reason" in result
+                                else ""))
+        self.reply(props.reply_to, replies)
         # Any other failure (broker, SQLite, a nacked publish) raises and
         # ends the process before the ack below: see "Failures" at the top.
-        # Only now, with the state committed and the reply confirmed: if we
+        # Only now, with the state committed and the replies confirmed: if we
         # die before this line, the broker redelivers and we answer the same.
         self.ch.basic_ack(method.delivery_tag)
 
-    def apply(self, msg_type, msg):
+    def reply(self, reply_to, replies):
+        """One reply alone, as always; several as txn.batch messages of at
+        most BATCH_MAX entries and MESSAGE_MAX bytes."""
+        if len(replies) == 1:
+            msg_type, corr, trace, result = replies[0]
+            self.publish(reply_to, msg_type, json.dumps(result, separators=(",", ":")).encode(),
+                         correlation_id=corr, traceparent=trace)
+            return
+        entries, size = [], 0
+        for msg_type, corr, trace, result in replies:
+            entry = {"type": msg_type, "body": result}
+            if corr:
+                entry["correlation_id"] = corr
+            if trace:
+                entry["traceparent"] = trace
+            text = json.dumps(entry, separators=(",", ":"))
+            if entries and (len(entries) == BATCH_MAX or
+                            size + len(text) + 1 + len('{"entries":[]}') > MESSAGE_MAX):
+                self.publish_batch(reply_to, entries)
+                entries, size = [], 0
+            entries.append(text)
+            size += len(text) + 1
+        if entries:
+            self.publish_batch(reply_to, entries)
+
+    def publish_batch(self, reply_to, entries):
+        self.publish(reply_to, "txn.batch", ('{"entries":[%s]}' % ",".join(entries)).encode())
+
+    def apply_all(self, steps):
+        """Each step through the barrier, inside the caller's transaction:
+        its reply body, or the Refused that says why it is impossible (a
+        refused step changed nothing, so the others still commit)."""
+        out = []
+        blocked = self.blocklist.current() if any(t == "txn.prepare" for t, *_ in steps) \
+            else set()
+        for msg_type, _, _, msg in steps:
+            try:
+                out.append(self.apply(msg_type, msg, blocked))
+            except Refused as err:
+                out.append(err)
+        return out
+
+    def apply(self, msg_type, msg, blocked):
         reply = {"txn": msg["txn"], "participant": NAME}
         if msg_type == "txn.prepare":
-            yes, reason, detail = self.store.step(self.store.prepare, msg,
-                                                  self.blocklist.current())
+            yes, reason, detail = self.store.prepare(msg, blocked)
             reply["vote"] = "yes" if yes else "no"
             if not yes:
                 reply["reason"], reply["detail"] = reason, detail
         else:
             commit = msg_type == "txn.commit"
-            self.store.step(self.store.commit if commit else self.store.abort, msg)
+            (self.store.commit if commit else self.store.abort)(msg)
             reply["decision"] = "commit" if commit else "abort"
         return reply
 

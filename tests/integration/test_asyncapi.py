@@ -30,7 +30,7 @@ import uuid
 import pika
 
 from harness import (COORDINATOR_USER, PaytxTestCase, accounts_on, main, participant_user,
-                     signed_props)
+                     signed_props, unbatch)
 
 try:
     import jsonschema
@@ -90,17 +90,33 @@ class Document:
         return {k: self._resolve(v, base, seen) for k, v in node.items()}
 
     def messages(self):
-        """name -> resolved message object (name is the AMQP type, or
-        dead-letter)."""
-        return {m["name"]: m for m in self.spec["components"]["messages"].values()}
+        """component key (txnPrepare, ...) -> resolved message object."""
+        return dict(self.spec["components"]["messages"])
+
+    def message(self, name):
+        """The message named name (its AMQP type, or dead-letter), or for a
+        type with one message per direction (txn.batch) the one whose
+        component key is name."""
+        msgs = self.messages()
+        if name in msgs:
+            return msgs[name]
+        found = [m for m in msgs.values() if m["name"] == name]
+        if len(found) != 1:
+            raise AssertionError("%d messages named %s" % (len(found), name))
+        return found[0]
 
     def channel_messages(self, channel):
-        """Names of the messages a channel's operations carry."""
-        out = set()
+        """name -> component key of the messages a channel's operations
+        carry (from the document as written, where each is a $ref)."""
+        out = {}
         for op in ("publish", "subscribe"):
-            msg = self.spec["channels"][channel].get(op, {}).get("message")
-            if msg:
-                out.update(m["name"] for m in msg.get("oneOf", [msg]))
+            msg = self.raw["channels"][channel].get(op, {}).get("message")
+            for ref in (msg.get("oneOf", [msg]) if msg else []):
+                key = ref["$ref"].rpartition("/")[2]
+                name = self.messages()[key]["name"]
+                if name in out:
+                    raise AssertionError("two %s messages on channel %s" % (name, channel))
+                out[name] = key
         return out
 
 
@@ -183,10 +199,17 @@ class DocumentAlone(unittest.TestCase):
                 self.assertEqual(first[1], d, "definition %s differs between %s and %s"
                                  % (name, first[0], path))
 
-    def test_each_amqp_type_has_exactly_one_message(self):
+    def test_each_amqp_type_has_exactly_one_message_per_channel(self):
         types = [m["bindings"]["amqp"]["messageType"] for m in self.msgs.values()
                  if "bindings" in m]
-        self.assertEqual(sorted(types), sorted(set(types)))
+        # txn.batch goes both ways: one message (and schema) per direction
+        self.assertEqual(sorted(types), sorted(list(set(types)) + ["txn.batch"]))
+        for channel in self.doc.spec["channels"]:
+            self.doc.channel_messages(channel)   # raises on two of one name
+        self.assertEqual(self.doc.channel_messages("{participant}")["txn.batch"],
+                         "txnBatchRequests")
+        self.assertEqual(self.doc.channel_messages("paytx.reply.{coordinatorId}")["txn.batch"],
+                         "txnBatchReplies")
         # the names src/lib/message.c gives the AMQP type property
         with open(os.path.join(ROOT, "src", "lib", "message.c"), encoding="utf-8") as f:
             names = set(re.findall(r'\[PAYTX_MSG_[A-Z_]+\] = "([a-z.]+)"', f.read())) - {"unknown"}
@@ -198,7 +221,7 @@ class DocumentAlone(unittest.TestCase):
     def test_dead_letter_codes_are_the_error_codes(self):
         with open(os.path.join(ROOT, "src", "lib", "error.c"), encoding="utf-8") as f:
             codes = set(re.findall(r'\] = \{ "([a-z_]+)"', f.read())) - {"ok"}
-        enum = self.msgs["dead-letter"]["headers"]["properties"]["x-paytx-error-code"]["enum"]
+        enum = self.doc.message("dead-letter")["headers"]["properties"]["x-paytx-error-code"]["enum"]
         self.assertEqual(set(enum), codes)
 
     def test_examples_are_valid(self):
@@ -217,6 +240,15 @@ class DocumentAlone(unittest.TestCase):
         ok_prepare = {"txn": 7, "payment_id": "p-1", "legs": legs, "deadline_ms": 1}
         ok_outcome = {"payment_id": "p-1", "status": "aborted", "reason": "timeout",
                       "detail": "", "txn": 7, "submitted_at_ms": 1, "finished_at_ms": 2}
+        tp = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+        prepare_e = {"type": "txn.prepare", "correlation_id": "ab.1", "traceparent": tp,
+                     "body": ok_prepare}
+        commit_e = {"type": "txn.commit", "correlation_id": "ab.2",
+                    "body": {"txn": 7, "payment_id": "p-1"}}
+        vote_e = {"type": "txn.vote", "correlation_id": "ab.1", "traceparent": tp,
+                  "body": {"txn": 7, "participant": "risk", "vote": "yes"}}
+        ack_e = {"type": "txn.ack", "body": {"txn": 7, "participant": "risk",
+                                             "decision": "commit"}}
         good = [
             ("payment.submit", ok_submit),
             ("payment.submit", {"payment_id": "p-1", "legs": legs, "metadata": {"k": [1]}}),
@@ -232,9 +264,18 @@ class DocumentAlone(unittest.TestCase):
                                 "held": 0, "version": 3, "external": True,
                                 "source": "ledger"}),
             ("balance.result", {"error": "invalid_request"}),
+            ("txnBatchRequests", {"entries": [prepare_e, commit_e]}),
+            ("txnBatchRequests", {"entries": [dict(commit_e, correlation_id="")]}),
+            ("txnBatchRequests", {"entries": [dict(commit_e, correlation_id=" !#[]~" * 21
+                                                   + "x")]}),   # 127, the odd ones
+            ("txnBatchRequests", {"entries": [prepare_e] * 256}),
+            ("txnBatchReplies", {"entries": [vote_e, ack_e]}),
+            ("txnBatchReplies", {"entries": [dict(vote_e, body={"txn": 7, "participant": "r",
+                                                                "vote": "no", "reason": "x"})]}),
         ]
         for name, body in good:
-            self.assertEqual(problems(self.msgs[name]["payload"], body), [], (name, body))
+            self.assertEqual(problems(self.doc.message(name)["payload"], body), [],
+                             (name, body))
         big = 10 ** 15
         bad = [
             ("payment.submit", dict(ok_submit, payment_id="p\n"), "trailing newline in an id"),
@@ -296,10 +337,61 @@ class DocumentAlone(unittest.TestCase):
                                 "source": "memory"}, "unknown source"),
             ("balance.result", {"account": "alice", "balance": 1, "error": "not_found"},
              "balance and error"),
+            ("txnBatchRequests", {"entries": []}, "no entries"),
+            ("txnBatchRequests", {"entries": [commit_e] * 257}, "257 entries"),
+            ("txnBatchRequests", {}, "no entries field"),
+            ("txnBatchRequests", {"entries": [commit_e], "n": 1}, "unknown field"),
+            ("txnBatchRequests", {"entries": commit_e}, "entries not an array"),
+            ("txnBatchRequests", {"entries": [[commit_e]]}, "an entry not an object"),
+            ("txnBatchRequests", {"entries": [vote_e]}, "a vote to a participant"),
+            ("txnBatchRequests", {"entries": [dict(commit_e, type="txn.status")]},
+             "a status query in a batch"),
+            ("txnBatchRequests", {"entries": [dict(commit_e, type="txn.batch")]},
+             "a batch in a batch"),
+            ("txnBatchRequests", {"entries": [{"type": "txn.commit"}]}, "no body"),
+            ("txnBatchRequests", {"entries": [{"body": commit_e["body"]}]}, "no type"),
+            ("txnBatchRequests", {"entries": [dict(commit_e, reply_to="x")]},
+             "unknown entry field"),
+            ("txnBatchRequests", {"entries": [commit_e, dict(commit_e, body={
+                "payment_id": "p-1"})]}, "a body without txn"),
+            ("txnBatchRequests", {"entries": [dict(prepare_e, body=dict(ok_prepare, txn=0))]},
+             "txn 0 in a prepare"),
+            ("txnBatchRequests", {"entries": [dict(prepare_e, body=commit_e["body"])]},
+             "a prepare with a decision's body"),
+            ("txnBatchRequests", {"entries": [dict(commit_e, body=ok_prepare)]},
+             "a commit with a prepare's body"),
+            ("txnBatchRequests", {"entries": [dict(commit_e, body="{}")]},
+             "a body as a string"),
+            ("txnBatchRequests", {"entries": [dict(commit_e, correlation_id='a"b')]},
+             "a quote in a correlation_id"),
+            ("txnBatchRequests", {"entries": [dict(commit_e, correlation_id="a\\b")]},
+             "a backslash in a correlation_id"),
+            ("txnBatchRequests", {"entries": [dict(commit_e, correlation_id="c" * 128)]},
+             "a correlation_id over 127"),
+            ("txnBatchRequests", {"entries": [dict(commit_e, correlation_id="c\n")]},
+             "a trailing newline in a correlation_id"),
+            ("txnBatchRequests", {"entries": [dict(commit_e, correlation_id="caf\u00e9")]},
+             "non-ASCII in a correlation_id"),
+            ("txnBatchRequests", {"entries": [dict(commit_e, correlation_id=7)]},
+             "a number as correlation_id"),
+            ("txnBatchRequests", {"entries": [dict(prepare_e, traceparent=tp.upper())]},
+             "an upper-case traceparent"),
+            ("txnBatchRequests", {"entries": [dict(prepare_e, traceparent=tp + "\n")]},
+             "a trailing newline in a traceparent"),
+            ("txnBatchRequests", {"entries": [dict(prepare_e, traceparent=tp[:-1])]},
+             "a short traceparent"),
+            ("txnBatchReplies", {"entries": [prepare_e]}, "a prepare to a coordinator"),
+            ("txnBatchReplies", {"entries": [commit_e]}, "a commit to a coordinator"),
+            ("txnBatchReplies", {"entries": [dict(vote_e, body={"txn": 7, "participant": "r",
+                                                                "vote": "no"})]},
+             "a no vote without reason"),
+            ("txnBatchReplies", {"entries": [dict(ack_e, body=vote_e["body"])]},
+             "an ack with a vote's body"),
+            ("txnBatchReplies", {"entries": [ack_e] * 257}, "257 replies"),
         ]
         for name, body, why in bad:
             with self.subTest(message=name, why=why):
-                self.assertNotEqual(problems(self.msgs[name]["payload"], body), [])
+                self.assertNotEqual(problems(self.doc.message(name)["payload"], body), [])
 
     def test_reader_refuses_what_strict_json_refuses(self):
         for body in (b'{"a":1,"a":2}', b'{"a":NaN}', b'{"a":"\xc0\xaf"}',
@@ -317,6 +409,7 @@ class Traffic(PaytxTestCase):
         super().setUp()
         self.doc = Document()
         self.msgs = self.doc.messages()
+        self.entry_types = {}   # (channel, type) -> entries of that type seen in batches
         self.d._ctl("trace_on", "-p", self.d.vhost)
         self.capture = self.d.admin_ch.queue_declare("asyncapi.capture").method.queue
         self.d.admin_ch.queue_bind(self.capture, "amq.rabbitmq.trace", "publish.#")
@@ -394,10 +487,11 @@ class Traffic(PaytxTestCase):
                 reply_to=reply, headers={"traceparent": tp}))
         got = []
 
-        def two_replies():
-            method, props, _ = self.d.admin_ch.basic_get(reply, auto_ack=True)
+        def two_replies():   # alone or as one txn.batch
+            method, props, body = self.d.admin_ch.basic_get(reply, auto_ack=True)
             if method:
-                got.append((props.type, (props.headers or {}).get("traceparent")))
+                got.extend((p.type, (p.headers or {}).get("traceparent"))
+                           for p, _ in unbatch(props, body))
             return len(got) == 2
         self.d.wait_for(two_replies, what="the vote and the ack")
         self.assertEqual(sorted(got), [("txn.ack", tp), ("txn.vote", tp)])
@@ -438,12 +532,13 @@ class Traffic(PaytxTestCase):
             # a submit or a balance query may leave its type out
             name = props.get("type") or {"paytx.submit": "payment.submit",
                                          "paytx.balance": "balance.query"}.get(channel)
-        if name not in self.msgs:
+        if name not in {m["name"] for m in self.msgs.values()}:
             return name, ["AMQP type %r is not described by the document" % name]
-        spec = self.msgs[name]
+        key = self.doc.channel_messages(channel).get(name)
+        if key is None:
+            return name, ["%s is not a message of channel %s" % (name, channel)]
+        spec = self.msgs[key]
         found = []
-        if name not in self.doc.channel_messages(channel):
-            found.append("%s is not a message of channel %s" % (name, channel))
         found += ["property " + p for p in problems(spec["x-amqp-properties"], props)]
         found += ["header " + p for p in problems(spec["headers"], headers)]
         if name == "dead-letter":
@@ -455,11 +550,50 @@ class Traffic(PaytxTestCase):
         except ValueError as e:
             return name, found + ["body: %s" % e]
         found += ["body " + p for p in problems(spec["payload"], body)]
+        if name == "txn.batch":
+            found += self.check_entries(channel, body)
         if channel == "payment.{status}" and m["keys"][0] != "payment.%s" % body.get("status"):
             found.append("event routing key %s for status %s" % (m["keys"][0], body["status"]))
         if channel == "{participant}" and m["keys"][0] not in self.d.shards + ["risk", "cache"]:
             found.append("routing key %s names no participant" % m["keys"][0])
         return name, found
+
+    def check_entries(self, channel, body):
+        """Each entry's body against its own type's schema, on its own: the
+        batch schema embeds them, this shows it embeds the right ones."""
+        found = []
+        singles = set(self.doc.channel_messages(channel)) - {"txn.batch"}
+        entries = body.get("entries") if isinstance(body, dict) else None
+        for i, e in enumerate(entries if isinstance(entries, list) else []):
+            t = e.get("type") if isinstance(e, dict) else None
+            if t not in singles:
+                found.append("entries[%d]: type %r is not sent alone on %s" % (i, t, channel))
+                continue
+            found += ["entries[%d].body as %s: %s" % (i, t, p)
+                      for p in problems(self.doc.message(t)["payload"], e.get("body"))]
+            self.entry_types[(channel, t)] = self.entry_types.get((channel, t), 0) + 1
+        return found
+
+    @staticmethod
+    def carried(m):
+        """(type, traceparent) of each protocol message a captured message
+        carries: itself, or each entry of a txn.batch."""
+        if m["props"].get("type") != "txn.batch" or m["exchange"] == "paytx.dlx":
+            return [(m["props"].get("type"), (m["props"].get("headers") or {}).get("traceparent"))]
+        return [(e["type"], e.get("traceparent")) for e in json.loads(m["body"])["entries"]]
+
+    def burst(self, a, b, c, n=40):
+        """n payments in flight at once: the coordinator has several requests
+        per participant per loop iteration and sends txn.batch, and the
+        participants answer with txn.batch."""
+        over = {i for i in range(n) if i % 5 == 0}   # over a's per-payment limit: aborts
+        corrs = [self.d.submit({"payment_id": "burst-%d" % i, "from": a, "to": (b, c)[i % 2],
+                                "amount": 6000 if i in over else 1 + i, "currency": "EUR"})
+                 for i in range(n)]
+        for i, corr in enumerate(corrs):
+            out = self.d.wait_reply(corr, timeout=60)[0]
+            self.assertEqual((out["status"], out["reason"]), ("aborted", "limit_exceeded")
+                             if i in over else ("committed", ""), out)
 
     def ids(self, m):
         return {m["props"].get("correlation_id"), m["props"].get("message_id")} - {None}
@@ -483,6 +617,7 @@ class Traffic(PaytxTestCase):
             {"account": c, "amount": 100, "currency": "EUR"}]}
         self.assertEqual(self.pay(legs)["status"], "committed")
         self.assertEqual(self.pay(legs)["status"], "committed")        # duplicate
+        self.burst(a, b, c)
         out = self.refused(dict(legs, metadata={"order": 2}), valid=True)  # same id, other content
         self.assertEqual(out["reason"], "payment_id_conflict")
         out = self.pay({"payment_id": "poor-1", "from": b, "to": a, "amount": 4000,
@@ -520,6 +655,7 @@ class Traffic(PaytxTestCase):
         messages = self.captured()
         for m in messages:
             name, found = self.check(m)
+            channel = self.channel_of(m)
             if name == "dead-letter":
                 dead_of |= self.ids(m)
             if self.sent_to_be_refused(m) and name != "dead-letter":
@@ -530,23 +666,30 @@ class Traffic(PaytxTestCase):
             if found:
                 failures.append("%s on %s %s from %s: %s" % (name, m["exchange"] or "(default)",
                                 m["keys"], m["user"], "; ".join(found)))
-            else:
-                seen[name] = seen.get(name, 0) + 1
+            else:   # counted per message of the document (txn.batch: per direction)
+                key = self.doc.channel_messages(channel)[name]
+                seen[key] = seen.get(key, 0) + 1
         self.assertEqual(failures, [], "\n".join(failures[:20]))
         self.assertEqual((self.bad | self.refused_valid) - dead_of, set(),
                          "refused messages not dead-lettered")
         self.assertEqual(set(self.msgs) - set(seen), set(), "described but never seen")
-        traced = {m["props"]["type"] for m in messages
-                  if (m["props"].get("headers") or {}).get("traceparent") == tp
-                  and m["user"] == participant_user("ledger.0")}
+        # and the batches carried every kind of protocol message between them
+        self.assertEqual(set(self.entry_types), {
+            ("{participant}", "txn.prepare"), ("{participant}", "txn.commit"),
+            ("{participant}", "txn.abort"), ("paytx.reply.{coordinatorId}", "txn.vote"),
+            ("paytx.reply.{coordinatorId}", "txn.ack")}, "entry types seen in batches")
+        traced = {t for m in messages if m["user"] == participant_user("ledger.0")
+                  for t, trace in self.carried(m) if trace == tp}
         self.assertEqual(traced, {"txn.vote", "txn.ack"}, "traceparent copied to replies")
-        traced = {(m["user"] == COORDINATOR_USER, m["props"]["type"]) for m in messages
-                  if (m["props"].get("headers") or {}).get("traceparent") == client_tp}
+        traced = {(m["user"] == COORDINATOR_USER, t) for m in messages
+                  if m["exchange"] != "paytx.dlx"
+                  for t, trace in self.carried(m) if trace == client_tp}
         self.assertEqual(traced, {(True, "txn.prepare"), (True, "txn.commit"),
                                   (True, "payment.outcome"), (False, "payment.submit"),
                                   (False, "txn.vote"), (False, "txn.ack")},
                          "a submit's traceparent on every message about its payment")
-        print("validated %d captured messages: %s" % (sum(seen.values()), seen))
+        print("validated %d captured messages: %s; in batches: %s"
+              % (sum(seen.values()), seen, self.entry_types))
 
 
 if __name__ == "__main__":
