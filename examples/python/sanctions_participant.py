@@ -340,7 +340,10 @@ def decode_entry(i, v):
     try:
         body = decode_fields(msg_type, v["body"])
     except Refused as err:
-        raise Refused(err.code, "%s.body.%s" % (where, err.text))
+        # a fault of the body object itself ("message: ...") names the body
+        text = err.text[len("message"):] if err.text.startswith("message: ") \
+            else "." + err.text
+        raise Refused(err.code, "%s.body%s" % (where, text))
     return msg_type, corr or None, trace, body
 
 

@@ -357,7 +357,7 @@ void broker_fill_msg(struct broker *b, struct broker_msg *m)
 	if (p->_flags & AMQP_BASIC_TIMESTAMP_FLAG)
 		m->timestamp_s = (int64_t)p->timestamp;
 	m->type = paytx_msg_type_parse(m->type_name, strlen(m->type_name));
-	const amqp_field_value_t *tp = header_get(p, "traceparent");
+	const amqp_field_value_t *tp = header_get(p, BROKER_HDR_TRACEPARENT);
 	/* Carried on to other messages only in its W3C form (untrusted). */
 	if (tp && (tp->kind == AMQP_FIELD_KIND_UTF8 || tp->kind == AMQP_FIELD_KIND_BYTES) &&
 	    paytx_traceparent_valid(tp->value.bytes.bytes, tp->value.bytes.len))

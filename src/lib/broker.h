@@ -42,6 +42,7 @@
 #define BROKER_HDR_ERROR_TEXT "x-paytx-error-text"
 #define BROKER_HDR_ORIGIN_QUEUE "x-paytx-origin-queue"
 #define BROKER_HDR_BATCH_ENTRY "x-paytx-batch-entry"
+#define BROKER_HDR_TRACEPARENT "traceparent"   /* W3C trace context */
 
 /* The settings of a broker connection, as rows of a program's
  * struct config_def table (config.h): URL, TLS CA, client cert and key. */
@@ -215,13 +216,14 @@ struct broker_part {
 	size_t index;
 	enum paytx_msg_type type;
 	const char *correlation_id;
+	const char *traceparent;      /* W3C, NULL or "" = none */
 	const void *body;
 	size_t len;
 };
 
 /* Dead-letter only part of the txn.batch m, as the message it would have
  * been alone: m's properties and headers (less the batch's signature, which
- * does not cover it) with part's type, correlation_id and body, and
+ * does not cover it) with part's type, correlation_id, traceparent and body, and
  * BROKER_HDR_BATCH_ENTRY giving its index. As broker_dead_letter otherwise. */
 int broker_dead_letter_part(struct broker *b, const struct broker_msg *m,
 			    const struct broker_part *part, int err,

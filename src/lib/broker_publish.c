@@ -143,7 +143,7 @@ static int publish_once(struct broker *b, const struct broker_out *o)
 			.value = { .kind = AMQP_FIELD_KIND_UTF8, .value.bytes = amqp_cstring_bytes(sig) } };
 	}
 	if (o->traceparent && *o->traceparent)
-		hdr[nh++] = (amqp_table_entry_t){ .key = amqp_cstring_bytes("traceparent"),
+		hdr[nh++] = (amqp_table_entry_t){ .key = amqp_cstring_bytes(BROKER_HDR_TRACEPARENT),
 			.value = { .kind = AMQP_FIELD_KIND_UTF8,
 				   .value.bytes = amqp_cstring_bytes(o->traceparent) } };
 	p.headers = (amqp_table_t){ .num_entries = nh, .entries = hdr };
@@ -200,12 +200,16 @@ static int dead_letter(struct broker *b, const struct broker_msg *m,
 	int nold = old ? old->num_entries : 0;
 	if (nold > 64)
 		nold = 64;
-	amqp_table_entry_t hdr[64 + 4];
+	amqp_table_entry_t hdr[64 + 5];
 	int n = 0;
 	for (int i = 0; i < nold; i++) {
 		amqp_bytes_t k = old->entries[i].key;
-		/* The batch's signature does not cover one entry's body. */
-		if (part && k.len == strlen(SIGN_HEADER) && memcmp(k.bytes, SIGN_HEADER, k.len) == 0)
+		/* The batch's signature does not cover one entry's body, and
+		 * the entry has its own traceparent. */
+		if (part && ((k.len == strlen(SIGN_HEADER) &&
+			      memcmp(k.bytes, SIGN_HEADER, k.len) == 0) ||
+			     (k.len == strlen(BROKER_HDR_TRACEPARENT) &&
+			      memcmp(k.bytes, BROKER_HDR_TRACEPARENT, k.len) == 0)))
 			continue;
 		hdr[n++] = old->entries[i];
 	}
@@ -223,6 +227,11 @@ static int dead_letter(struct broker *b, const struct broker_msg *m,
 	if (part) {
 		hdr[n++] = (amqp_table_entry_t){ .key = amqp_cstring_bytes(BROKER_HDR_BATCH_ENTRY),
 			.value = { .kind = AMQP_FIELD_KIND_I64, .value.i64 = (int64_t)part->index } };
+		if (part->traceparent && *part->traceparent)
+			hdr[n++] = (amqp_table_entry_t){
+				.key = amqp_cstring_bytes(BROKER_HDR_TRACEPARENT),
+				.value = { .kind = AMQP_FIELD_KIND_UTF8,
+					   .value.bytes = amqp_cstring_bytes(part->traceparent) } };
 		type_name = paytx_msg_type_name(part->type);
 		p._flags |= AMQP_BASIC_TYPE_FLAG;
 		p.type = amqp_cstring_bytes(type_name);

@@ -82,13 +82,15 @@ static int fail(struct paytx_fault *fault, int err, const char *fmt, ...)
 	return err;
 }
 
-/* "entries[i].<where>: <rule>" from an entry's own fault. */
-static int entry_fail(struct paytx_fault *fault, size_t i, const char *where,
-		      const struct paytx_fault *inner)
+/* "entries[i].body.<field>: <rule>" from a body's own fault, or
+ * "entries[i].body: <rule>" when that names the object itself. */
+static int entry_fail(struct paytx_fault *fault, size_t i, const struct paytx_fault *inner)
 {
+	static const char itself[] = "message: ";
 	char text[PAYTX_DETAIL_MAX];
-	snprintf(text, sizeof(text), "%s", inner->text);
-	return fail(fault, inner->err, "entries[%zu].%s%s", i, where, text);
+	bool whole = strncmp(inner->text, itself, strlen(itself)) == 0;
+	snprintf(text, sizeof(text), "%s", whole ? inner->text + strlen(itself) - 2 : inner->text);
+	return fail(fault, inner->err, "entries[%zu].body%s%s", i, whole ? "" : ".", text);
 }
 
 static int entry_from_json(struct json_object *v, size_t i, enum paytx_batch_dir dir,
@@ -135,7 +137,7 @@ static int entry_from_json(struct json_object *v, size_t i, enum paytx_batch_dir
 	if (!json_object_is_type(body, json_type_object))
 		return fail(fault, PAYTX_ETYPE, "entries[%zu].body: must be an object", i);
 	int err = body_from_json(e->type, body, e, &inner);
-	return err ? entry_fail(fault, i, "body.", &inner) : 0;
+	return err ? entry_fail(fault, i, &inner) : 0;
 }
 
 static int batch_decode(enum paytx_batch_dir dir, const char *body, size_t len,

@@ -286,6 +286,7 @@ static int dead_letter_item(struct part *p, const struct part_item *it)
 	struct broker_part part = { .index = (size_t)(it - p->items) - d->first,
 				    .type = it->in->type,
 				    .correlation_id = it->in->correlation_id,
+				    .traceparent = it->in->traceparent,
 				    .body = p->out.data, .len = p->out.len };
 	return err ? err : broker_dead_letter_part(p->broker, &d->msg, &part, it->dead_err,
 						   it->dead_text);

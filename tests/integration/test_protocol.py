@@ -3,7 +3,6 @@
 correctly signed messages straight to a ledger shard's queue."""
 import json
 import time
-import unittest
 
 import pika
 
@@ -249,29 +248,18 @@ class Protocol(PaytxTestCase):
         with self.assertRaises(AssertionError):  # and nothing answered it
             self.d.wait_reply("c37", timeout=1)
 
-    # -- known bugs in src/lib (owned elsewhere): fix the code, drop the marker
-
-    @unittest.expectedFailure
     def test_a_fault_of_an_entry_body_itself_names_the_body(self):
-        # BUG (src/lib/message_batch.c, entry_fail): a fault message.c gives
-        # the object itself ("message: unknown field (name not shown)") comes
-        # out as "entries[0].body.message: ...", naming a field "message"
-        # that the body does not have. It should read "entries[0].body: ...".
-        # examples/python/sanctions_participant.py copies today's text
-        # (decode_entry) for parity with the SDK: change both together.
+        # A fault of the body object itself names the body, not a field
+        # "message" (the name a single message's fault gives the whole).
         self.deliver_batch([("txn.commit", {"txn": 38, "payment_id": "p-38", "bad key!": 1},
                              None)])
         props, _ = self.dead_letters(1)[0]
         self.assertEqual(props.headers["x-paytx-error-text"],
                          "entries[0].body: unknown field (name not shown)")
 
-    @unittest.expectedFailure
     def test_an_impossible_entry_dead_lettered_alone_keeps_its_traceparent(self):
-        # BUG (src/lib/participant.c dead_letter_item / broker_publish.c
-        # dead_letter): an entry refused alone is dead-lettered "as the
-        # message it would have been", but without the traceparent header
-        # that message would have carried (the entry's own traceparent is
-        # dropped; only the batch's headers are copied).
+        # Dead-lettered alone "as the message it would have been": with the
+        # entry's own traceparent as its header.
         tp = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
         raw = json.dumps({"entries": [
             {"type": "txn.commit", "correlation_id": "c39", "traceparent": tp,

@@ -171,6 +171,10 @@ START_TEST(test_refusals_name_the_entry)
 	refused("{\"entries\":[{\"type\":\"txn.abort\",\"body\":{\"txn\":1,\"payment_id\":\"p\"},"
 		"\"traceparent\":\"00-x\"}]}", rq, PAYTX_EINVAL,
 		"entries[0].traceparent: must be a W3C traceparent");
+	/* A fault of the body object itself names the body. */
+	refused("{\"entries\":[{\"type\":\"txn.abort\",\"body\":{\"txn\":1,\"payment_id\":"
+		"\"p\",\"bad key!\":1}}]}", rq, PAYTX_EINVAL,
+		"entries[0].body: unknown field (name not shown)");
 	/* One bad entry among good ones refuses them all, naming it. */
 	refused("{\"entries\":[{\"type\":\"txn.abort\",\"body\":{\"txn\":1,\"payment_id\":\"p\"}},"
 		"{\"type\":\"txn.commit\",\"body\":{\"txn\":0}}]}", rq, PAYTX_ERANGE,
