@@ -229,7 +229,10 @@ static int wait_ms(const struct run *run, int64_t now, bool loading)
 	if (cfg->mode == DRIVER_CLOSED)
 		return run->inflight >= cfg->concurrency ? 50 : 0;
 	int64_t next = run->t0 + (int64_t)((double)run->r->sent * 1e6 / cfg->rate);
-	int64_t ms = (next - now) / 1000;
+	/* Rounded up: spinning through the last millisecond would take CPU
+	 * from the system under test, and a send up to 1 ms late is counted
+	 * anyway, since latency runs from the scheduled time. */
+	int64_t ms = (next - now + 999) / 1000;
 	return ms < 0 ? 0 : ms > 50 ? 50 : (int)ms;
 }
 
