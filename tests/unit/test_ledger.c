@@ -649,6 +649,13 @@ START_TEST(test_upgrade_from_v1_settles_reservations_in_doubt)
 		exec_on(c, sql);
 	}
 	ck_assert_int_eq(scalar_on(c, "SELECT held FROM accounts WHERE id = 'a'"), 50);
+	static const char roles_on_holds[] =
+		"SELECT count(*) FROM pg_roles r, (VALUES ('SELECT'), ('INSERT'), ('UPDATE')) p(p) "
+		"WHERE rolname IN ('paytx_ledger', 'paytx_cache') "
+		"AND has_any_column_privilege(r.oid, to_regclass('%s'), p.p)";
+	char sql[256];
+	snprintf(sql, sizeof(sql), roles_on_holds, "holds");
+	ck_assert_int_eq(scalar_on(c, sql), 4); /* version 1's grants, for the check below */
 
 	ck_assert_int_eq(pg_migrate(c, schema_ledger_sql), 0);
 	ck_assert_int_eq(pg_migrate(c, schema_ledger_sql), 0); /* and again: harmless */
@@ -659,6 +666,8 @@ START_TEST(test_upgrade_from_v1_settles_reservations_in_doubt)
 	/* the history stays; the moved rows are not left behind as open */
 	ck_assert_int_eq(scalar_on(c, "SELECT count(*) FROM holds_v1 WHERE state = 'posted'"), 2);
 	ck_assert_int_eq(scalar_on(c, "SELECT count(*) FROM holds_v1 WHERE state = 'held'"), 0);
+	snprintf(sql, sizeof(sql), roles_on_holds, "holds_v1");
+	ck_assert_int_eq(scalar_on(c, sql), 0); /* the owner's alone now */
 
 	struct ledger l;
 	ck_assert_int_eq(ledger_init(&l, c, PARTICIPANT), 0);
