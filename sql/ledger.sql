@@ -1,4 +1,5 @@
--- Ledger shard schema: accounts, holds, the append-only journal and the 2PC barrier.
+-- Ledger shard schema: accounts, the append-only journal and the 2PC barrier,
+-- whose yes-vote rows carry the reservations (open holds).
 --
 -- Applied by pg_migrate as one script inside BEGIN/COMMIT by `paytxctl
 -- migrate`, as the owner role, on every run, so everything here is
@@ -12,6 +13,12 @@
 -- deadlocking.
 --
 -- Amounts are bigint minor units; negative = debit.
+--
+-- What a payment writes here (docs/performance.md): prepare inserts one
+-- barrier row holding the txn's merged legs and raises accounts.held for
+-- each debit; commit updates that row, each account (HOT: no index covers
+-- balance, held or version) and appends the journal; abort updates the row
+-- and lowers held. Nothing per leg besides the accounts and the journal.
 
 -- Serialise concurrent start-ups: CREATE ... IF NOT EXISTS and CREATE OR
 -- REPLACE race on the catalogs otherwise. The key is ASCII 'paytx'
@@ -29,18 +36,6 @@ CREATE TABLE IF NOT EXISTS accounts (
 	CHECK (external OR balance - held >= 0)
 );
 
--- One reservation per (txn, account): the net of the txn's legs on the account.
-CREATE TABLE IF NOT EXISTS holds (
-	txn bigint NOT NULL,
-	account text NOT NULL REFERENCES accounts (id),
-	payment_id text,
-	amount bigint NOT NULL,                   -- net signed amount of txn here
-	debit bigint NOT NULL CHECK (debit >= 0), -- reserved: greatest(0, -amount)
-	state text NOT NULL CHECK (state IN ('held', 'posted', 'released')),
-	created_at timestamptz NOT NULL DEFAULT now(),
-	PRIMARY KEY (txn, account)
-);
-
 -- The journal: one row per posted (txn, account); never updated or deleted.
 CREATE TABLE IF NOT EXISTS entries (
 	id bigserial PRIMARY KEY,
@@ -54,11 +49,11 @@ CREATE TABLE IF NOT EXISTS entries (
 	UNIQUE (txn, account)
 );
 CREATE INDEX IF NOT EXISTS entries_account_idx ON entries (account, id);
--- The balance read path (docs/cache.md) asks for an account's open holds.
-CREATE INDEX IF NOT EXISTS holds_open_idx ON holds (account) WHERE state = 'held';
 
 -- What this participant did for a txn; makes every step safe under
--- duplicates and reordering.
+-- duplicates and reordering. A yes vote's row is also its reservation: the
+-- txn's legs merged per account, kept after the decision as the record of
+-- what was posted or released. One database serves one participant name.
 CREATE TABLE IF NOT EXISTS barrier (
 	txn bigint NOT NULL,
 	participant text NOT NULL,
@@ -68,11 +63,48 @@ CREATE TABLE IF NOT EXISTS barrier (
 	reason text,                              -- why refused
 	detail text,
 	updated_at timestamptz NOT NULL DEFAULT now(),
+	accounts text[],  -- yes votes: the legs' accounts, sorted COLLATE "C"
+	amounts bigint[], -- and each one's net signed amount; the debit
+			  -- reserved is greatest(0, -amount)
 	PRIMARY KEY (txn, participant)
 );
--- In-doubt scans look only at yes votes still waiting for a decision.
+-- Schema version 1 kept the legs in a table holds, one row per (txn,
+-- account), inserted at prepare and updated at the decision.
+ALTER TABLE barrier ADD COLUMN IF NOT EXISTS accounts text[];
+ALTER TABLE barrier ADD COLUMN IF NOT EXISTS amounts bigint[];
+-- In-doubt scans, and the balance read path's open holds, look only at yes
+-- votes still waiting for a decision.
 CREATE INDEX IF NOT EXISTS barrier_in_doubt_idx ON barrier (updated_at)
 	WHERE state = 'prepared';
+
+-- Upgrade from version 1: move the open holds into their barrier rows, and
+-- keep the table, as holds_v1, for the history of the decided ones (never
+-- written again). Runs once: afterwards there is no table holds.
+DO $$
+BEGIN
+	IF to_regclass('holds') IS NULL
+	   OR (SELECT relkind FROM pg_class WHERE oid = to_regclass('holds')) <> 'r' THEN
+		RETURN;
+	END IF;
+	UPDATE barrier b SET accounts = h.accounts, amounts = h.amounts
+		FROM (SELECT txn, array_agg(account ORDER BY account COLLATE "C") AS accounts,
+			     array_agg(amount ORDER BY account COLLATE "C") AS amounts
+		      FROM holds WHERE state = 'held' GROUP BY txn) h
+		WHERE b.txn = h.txn AND b.state = 'prepared' AND b.accounts IS NULL;
+	-- Moved, not lost: the barrier row has them now.
+	DELETE FROM holds h WHERE h.state = 'held'
+		AND EXISTS (SELECT FROM barrier b WHERE b.txn = h.txn AND b.state = 'prepared');
+	ALTER TABLE holds RENAME TO holds_v1;
+	ALTER INDEX IF EXISTS holds_open_idx RENAME TO holds_v1_open_idx;
+END
+$$;
+
+-- Every reservation still waiting for a decision, one row per (txn,
+-- account): what the balance read path (docs/cache.md) adds or leaves out.
+CREATE OR REPLACE VIEW open_holds AS
+	SELECT b.txn, l.account, b.payment_id, l.amount, greatest(0, -l.amount) AS debit
+	FROM barrier b, unnest(b.accounts, b.amounts) AS l(account, amount)
+	WHERE b.state = 'prepared';
 
 CREATE OR REPLACE FUNCTION entries_immutable() RETURNS trigger
 LANGUAGE plpgsql AS $$
@@ -169,10 +201,13 @@ BEGIN
 		EXIT WHEN v_reason IS NOT NULL;
 	END LOOP;
 
-	INSERT INTO barrier (txn, participant, payment_id, state, reason, detail)
+	INSERT INTO barrier (txn, participant, payment_id, state, reason, detail,
+			     accounts, amounts)
 		VALUES (p_txn, p_participant, p_payment_id,
 			CASE WHEN v_reason IS NULL THEN 'prepared' ELSE 'refused' END,
-			v_reason, v_detail)
+			v_reason, v_detail,
+			CASE WHEN v_reason IS NULL THEN v_accounts END,
+			CASE WHEN v_reason IS NULL THEN v_amounts END)
 		ON CONFLICT (txn, participant) DO NOTHING;
 	IF NOT FOUND THEN
 		-- A concurrent duplicate got there first (we waited for its commit).
@@ -186,9 +221,6 @@ BEGIN
 		RETURN;
 	END IF;
 
-	INSERT INTO holds (txn, account, payment_id, amount, debit, state)
-		SELECT p_txn, u.account, p_payment_id, u.amount, u.debit, 'held'
-		FROM unnest(v_accounts, v_amounts, v_debits) AS u(account, amount, debit);
 	FOR i IN 1 .. cardinality(v_accounts) LOOP
 		CONTINUE WHEN v_debits[i] = 0;
 		UPDATE accounts SET held = held + v_debits[i] WHERE id = v_accounts[i];
@@ -198,36 +230,45 @@ END;
 $$;
 
 -- Post a prepared txn. Returns 'committed', 'already' or
--- 'protocol_violation' (no yes vote recorded: nothing is changed).
+-- 'protocol_violation' (no yes vote recorded: nothing is changed). Claiming
+-- the barrier row (prepared -> committed) is the first statement, so a
+-- duplicate commit waits for it and then finds nothing to claim.
 CREATE OR REPLACE FUNCTION ledger_commit(p_txn bigint, p_participant text)
 RETURNS text
 LANGUAGE plpgsql AS $$
 DECLARE
+	v_accounts text[];
+	v_amounts bigint[];
+	v_payment_id text;
 	v_state text;
-	h holds%ROWTYPE;
-	v_balance bigint;
-	v_currency char(3);
 BEGIN
-	SELECT state INTO v_state FROM barrier
-		WHERE txn = p_txn AND participant = p_participant FOR UPDATE;
-	IF v_state = 'committed' THEN
-		RETURN 'already';
-	ELSIF v_state IS DISTINCT FROM 'prepared' THEN
-		RETURN 'protocol_violation';
-	END IF;
-
-	FOR h IN SELECT * FROM holds WHERE txn = p_txn AND state = 'held'
-		 ORDER BY account COLLATE "C" LOOP
-		UPDATE accounts SET balance = balance + h.amount, held = held - h.debit,
-				    version = version + 1
-			WHERE id = h.account
-			RETURNING balance, currency INTO STRICT v_balance, v_currency;
-		INSERT INTO entries (txn, payment_id, account, amount, currency, balance_after)
-			VALUES (p_txn, h.payment_id, h.account, h.amount, v_currency, v_balance);
-	END LOOP;
-	UPDATE holds SET state = 'posted' WHERE txn = p_txn AND state = 'held';
 	UPDATE barrier SET state = 'committed', updated_at = now()
-		WHERE txn = p_txn AND participant = p_participant;
+		WHERE txn = p_txn AND participant = p_participant AND state = 'prepared'
+		RETURNING accounts, amounts, payment_id
+		INTO v_accounts, v_amounts, v_payment_id;
+	IF NOT FOUND THEN
+		SELECT state INTO v_state FROM barrier
+			WHERE txn = p_txn AND participant = p_participant;
+		RETURN CASE WHEN v_state = 'committed' THEN 'already'
+			    ELSE 'protocol_violation' END;
+	END IF;
+	-- In account order (the legs are sorted), one statement per leg.
+	FOR i IN 1 .. coalesce(cardinality(v_accounts), 0) LOOP
+		WITH a AS (
+			UPDATE accounts SET balance = balance + v_amounts[i],
+					    held = held - greatest(0, -v_amounts[i]),
+					    version = version + 1
+			WHERE id = v_accounts[i]
+			RETURNING balance, currency)
+		INSERT INTO entries (txn, payment_id, account, amount, currency, balance_after)
+			SELECT p_txn, v_payment_id, v_accounts[i], v_amounts[i], a.currency,
+			       a.balance
+			FROM a;
+		IF NOT FOUND THEN
+			RAISE EXCEPTION 'ledger_commit: account % of txn % is gone',
+				v_accounts[i], p_txn USING ERRCODE = 'foreign_key_violation';
+		END IF;
+	END LOOP;
 	RETURN 'committed';
 END;
 $$;
@@ -240,37 +281,40 @@ CREATE OR REPLACE FUNCTION ledger_abort(p_txn bigint, p_participant text,
 RETURNS text
 LANGUAGE plpgsql AS $$
 DECLARE
+	v_accounts text[];
+	v_amounts bigint[];
 	v_state text;
-	h holds%ROWTYPE;
 BEGIN
-	SELECT state INTO v_state FROM barrier
-		WHERE txn = p_txn AND participant = p_participant FOR UPDATE;
-	IF NOT FOUND THEN
-		INSERT INTO barrier (txn, participant, payment_id, state, reason)
-			VALUES (p_txn, p_participant, p_payment_id, 'aborted', 'aborted')
-			ON CONFLICT (txn, participant) DO NOTHING;
-		IF FOUND THEN
-			RETURN 'aborted';
-		END IF;
-		-- A concurrent prepare claimed the barrier first; handle its result.
-		SELECT state INTO STRICT v_state FROM barrier
-			WHERE txn = p_txn AND participant = p_participant FOR UPDATE;
+	-- A no vote has no legs (NULL): only its state changes.
+	UPDATE barrier SET state = 'aborted', updated_at = now()
+		WHERE txn = p_txn AND participant = p_participant
+		  AND state IN ('prepared', 'refused')
+		RETURNING accounts, amounts INTO v_accounts, v_amounts;
+	IF FOUND THEN
+		FOR i IN 1 .. coalesce(cardinality(v_accounts), 0) LOOP
+			CONTINUE WHEN v_amounts[i] >= 0;
+			UPDATE accounts SET held = held + v_amounts[i] -- a debit: -amount held
+				WHERE id = v_accounts[i];
+		END LOOP;
+		RETURN 'aborted';
 	END IF;
-
+	SELECT state INTO v_state FROM barrier
+		WHERE txn = p_txn AND participant = p_participant;
 	IF v_state = 'aborted' THEN
 		RETURN 'already';
 	ELSIF v_state = 'committed' THEN
 		RETURN 'protocol_violation';
-	ELSIF v_state = 'prepared' THEN
-		FOR h IN SELECT * FROM holds WHERE txn = p_txn AND state = 'held' AND debit > 0
-			 ORDER BY account COLLATE "C" LOOP
-			UPDATE accounts SET held = held - h.debit WHERE id = h.account;
-		END LOOP;
-		UPDATE holds SET state = 'released' WHERE txn = p_txn AND state = 'held';
 	END IF;
-	UPDATE barrier SET state = 'aborted', updated_at = now()
-		WHERE txn = p_txn AND participant = p_participant;
-	RETURN 'aborted';
+	INSERT INTO barrier (txn, participant, payment_id, state, reason)
+		VALUES (p_txn, p_participant, p_payment_id, 'aborted', 'aborted')
+		ON CONFLICT (txn, participant) DO NOTHING;
+	IF FOUND THEN
+		RETURN 'aborted';
+	END IF;
+	-- A concurrent prepare claimed the barrier and has committed (the
+	-- insert waited for it): abort what it recorded. States only move
+	-- forward, so this recurses at most once more.
+	RETURN ledger_abort(p_txn, p_participant, p_payment_id);
 END;
 $$;
 
@@ -317,7 +361,8 @@ CREATE TABLE IF NOT EXISTS paytx_schema (
 	version integer NOT NULL,
 	migrated_at timestamptz NOT NULL DEFAULT now()
 );
-INSERT INTO paytx_schema (component, version) VALUES ('ledger', 1)
+-- Version 2: the reservations moved from the table holds into the barrier.
+INSERT INTO paytx_schema (component, version) VALUES ('ledger', 2)
 	ON CONFLICT (component) DO UPDATE SET version = EXCLUDED.version, migrated_at = now();
 
 -- Privileges. The role running this script owns every object. The ledger's
@@ -325,7 +370,9 @@ INSERT INTO paytx_schema (component, version) VALUES ('ledger', 1)
 -- journal (entries) is INSERT and SELECT only, so no UPDATE, DELETE or
 -- TRUNCATE reaches the triggers above; an account's id, currency and kind
 -- cannot be changed, nor accounts created (paytxctl does that, as the
--- owner); nothing is ever deleted. The coordinator's role (paytx_coordinator)
+-- owner); a barrier row's legs cannot be changed once written; nothing is
+-- ever deleted. holds_v1 (an upgraded database's history) is the owner's
+-- alone. The coordinator's role (paytx_coordinator)
 -- gets nothing here. Re-applied in full by every migration (revoke all, then
 -- grant); roles that do not exist are skipped, so any database migrates.
 DO $$
@@ -338,9 +385,11 @@ DECLARE
 		'ledger_prepare(bigint, text, text, jsonb), ledger_commit(bigint, text), '
 		'ledger_abort(bigint, text, text), ledger_in_doubt(text, bigint, integer), '
 		'ledger_account_create(text, text, boolean)';
-	v_tables constant text :=
-		'accounts, holds, entries, barrier, paytx_schema, entries_id_seq';
+	v_tables text := 'accounts, open_holds, entries, barrier, paytx_schema, entries_id_seq';
 BEGIN
+	IF to_regclass('holds_v1') IS NOT NULL THEN
+		v_tables := v_tables || ', holds_v1';
+	END IF;
 	IF v_db_owner THEN
 		EXECUTE format('REVOKE ALL ON DATABASE %I FROM PUBLIC', current_database());
 	END IF;
@@ -368,7 +417,6 @@ BEGIN
 		-- FOR NO KEY UPDATE / KEY SHARE in ledger_prepare need UPDATE on
 		-- some column, which the postings have anyway.
 		GRANT SELECT, UPDATE (balance, held, version) ON accounts TO paytx_ledger;
-		GRANT SELECT, INSERT, UPDATE (state) ON holds TO paytx_ledger;
 		GRANT SELECT, INSERT, UPDATE (state, updated_at) ON barrier TO paytx_ledger;
 		GRANT SELECT, INSERT ON entries TO paytx_ledger;
 		GRANT USAGE ON SEQUENCE entries_id_seq TO paytx_ledger;
@@ -378,7 +426,7 @@ BEGIN
 			TO paytx_ledger;
 	END IF;
 	-- The balance cache (paytx-cache, docs/cache.md) reads balances and
-	-- open holds; it writes nothing here.
+	-- open holds (through the view: not the barrier); it writes nothing here.
 	IF EXISTS (SELECT FROM pg_roles WHERE rolname = 'paytx_cache') THEN
 		EXECUTE 'REVOKE ALL ON ' || v_tables || ' FROM paytx_cache';
 		EXECUTE 'REVOKE ALL ON ' || v_funcs || ' FROM paytx_cache';
@@ -390,7 +438,7 @@ BEGIN
 		GRANT SELECT ON paytx_schema TO paytx_cache;
 		GRANT SELECT (id, currency, balance, held, external, version) ON accounts
 			TO paytx_cache;
-		GRANT SELECT (txn, account, amount, debit, state) ON holds TO paytx_cache;
+		GRANT SELECT (txn, account, amount, debit) ON open_holds TO paytx_cache;
 	END IF;
 END
 $$;

@@ -42,7 +42,7 @@ static uint64_t open_holds(PGconn **conns, size_t n)
 {
 	uint64_t total = 0;
 	for (size_t s = 0; s < n; s++) {
-		int64_t h = scalar(conns[s], "SELECT count(*) FROM holds WHERE state = 'held'", NULL);
+		int64_t h = scalar(conns[s], "SELECT count(*) FROM open_holds", NULL);
 		total += h > 0 ? (uint64_t)h : 0;
 	}
 	return total;

@@ -1,16 +1,18 @@
 /* The double-entry ledger of one shard (one PostgreSQL database).
  *
- * Tables (sql/ledger.sql): accounts, holds, entries (append-only journal),
- * barrier. This module implements the participant callbacks of
- * paytx/participant.h over them:
+ * Tables (sql/ledger.sql): accounts, entries (append-only journal),
+ * barrier (whose yes-vote rows carry the reservation's legs; the view
+ * open_holds lists the undecided ones). This module implements the
+ * participant callbacks of paytx/participant.h over them:
  *   prepare  = in the batch's local transaction, check each account
  *              (exists, currency, funds net of held amounts unless external)
- *              and record holds plus a barrier row; vote yes or no with a
- *              reason (unknown_account, currency_mismatch,
- *              insufficient_funds, account_closed).
- *   commit   = post the holds: one immutable entries row per account leg,
- *              balances updated, holds marked posted; barrier committed.
- *   abort    = release the holds; barrier aborted. An abort that arrives
+ *              and record a barrier row with the legs, raising the debited
+ *              accounts' held; vote yes or no with a reason
+ *              (unknown_account, currency_mismatch, insufficient_funds,
+ *              account_closed).
+ *   commit   = post the legs: one immutable entries row per account leg,
+ *              balances updated; barrier committed.
+ *   abort    = release the held amounts; barrier aborted. An abort that arrives
  *              before its prepare records an aborted barrier so the late
  *              prepare votes no.
  * All steps are idempotent by txn. Account management (create, balance,

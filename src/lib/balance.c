@@ -15,7 +15,7 @@
 /* One statement, one snapshot: the account and its open holds. */
 static const char sql_account[] =
 	"SELECT a.currency, a.balance, a.held, a.external, a.version, h.txn, h.amount, h.debit "
-	"FROM accounts a LEFT JOIN holds h ON h.account = a.id AND h.state = 'held' "
+	"FROM accounts a LEFT JOIN open_holds h ON h.account = a.id "
 	"WHERE a.id = $1";
 static const char sql_decided[] =
 	"SELECT txn, commit FROM decisions WHERE txn = ANY($1::bigint[])";

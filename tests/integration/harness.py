@@ -635,7 +635,7 @@ class Deployment:
                 totals[cur] = totals.get(cur, 0) + int(total)
             neg = self.query(s, "SELECT id FROM accounts WHERE NOT external AND balance < 0")
             tc.assertEqual(neg, [], "negative non-external accounts on %s" % s)
-            held = self.query(s, "SELECT txn, account FROM holds WHERE state = 'held'")
+            held = self.query(s, "SELECT txn, account FROM open_holds")
             tc.assertEqual(held, [], "open holds on %s" % s)
             bad = self.query(s, "SELECT id FROM accounts a WHERE balance <> "
                                 "(SELECT coalesce(sum(amount), 0) FROM entries e "

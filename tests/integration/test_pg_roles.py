@@ -66,7 +66,7 @@ class Roles(PaytxTestCase):
         ledger = self.d.shards[0]
         self.assert_no_connect(ledger, "coordinator")
         statements = []   # schema-qualified: without USAGE, search_path skips it
-        for table in ("accounts", "entries", "holds", "barrier"):
+        for table in ("accounts", "entries", "barrier"):
             statements += ["SELECT * FROM public.%s" % table,
                            "UPDATE public.%s SET txn = txn" % table if table != "accounts" else
                            "UPDATE public.accounts SET balance = balance + 1",
@@ -74,14 +74,17 @@ class Roles(PaytxTestCase):
         statements += ["INSERT INTO public.accounts (id, currency) VALUES ('x', 'EUR')",
                        "INSERT INTO public.entries (txn, account, amount, currency, "
                        "balance_after) VALUES (1, 'x', 1, 'EUR', 1)",
-                       "INSERT INTO public.holds (txn, account, amount, debit, state) "
-                       "VALUES (1, 'x', 1, 0, 'held')"]
+                       "INSERT INTO public.barrier (txn, participant, state, accounts, amounts) "
+                       "VALUES (1, 'x', 'prepared', '{x}', '{1}')"]
+        # a view over a join: not updatable, so reading is all to refuse
+        view = "SELECT * FROM public.open_holds"
         conn = self.open_database_to(ledger, "coordinator", schema_usage=False)
-        for sql in statements:
+        for sql in statements + [view]:
             self.assert_denied(conn, sql, "schema public")
         self.superuser(ledger, "GRANT USAGE ON SCHEMA public TO paytx_coordinator")
         for sql in statements:
             self.assert_denied(conn, sql, "table")
+        self.assert_denied(conn, view, "view")
         self.assert_denied(conn, "SELECT ledger_commit(1, 'ledger.0')", "function")
         self.assert_denied(conn, "SELECT nextval('entries_id_seq')", "sequence")
 
@@ -107,8 +110,9 @@ class Roles(PaytxTestCase):
         for sql in ("UPDATE accounts SET currency = 'USD'",
                     "UPDATE accounts SET external = true",
                     "INSERT INTO accounts (id, currency) VALUES ('x', 'EUR')",
-                    "DELETE FROM accounts", "DELETE FROM holds", "DELETE FROM barrier",
-                    "TRUNCATE holds", "UPDATE holds SET amount = 0",
+                    "DELETE FROM accounts", "DELETE FROM barrier", "TRUNCATE barrier",
+                    "UPDATE barrier SET amounts = '{0}'", "UPDATE barrier SET accounts = NULL",
+                    "UPDATE barrier SET payment_id = 'x'",
                     "UPDATE paytx_schema SET version = 0"):
             self.assert_denied(conn, sql)
         # the owner is stopped by the triggers: defence in depth
@@ -175,11 +179,12 @@ class Roles(PaytxTestCase):
         with conn.cursor() as cur:
             cur.execute("SELECT balance, held, version FROM accounts WHERE id = %s", (a,))
             self.assertEqual(cur.fetchall(), [(90, 0, 2)])
-            cur.execute("SELECT count(*) FROM holds WHERE account = %s", (a,))
-            self.assertEqual(cur.fetchall(), [(2,)])
+            cur.execute("SELECT txn, amount, debit FROM open_holds WHERE account = %s", (a,))
+            self.assertEqual(cur.fetchall(), [])   # settled: nothing open
         for sql in ("SELECT * FROM entries", "SELECT * FROM barrier",
-                    "SELECT payment_id FROM holds", "SELECT created_at FROM accounts",
-                    "UPDATE accounts SET balance = 0", "DELETE FROM holds",
+                    "SELECT accounts FROM barrier", "SELECT payment_id FROM open_holds",
+                    "SELECT created_at FROM accounts",
+                    "UPDATE accounts SET balance = 0", "DELETE FROM barrier",
                     "INSERT INTO entries (txn, account, amount, currency, balance_after) "
                     "VALUES (1, 'x', 1, 'EUR', 1)",
                     "SELECT ledger_commit(1, 'ledger.0')",

@@ -101,12 +101,18 @@ static void fund(const char *id, int64_t amount)
 	ck_assert_int_eq(decide_alone(p.txn, true), 0);
 }
 
-static int64_t holds_in(int64_t txn, const char *state)
+/* How many legs txn's barrier row records in the given state (0: none). */
+static int64_t legs_in(int64_t txn, const char *state)
 {
 	char sql[128];
-	snprintf(sql, sizeof(sql), "SELECT count(*) FROM holds WHERE txn = $1 AND state = '%s'",
-		 state);
+	snprintf(sql, sizeof(sql), "SELECT count(*) FROM barrier, unnest(accounts) "
+		 "WHERE txn = $1 AND state = '%s'", state);
 	return scalar_txn(sql, txn);
+}
+
+static int64_t open_holds(int64_t txn)
+{
+	return scalar_txn("SELECT count(*) FROM open_holds WHERE txn = $1", txn);
 }
 
 static const char *barrier_state(int64_t txn, char *buf, size_t n)
@@ -150,7 +156,9 @@ START_TEST(test_prepare_reserves_funds_and_votes_yes)
 	ck_assert_int_eq(a.held, 60);
 	ck_assert_int_eq(b.balance, 0);
 	ck_assert_int_eq(b.held, 0);
-	ck_assert_int_eq(holds_in(p.txn, "held"), 2);
+	ck_assert_int_eq(legs_in(p.txn, "prepared"), 2);
+	ck_assert_int_eq(open_holds(p.txn), 2);
+	ck_assert_int_eq(scalar_txn("SELECT sum(debit) FROM open_holds WHERE txn = $1", p.txn), 60);
 	char st[16];
 	ck_assert_str_eq(barrier_state(p.txn, st, sizeof(st)), "prepared");
 }
@@ -166,7 +174,8 @@ START_TEST(test_insufficient_funds_votes_no_and_leaves_no_hold)
 	ck_assert_ptr_nonnull(strstr(v.detail, alice));
 	ck_assert_ptr_nonnull(strstr(v.detail, "has 50 available, needs 100"));
 	ck_assert_int_eq(get(alice).held, 0);
-	ck_assert_int_eq(scalar_txn("SELECT count(*) FROM holds WHERE txn = $1", p.txn), 0);
+	ck_assert_int_eq(open_holds(p.txn), 0);
+	ck_assert_int_eq(legs_in(p.txn, "refused"), 0);
 	char st[16];
 	ck_assert_str_eq(barrier_state(p.txn, st, sizeof(st)), "refused");
 }
@@ -183,7 +192,7 @@ START_TEST(test_unknown_account_votes_no)
 	ck_assert_str_eq(v.reason, "unknown_account");
 	ck_assert_ptr_nonnull(strstr(v.detail, ghost));
 	ck_assert_int_eq(get(alice).held, 0);
-	ck_assert_int_eq(scalar_txn("SELECT count(*) FROM holds WHERE txn = $1", p.txn), 0);
+	ck_assert_int_eq(open_holds(p.txn), 0);
 }
 END_TEST
 
@@ -226,7 +235,8 @@ START_TEST(test_commit_posts_journal_and_balances)
 	ck_assert_int_eq(a.version, 2);
 	ck_assert_int_eq(b.balance, 30);
 	ck_assert_int_eq(b.version, 1);
-	ck_assert_int_eq(holds_in(p.txn, "posted"), 2);
+	ck_assert_int_eq(legs_in(p.txn, "committed"), 2);
+	ck_assert_int_eq(open_holds(p.txn), 0);
 	ck_assert_int_eq(scalar_txn("SELECT count(*) FROM entries WHERE txn = $1 AND "
 				    "payment_id = 'pay-' || $1 AND currency = 'USD' AND "
 				    "((amount = -30 AND balance_after = 70) OR "
@@ -263,7 +273,8 @@ START_TEST(test_abort_releases_hold)
 	struct ledger_account a = get(alice);
 	ck_assert_int_eq(a.held, 0);
 	ck_assert_int_eq(a.balance, 100);
-	ck_assert_int_eq(holds_in(p.txn, "released"), 2);
+	ck_assert_int_eq(legs_in(p.txn, "aborted"), 2);
+	ck_assert_int_eq(open_holds(p.txn), 0);
 	ck_assert_int_eq(scalar_txn("SELECT count(*) FROM entries WHERE txn = $1", p.txn), 0);
 	struct paytx_prepare all = transfer(next_txn(), alice, bob, 100, "USD");
 	ck_assert(prepare_alone(&all).yes);
@@ -279,7 +290,7 @@ START_TEST(test_abort_before_prepare_votes_no)
 	ck_assert(!v.yes);
 	ck_assert_str_eq(v.reason, "aborted");
 	ck_assert_int_eq(get(alice).held, 0);
-	ck_assert_int_eq(scalar_txn("SELECT count(*) FROM holds WHERE txn = $1", p.txn), 0);
+	ck_assert_int_eq(open_holds(p.txn), 0);
 	ck_assert_int_eq(decide_alone(p.txn, true), PAYTX_EPROTO);
 	ck_assert_int_eq(decide_alone(p.txn, false), 0);
 }
@@ -292,7 +303,7 @@ START_TEST(test_duplicate_prepare_revotes_same)
 	ck_assert(prepare_alone(&p).yes);
 	ck_assert(prepare_alone(&p).yes);
 	ck_assert_int_eq(get(alice).held, 60);
-	ck_assert_int_eq(holds_in(p.txn, "held"), 2);
+	ck_assert_int_eq(open_holds(p.txn), 2);
 
 	struct paytx_prepare q = transfer(next_txn(), alice, bob, 60, "USD");
 	struct paytx_vote first = prepare_alone(&q);
@@ -505,7 +516,7 @@ START_TEST(test_concurrent_duplicate_prepare_waits_and_revotes)
 	ck_assert_ptr_null(PQgetResult(other.pg.conn));
 	ledger_finish(&other);
 	ck_assert_int_eq(get(alice).held, 60);
-	ck_assert_int_eq(holds_in(p.txn, "held"), 2);
+	ck_assert_int_eq(open_holds(p.txn), 2);
 }
 END_TEST
 
@@ -592,6 +603,102 @@ START_TEST(test_concurrent_migrations_do_not_conflict)
 }
 END_TEST
 
+/* Schema version 1 kept reservations in a table holds. A shard migrated
+ * with payments in doubt must still post or release each one exactly once. */
+extern const char ledger_v1_sql[];
+
+static int64_t scalar_on(PGconn *c, const char *sql)
+{
+	PGresult *res = pg_query(c, sql, 0, NULL);
+	ck_assert_msg(res != NULL, "query failed: %s", sql);
+	ck_assert_int_eq(PQntuples(res), 1);
+	int64_t v = PQgetisnull(res, 0, 0) ? 0 : strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+	PQclear(res);
+	return v;
+}
+
+static void exec_on(PGconn *c, const char *sql)
+{
+	ck_assert_msg(pg_exec(c, sql) == 0, "failed: %s", sql);
+}
+
+START_TEST(test_upgrade_from_v1_settles_reservations_in_doubt)
+{
+	char name[64], dsn[sizeof(test_dsn)];
+	snprintf(name, sizeof(name), "paytx_test_ledger_%ld_v1", (long)getpid());
+	ck_assert_int_eq(pgtest_db_create(admin_dsn, name, dsn, sizeof(dsn)), 0);
+	PGconn *c;
+	ck_assert_int_eq(pg_connect(&c, dsn, "test_ledger", NULL), 0);
+	ck_assert_int_eq(pg_migrate(c, ledger_v1_sql), 0);
+	/* Version 1's own functions: 1 funds alice, 2 and 3 stay in doubt,
+	 * 4 is aborted before its prepare, 5 is refused. */
+	exec_on(c, "SELECT ledger_account_create('w', 'USD', true), "
+		   "ledger_account_create('a', 'USD', false), "
+		   "ledger_account_create('b', 'USD', false)");
+	exec_on(c, "SELECT ledger_prepare(1, 'ledger.0', 'p1', '[{\"account\": \"w\", "
+		   "\"amount\": -100, \"currency\": \"USD\"}, {\"account\": \"a\", "
+		   "\"amount\": 100, \"currency\": \"USD\"}]'), ledger_commit(1, 'ledger.0')");
+	for (int t = 2; t <= 5; t++) {
+		char sql[512];
+		snprintf(sql, sizeof(sql), "SELECT ledger_prepare(%d, 'ledger.0', 'p%d', "
+			 "'[{\"account\": \"a\", \"amount\": -%d, \"currency\": \"USD\"}, "
+			 "{\"account\": \"b\", \"amount\": %d, \"currency\": \"USD\"}]')",
+			 t, t, t == 5 ? 1000 : t * 10, t == 5 ? 1000 : t * 10);
+		if (t == 4)
+			exec_on(c, "SELECT ledger_abort(4, 'ledger.0', 'p4')");
+		exec_on(c, sql);
+	}
+	ck_assert_int_eq(scalar_on(c, "SELECT held FROM accounts WHERE id = 'a'"), 50);
+	static const char roles_on_holds[] =
+		"SELECT count(*) FROM pg_roles r, (VALUES ('SELECT'), ('INSERT'), ('UPDATE')) p(p) "
+		"WHERE rolname IN ('paytx_ledger', 'paytx_cache') "
+		"AND has_any_column_privilege(r.oid, to_regclass('%s'), p.p)";
+	char sql[256];
+	snprintf(sql, sizeof(sql), roles_on_holds, "holds");
+	ck_assert_int_eq(scalar_on(c, sql), 4); /* version 1's grants, for the check below */
+
+	ck_assert_int_eq(pg_migrate(c, schema_ledger_sql), 0);
+	ck_assert_int_eq(pg_migrate(c, schema_ledger_sql), 0); /* and again: harmless */
+	ck_assert_int_eq(scalar_on(c, "SELECT version FROM paytx_schema"), PG_SCHEMA_LEDGER_VERSION);
+	ck_assert_int_eq(scalar_on(c, "SELECT count(*) FROM open_holds WHERE txn IN (2, 3)"), 4);
+	ck_assert_int_eq(scalar_on(c, "SELECT sum(debit) FROM open_holds"), 50);
+	ck_assert_int_eq(scalar_on(c, "SELECT (to_regclass('holds') IS NULL)::int"), 1);
+	/* the history stays; the moved rows are not left behind as open */
+	ck_assert_int_eq(scalar_on(c, "SELECT count(*) FROM holds_v1 WHERE state = 'posted'"), 2);
+	ck_assert_int_eq(scalar_on(c, "SELECT count(*) FROM holds_v1 WHERE state = 'held'"), 0);
+	snprintf(sql, sizeof(sql), roles_on_holds, "holds_v1");
+	ck_assert_int_eq(scalar_on(c, sql), 0); /* the owner's alone now */
+
+	struct ledger l;
+	ck_assert_int_eq(ledger_init(&l, c, PARTICIPANT), 0);
+	ck_assert_int_eq(ledger_ops.commit(&l, 2), 0);
+	ck_assert_int_eq(ledger_ops.abort(&l, 3), 0);
+	ck_assert_int_eq(ledger_ops.commit(&l, 2), 0);             /* already */
+	ck_assert_int_eq(ledger_ops.commit(&l, 3), PAYTX_EPROTO);  /* aborted */
+	ck_assert_int_eq(ledger_ops.commit(&l, 5), PAYTX_EPROTO);  /* refused */
+	struct paytx_prepare p = { .txn = 4, .nlegs = 1, .deadline_ms = clock_wall_ms() + 5000 };
+	snprintf(p.payment_id, sizeof(p.payment_id), "p4");
+	snprintf(p.legs[0].account, sizeof(p.legs[0].account), "a");
+	p.legs[0].amount = -1;
+	memcpy(p.legs[0].currency, "USD", 4);
+	struct paytx_vote v = { .txn = 4 };
+	ck_assert_int_eq(ledger_ops.prepare(&l, &p, &v), 0);
+	ck_assert(!v.yes);
+	ck_assert_str_eq(v.reason, "aborted");
+
+	c = l.pg.conn;
+	ck_assert_int_eq(scalar_on(c, "SELECT balance * 1000 + held FROM accounts WHERE id = 'a'"),
+			 80000);
+	ck_assert_int_eq(scalar_on(c, "SELECT balance FROM accounts WHERE id = 'b'"), 20);
+	ck_assert_int_eq(scalar_on(c, "SELECT sum(balance) FROM accounts"), 0);
+	ck_assert_int_eq(scalar_on(c, "SELECT count(*) FROM entries WHERE txn = 2"), 2);
+	ck_assert_int_eq(scalar_on(c, "SELECT count(*) FROM entries WHERE txn = 3"), 0);
+	ck_assert_int_eq(scalar_on(c, "SELECT count(*) FROM open_holds"), 0);
+	ledger_finish(&l);
+	pgtest_db_drop(admin_dsn, name);
+}
+END_TEST
+
 #define ADD_CASE(s, fn)                                             \
 	do {                                                        \
 		TCase *tc = tcase_create(#fn);                      \
@@ -627,6 +734,7 @@ static Suite *ledger_suite(void)
 	ADD_CASE(s, test_balances_sum_to_zero_per_currency);
 	ADD_CASE(s, test_migrate_is_idempotent);
 	ADD_CASE(s, test_concurrent_migrations_do_not_conflict);
+	ADD_CASE(s, test_upgrade_from_v1_settles_reservations_in_doubt);
 	return s;
 }
 
