@@ -103,8 +103,17 @@ static int classify(struct coordinator *c, struct in_item *it)
 
 void inbox_collect(struct coordinator *c)
 {
-	bool busy = c->decide.n || c->done.n || c->sent.n || c->kick.n;
-	int64_t wait = busy ? 0 : c->next_scan_ms - clock_mono_ms();
+	/* Marks of outcomes sent (c->sent) are bookkeeping: they ride along
+	 * with the next batch, or the scan's, rather than make an iteration
+	 * of their own. Counting them as work made every iteration that
+	 * published outcomes start the next at once, with whatever had
+	 * arrived: under load, a chain of iterations of one or two deliveries
+	 * each, every one a PostgreSQL commit. */
+	bool busy = c->decide.n || c->done.n || c->kick.n;
+	/* One millisecond past the scan: a wait that ends inside the scan's
+	 * millisecond (the broker's timer rounds down) made the loop spin
+	 * through it, thousands of empty iterations a second. */
+	int64_t wait = busy ? 0 : c->next_scan_ms - clock_mono_ms() + 1;
 	if (wait < 0)
 		wait = 0;
 	c->nitems = 0;
