@@ -181,7 +181,7 @@ BEGIN
         END IF;
         GRANT USAGE ON SCHEMA public TO paytx_cache;
         GRANT SELECT ON paytx_schema TO paytx_cache;
-        GRANT SELECT (txn, state, request) ON payments TO paytx_cache;
+        GRANT SELECT (txn, state, request, pending) ON payments TO paytx_cache;
         GRANT SELECT (txn, commit) ON decisions TO paytx_cache;
     END IF;
 END
