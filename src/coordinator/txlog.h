@@ -8,7 +8,10 @@
  * where their results go; txlog_sync sends what is queued and fills those
  * results, so a batch costs a couple of network round trips instead of
  * several per payment. Every result pointer must stay valid until
- * txlog_sync returns. Leases: each coordinator owns the open
+ * txlog_sync returns. A payment is two rows: its request
+ * (payment_requests), inserted once and never updated, and its narrow 2PC
+ * state (payment_states), which each step rewrites in place (HOT) since no
+ * index covers what a step changes. Leases: each coordinator owns the open
  * payments it inserted or adopted and renews them; rows whose lease expired
  * are adopted by whoever asks first. A struct txlog owns its PGconn and is
  * used from the coordinator's thread only.
