@@ -84,6 +84,8 @@ void txlog_finish(struct txlog *l)
 	l->conn = NULL;
 	free(l->ops);
 	l->ops = NULL;
+	free(l->marks);
+	l->marks = NULL;
 	pgpipe_finish(&l->pipe);
 }
 
@@ -169,6 +171,7 @@ static int queue(struct txlog *l, const char *name, const char *sql, int n,
 int txlog_begin(struct txlog *l)
 {
 	l->nops = 0;
+	l->nmarks = 0;
 	int err = pgpipe_begin(&l->pipe, l->conn, op_result, l);
 	l->in_tx = err == 0;
 	return err ? err : queue(l, NULL, "BEGIN", 0, NULL, &(struct txlog_op){ .kind = OP_PLAIN });
@@ -208,9 +211,38 @@ static int insert_existing(struct txlog *l, const struct txlog_op *op)
 	return r ? 0 : PAYTX_EDB;
 }
 
+/* Queue the marks no finish took over, as one statement. */
+static int queue_marks(struct txlog *l)
+{
+	if (!l->nmarks)
+		return 0;
+	/* The marks as a bigint[] literal. */
+	struct paytx_buf arr;
+	char num[24];
+	paytx_buf_init(&arr);
+	int err = paytx_buf_append(&arr, "{", 1);
+	for (size_t i = 0; !err && i < l->nmarks; i++) {
+		int len = snprintf(num, sizeof(num), "%s%" PRId64, i ? "," : "", l->marks[i]);
+		err = paytx_buf_append(&arr, num, (size_t)len);
+	}
+	if (!err)
+		err = paytx_buf_append(&arr, "}", 1); /* the buffer stays NUL-terminated */
+	const char *params[] = { arr.data };
+	if (!err)
+		err = queue(l, "paytx_txlog_sent",
+			    "UPDATE payment_states SET outcome_sent = true "
+			    "WHERE txn = ANY($1::bigint[])",
+			    1, params, &(struct txlog_op){ .kind = OP_PLAIN });
+	paytx_buf_finish(&arr);
+	l->nmarks = 0;
+	return err ? (err == PAYTX_ENOMEM ? err : PAYTX_EDB) : 0;
+}
+
 int txlog_sync(struct txlog *l)
 {
-	int err = pgpipe_end(&l->pipe);
+	int err = queue_marks(l);
+	int end = pgpipe_end(&l->pipe);
+	err = err ? err : end;
 	/* Duplicates are rare: their look-ups go one by one, same transaction. */
 	for (size_t i = 0; !err && i < l->nops; i++)
 		if (l->ops[i].kind == OP_INSERT && l->ops[i].follow)
@@ -240,6 +272,7 @@ void txlog_rollback(struct txlog *l)
 	if (l->pipe.active && !pg_broken(l->conn) && pgpipe_end(&l->pipe) && l->pipe.active)
 		log_warn("postgres: could not leave pipeline mode");
 	l->nops = 0;
+	l->nmarks = 0;
 	if (l->in_tx && !pg_broken(l->conn) && PQtransactionStatus(l->conn) != PQTRANS_IDLE)
 		if (pg_exec(l->conn, "ROLLBACK") != 0)
 			log_warn("postgres: rollback failed");
@@ -310,40 +343,43 @@ int txlog_decide(struct txlog *l, int64_t txn, bool commit, const char *reason,
 					       .commit = logged_commit });
 }
 
+/* Take txn out of the pending marks: true if it was there. */
+static bool take_mark(struct txlog *l, int64_t txn)
+{
+	for (size_t i = 0; i < l->nmarks; i++) {
+		if (l->marks[i] == txn) {
+			l->marks[i] = l->marks[--l->nmarks];
+			return true;
+		}
+	}
+	return false;
+}
+
 int txlog_finish_txn(struct txlog *l, int64_t txn, bool commit, struct txlog_row *row)
 {
 	char id[32];
 	snprintf(id, sizeof(id), "%" PRId64, txn);
-	const char *params[] = { id, commit ? "committed" : "aborted" };
+	/* An outcome answered early (an abort) and confirmed since: one update
+	 * closes the payment instead of a mark and then a finish. */
+	const char *params[] = { id, commit ? "committed" : "aborted",
+				 take_mark(l, txn) ? "t" : "f" };
 	return queue(l, "paytx_txlog_finish", "UPDATE payment_states s SET state = $2, "
-		     "finished_at = coalesce(s.finished_at, now()) FROM payment_requests r "
-		     "WHERE s.txn = $1 AND r.txn = s.txn RETURNING " ROW_COLS, 2, params,
+		     "finished_at = coalesce(s.finished_at, now()), "
+		     "outcome_sent = s.outcome_sent OR $3::boolean FROM payment_requests r "
+		     "WHERE s.txn = $1 AND r.txn = s.txn RETURNING " ROW_COLS, 3, params,
 		     &(struct txlog_op){ .kind = OP_ROW, .row = row });
 }
 
 int txlog_outcomes_sent(struct txlog *l, const int64_t *txns, size_t n)
 {
-	if (!n)
-		return 0;
-	/* One statement for the batch: the marks as a bigint[] literal. */
-	struct paytx_buf arr;
-	char num[24];
-	paytx_buf_init(&arr);
-	int err = paytx_buf_append(&arr, "{", 1);
-	for (size_t i = 0; !err && i < n; i++) {
-		int len = snprintf(num, sizeof(num), "%s%" PRId64, i ? "," : "", txns[i]);
-		err = paytx_buf_append(&arr, num, (size_t)len);
+	for (size_t i = 0; i < n; i++) {
+		int64_t *m = paytx_grow(l->marks, &l->marks_cap, l->nmarks, sizeof(*m), 64);
+		if (!m)
+			return PAYTX_ENOMEM;
+		l->marks = m;
+		l->marks[l->nmarks++] = txns[i];
 	}
-	if (!err)
-		err = paytx_buf_append(&arr, "}", 1); /* the buffer stays NUL-terminated */
-	const char *params[] = { arr.data };
-	if (!err)
-		err = queue(l, "paytx_txlog_sent",
-			    "UPDATE payment_states SET outcome_sent = true "
-			    "WHERE txn = ANY($1::bigint[])",
-			    1, params, &(struct txlog_op){ .kind = OP_PLAIN });
-	paytx_buf_finish(&arr);
-	return err ? (err == PAYTX_ENOMEM ? err : PAYTX_EDB) : 0;
+	return 0;
 }
 
 int txlog_decision(struct txlog *l, int64_t txn, bool *found, bool *commit, char *payment_id)

@@ -188,6 +188,48 @@ START_TEST(test_steps_rewrite_only_the_state_row_in_place)
 }
 END_TEST
 
+START_TEST(test_finish_in_the_batch_of_its_mark_writes_once)
+{
+	int64_t early = 0, other = 0, t[2], st0[2];
+	struct txlog_row drow = { 0 }, frow = { 0 };
+	bool logged;
+	char num[24];
+	ck_assert_int_eq(submit(&A, "early", 10, NULL, &early), TXLOG_NEW);
+	ck_assert_int_eq(submit(&A, "other", 10, NULL, &other), TXLOG_NEW);
+	/* an abort is answered at once, before the participants ack it */
+	ck_assert_int_eq(txlog_begin(&A), 0);
+	ck_assert_int_eq(txlog_decide(&A, early, false, "timeout", "", &logged, &drow), 0);
+	ck_assert_int_eq(txlog_sync(&A), 0);
+	ck_assert_int_eq(txlog_commit(&A, true), 0);
+	txlog_row_finish(&drow);
+	/* next batch: its answer confirmed, its acks in: mark and finish */
+	int64_t marks[] = { early, other };
+	ck_assert_int_eq(pg_exec(A.conn, "BEGIN"), 0);
+	xact_counts(A.conn, "payment_states", st0);
+	ck_assert_int_eq(txlog_begin(&A), 0);
+	ck_assert_int_eq(txlog_outcomes_sent(&A, marks, 2), 0);
+	ck_assert_int_eq(txlog_finish_txn(&A, early, false, &frow), 0);
+	ck_assert_int_eq(txlog_sync(&A), 0);
+	xact_counts(A.conn, "payment_states", t);
+	ck_assert_int_eq(txlog_commit(&A, true), 0);
+	ck_assert_int_eq(t[0] - st0[0], 2);    /* one update each, early and other */
+	ck_assert_str_eq(frow.state, "aborted");
+	ck_assert(frow.outcome_sent);          /* so the loop does not answer again */
+	txlog_row_finish(&frow);
+	snprintf(num, sizeof(num), "%" PRId64, early);
+	ck_assert_int_eq(scalar(A.conn, "SELECT pending FROM payment_states WHERE txn = $1", num),
+			 0);
+	snprintf(num, sizeof(num), "%" PRId64, other);
+	ck_assert_int_eq(scalar(A.conn, "SELECT outcome_sent FROM payment_states WHERE txn = $1",
+				num), 1);
+	/* a rolled-back batch leaves no mark behind for the next one */
+	ck_assert_int_eq(txlog_begin(&A), 0);
+	ck_assert_int_eq(txlog_outcomes_sent(&A, marks, 2), 0);
+	txlog_rollback(&A);
+	ck_assert_uint_eq(A.nmarks, 0);
+}
+END_TEST
+
 START_TEST(test_first_logged_decision_stands)
 {
 	int64_t txn = 0;
@@ -309,6 +351,7 @@ static Suite *txlog_suite(void)
 	Suite *s = suite_create("txlog");
 	ADD_CASE(s, test_duplicate_is_recognised_and_other_content_conflicts);
 	ADD_CASE(s, test_steps_rewrite_only_the_state_row_in_place);
+	ADD_CASE(s, test_finish_in_the_batch_of_its_mark_writes_once);
 	ADD_CASE(s, test_first_logged_decision_stands);
 	ADD_CASE(s, test_adoption_takes_only_expired_unfinished_payments);
 	ADD_CASE(s, test_unknown_payment_is_not_found);
