@@ -338,7 +338,7 @@ int txlog_decide(struct txlog *l, int64_t txn, bool commit, const char *reason,
 		"  RETURNING p.*) "
 		"SELECT " ROW_COLS ", d.d_commit FROM d, (SELECT * FROM u UNION ALL "
 		"  SELECT * FROM payment_states WHERE txn = $1 AND NOT EXISTS (SELECT 1 FROM u)) s "
-		"  JOIN payment_requests r ON r.txn = s.txn",
+		"  JOIN payment_requests r ON r.txn = $1", /* not s.txn: a seq scan in a generic plan */
 		5, params, &(struct txlog_op){ .kind = OP_DECIDE, .row = row,
 					       .commit = logged_commit });
 }
