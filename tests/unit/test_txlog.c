@@ -230,6 +230,43 @@ START_TEST(test_finish_in_the_batch_of_its_mark_writes_once)
 }
 END_TEST
 
+/* Prepared statements run generic plans made once per connection, maybe
+ * while the log is small: none may scan a whole table per payment. */
+START_TEST(test_steps_scan_no_table_in_generic_plans)
+{
+	int64_t txn[4];
+	char id[8];
+	ck_assert_int_eq(pg_exec(A.conn, "SET plan_cache_mode = force_generic_plan"), 0);
+	for (int i = 0; i < 4; i++) {
+		snprintf(id, sizeof(id), "g%d", i);
+		ck_assert_int_eq(submit(&A, id, 10, NULL, &txn[i]), TXLOG_NEW);
+	}
+	ck_assert_int_eq(pg_exec(A.conn, "BEGIN"), 0);
+	int64_t before = scalar(A.conn, "SELECT sum(seq_scan) FROM pg_stat_xact_user_tables", NULL);
+	struct txlog_row drow[4] = { 0 }, frow[4] = { 0 };
+	bool logged[4], found[4], commit[4];
+	char pid[4][PAYTX_ID_MAX + 1];
+	ck_assert_int_eq(txlog_begin(&A), 0);
+	for (int i = 0; i < 4; i++) {
+		ck_assert_int_eq(txlog_decide(&A, txn[i], i % 2, "", "", &logged[i], &drow[i]), 0);
+		ck_assert_int_eq(txlog_decision(&A, txn[i], &found[i], &commit[i], pid[i]), 0);
+	}
+	ck_assert_int_eq(txlog_outcomes_sent(&A, txn, 2), 0);
+	for (int i = 0; i < 4; i++)
+		ck_assert_int_eq(txlog_finish_txn(&A, txn[i], i % 2, &frow[i]), 0);
+	ck_assert_int_eq(txlog_sync(&A), 0);
+	int64_t after = scalar(A.conn, "SELECT sum(seq_scan) FROM pg_stat_xact_user_tables", NULL);
+	ck_assert_int_eq(txlog_commit(&A, true), 0);
+	ck_assert_int_eq(after - before, 0);
+	for (int i = 0; i < 4; i++) {
+		ck_assert(found[i] && commit[i] == (i % 2));
+		ck_assert_str_eq(frow[i].state, i % 2 ? "committed" : "aborted");
+		txlog_row_finish(&drow[i]);
+		txlog_row_finish(&frow[i]);
+	}
+}
+END_TEST
+
 START_TEST(test_first_logged_decision_stands)
 {
 	int64_t txn = 0;
@@ -352,6 +389,7 @@ static Suite *txlog_suite(void)
 	ADD_CASE(s, test_duplicate_is_recognised_and_other_content_conflicts);
 	ADD_CASE(s, test_steps_rewrite_only_the_state_row_in_place);
 	ADD_CASE(s, test_finish_in_the_batch_of_its_mark_writes_once);
+	ADD_CASE(s, test_steps_scan_no_table_in_generic_plans);
 	ADD_CASE(s, test_first_logged_decision_stands);
 	ADD_CASE(s, test_adoption_takes_only_expired_unfinished_payments);
 	ADD_CASE(s, test_unknown_payment_is_not_found);
