@@ -14,9 +14,10 @@
 
 #define LEASE_SWEEP_MAX 512
 
-/* Payments whose cache commit may not have run yet: not finished. */
-static const char sql_open[] =
-	"SELECT txn, request FROM payments WHERE state IN ('preparing', 'committing')";
+/* Payments whose cache commit may not have run yet: not finished
+ * (`pending` lets the log's index of its open set find them). */
+static const char sql_open[] = "SELECT txn, request FROM payments "
+			       "WHERE pending AND state IN ('preparing', 'committing')";
 static const char sql_finished[] =
 	"SELECT txn, state = 'committed' FROM payments "
 	"WHERE txn = ANY($1::bigint[]) AND state IN ('committed', 'aborted')";

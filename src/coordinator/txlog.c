@@ -13,14 +13,17 @@
 #include "pg.h"
 #include "pgpipe.h"
 
-#define ROW_COLS                                                                        \
-	"txn, payment_id, state, reason, detail, owner, "                               \
-	"(extract(epoch from submitted_at) * 1000)::bigint, "                           \
-	"coalesce((extract(epoch from finished_at) * 1000)::bigint, 0), outcome_sent, " \
-	"coalesce(reply_to, ''), coalesce(correlation_id, ''), request, waiters::text, " \
-	"participants IS NOT NULL, coalesce(participants, ''), coalesce(traceparent, '')"
+/* A payment is its request r (payment_requests, never updated) and its
+ * state s (payment_states, the narrow row every step rewrites). */
+#define ROW_COLS                                                                            \
+	"s.txn, r.payment_id, s.state, s.reason, s.detail, s.owner, "                       \
+	"(extract(epoch from r.submitted_at) * 1000)::bigint, "                             \
+	"coalesce((extract(epoch from s.finished_at) * 1000)::bigint, 0), s.outcome_sent, " \
+	"coalesce(r.reply_to, ''), coalesce(r.correlation_id, ''), r.request, "            \
+	"s.waiters::text, r.participants IS NOT NULL, coalesce(r.participants, ''), "       \
+	"coalesce(r.traceparent, '')"
 #define ROW_NCOLS 16 /* the first column after ROW_COLS */
-#define OPEN_STATES "state IN ('preparing', 'committing', 'aborting')"
+#define ROW_FROM "payment_requests r JOIN payment_states s ON s.txn = r.txn"
 
 static void copy_field(char *dst, size_t n, const PGresult *res, int row, int col)
 {
@@ -81,6 +84,8 @@ void txlog_finish(struct txlog *l)
 	l->conn = NULL;
 	free(l->ops);
 	l->ops = NULL;
+	free(l->marks);
+	l->marks = NULL;
 	pgpipe_finish(&l->pipe);
 }
 
@@ -166,6 +171,7 @@ static int queue(struct txlog *l, const char *name, const char *sql, int n,
 int txlog_begin(struct txlog *l)
 {
 	l->nops = 0;
+	l->nmarks = 0;
 	int err = pgpipe_begin(&l->pipe, l->conn, op_result, l);
 	l->in_tx = err == 0;
 	return err ? err : queue(l, NULL, "BEGIN", 0, NULL, &(struct txlog_op){ .kind = OP_PLAIN });
@@ -176,8 +182,8 @@ static int insert_existing(struct txlog *l, const struct txlog_op *op)
 {
 	const struct paytx_payment *p = op->pay;
 	const char *sel[] = { p->payment_id };
-	PGresult *r = pg_query(l->conn, "SELECT " ROW_COLS ", request_hash FROM payments "
-				"WHERE payment_id = $1", 1, sel);
+	PGresult *r = pg_query(l->conn, "SELECT " ROW_COLS ", r.request_hash FROM " ROW_FROM
+			       " WHERE r.payment_id = $1", 1, sel);
 	if (!r || PQntuples(r) != 1) {
 		PQclear(r);
 		return PAYTX_EDB;
@@ -195,17 +201,48 @@ static int insert_existing(struct txlog *l, const struct txlog_op *op)
 	*op->res = open ? TXLOG_DUP_OPEN : TXLOG_DUP_FINAL;
 	if (!open || !op->reply_to || !*op->reply_to)
 		return 0;
-	const char *upd[] = { p->payment_id, op->reply_to, op->corr ? op->corr : "" };
-	r = pg_query(l->conn, "UPDATE payments SET waiters = waiters || "
+	char id[32];
+	snprintf(id, sizeof(id), "%" PRId64, op->row->txn);
+	const char *upd[] = { id, op->reply_to, op->corr ? op->corr : "" };
+	r = pg_query(l->conn, "UPDATE payment_states SET waiters = waiters || "
 		     "jsonb_build_array(jsonb_build_object('reply_to', $2::text, "
-		     "'correlation_id', $3::text)) WHERE payment_id = $1", 3, upd);
+		     "'correlation_id', $3::text)) WHERE txn = $1", 3, upd);
 	PQclear(r);
 	return r ? 0 : PAYTX_EDB;
 }
 
+/* Queue the marks no finish took over, as one statement. */
+static int queue_marks(struct txlog *l)
+{
+	if (!l->nmarks)
+		return 0;
+	/* The marks as a bigint[] literal. */
+	struct paytx_buf arr;
+	char num[24];
+	paytx_buf_init(&arr);
+	int err = paytx_buf_append(&arr, "{", 1);
+	for (size_t i = 0; !err && i < l->nmarks; i++) {
+		int len = snprintf(num, sizeof(num), "%s%" PRId64, i ? "," : "", l->marks[i]);
+		err = paytx_buf_append(&arr, num, (size_t)len);
+	}
+	if (!err)
+		err = paytx_buf_append(&arr, "}", 1); /* the buffer stays NUL-terminated */
+	const char *params[] = { arr.data };
+	if (!err)
+		err = queue(l, "paytx_txlog_sent",
+			    "UPDATE payment_states SET outcome_sent = true "
+			    "WHERE txn = ANY($1::bigint[])",
+			    1, params, &(struct txlog_op){ .kind = OP_PLAIN });
+	paytx_buf_finish(&arr);
+	l->nmarks = 0;
+	return err ? (err == PAYTX_ENOMEM ? err : PAYTX_EDB) : 0;
+}
+
 int txlog_sync(struct txlog *l)
 {
-	int err = pgpipe_end(&l->pipe);
+	int err = queue_marks(l);
+	int end = pgpipe_end(&l->pipe);
+	err = err ? err : end;
 	/* Duplicates are rare: their look-ups go one by one, same transaction. */
 	for (size_t i = 0; !err && i < l->nops; i++)
 		if (l->ops[i].kind == OP_INSERT && l->ops[i].follow)
@@ -235,6 +272,7 @@ void txlog_rollback(struct txlog *l)
 	if (l->pipe.active && !pg_broken(l->conn) && pgpipe_end(&l->pipe) && l->pipe.active)
 		log_warn("postgres: could not leave pipeline mode");
 	l->nops = 0;
+	l->nmarks = 0;
 	if (l->in_tx && !pg_broken(l->conn) && PQtransactionStatus(l->conn) != PQTRANS_IDLE)
 		if (pg_exec(l->conn, "ROLLBACK") != 0)
 			log_warn("postgres: rollback failed");
@@ -265,13 +303,16 @@ int txlog_insert(struct txlog *l, const struct paytx_payment *p, const char *can
 				 correlation_id && *correlation_id ? correlation_id : NULL,
 				 l->owner, lease, ts, extra,
 				 traceparent && *traceparent ? traceparent : NULL };
-	/* libpq copies the parameters into its buffer: req can go now. */
+	/* libpq copies the parameters into its buffer: req can go now. The
+	 * state row is inserted only with a new request, by the same statement. */
 	int err = queue(l, "paytx_txlog_insert",
-		"INSERT INTO payments (payment_id, request_hash, request, metadata, state, "
-		"reply_to, correlation_id, owner, lease_until, submitted_at, participants, "
-		"traceparent) VALUES ($1, $2, $3, $4, 'preparing', $5, $6, $7, "
-		"now() + $8::bigint * interval '1 millisecond', to_timestamp($9::bigint / 1000.0), "
-		"$10, $11) ON CONFLICT (payment_id) DO NOTHING RETURNING txn", 11, params, &op);
+		"WITH r AS (INSERT INTO payment_requests (payment_id, request_hash, request, "
+		"  metadata, reply_to, correlation_id, submitted_at, participants, traceparent) "
+		"  VALUES ($1, $2, $3, $4, $5, $6, to_timestamp($9::bigint / 1000.0), $10, $11) "
+		"  ON CONFLICT (payment_id) DO NOTHING RETURNING txn) "
+		"INSERT INTO payment_states (txn, state, owner, lease_until) "
+		"SELECT txn, 'preparing', $7, now() + $8::bigint * interval '1 millisecond' FROM r "
+		"RETURNING txn", 11, params, &op);
 	paytx_buf_finish(&req);
 	return err;
 }
@@ -291,48 +332,54 @@ int txlog_decide(struct txlog *l, int64_t txn, bool commit, const char *reason,
 		"  RETURNING commit AS d_commit, reason AS d_reason, detail AS d_detail), "
 		"d AS (SELECT * FROM ins UNION ALL SELECT commit, reason, detail FROM decisions "
 		"  WHERE txn = $1 AND NOT EXISTS (SELECT 1 FROM ins)), "
-		"u AS (UPDATE payments p SET state = CASE WHEN d.d_commit THEN 'committing' "
+		"u AS (UPDATE payment_states p SET state = CASE WHEN d.d_commit THEN 'committing' "
 		"  ELSE 'aborting' END, decided_at = now(), reason = d.d_reason, "
 		"  detail = d.d_detail FROM d WHERE p.txn = $1 AND p.state = 'preparing' "
 		"  RETURNING p.*) "
 		"SELECT " ROW_COLS ", d.d_commit FROM d, (SELECT * FROM u UNION ALL "
-		"  SELECT * FROM payments WHERE txn = $1 AND NOT EXISTS (SELECT 1 FROM u)) r",
+		"  SELECT * FROM payment_states WHERE txn = $1 AND NOT EXISTS (SELECT 1 FROM u)) s "
+		"  JOIN payment_requests r ON r.txn = $1", /* not s.txn: a seq scan in a generic plan */
 		5, params, &(struct txlog_op){ .kind = OP_DECIDE, .row = row,
 					       .commit = logged_commit });
+}
+
+/* Take txn out of the pending marks: true if it was there. */
+static bool take_mark(struct txlog *l, int64_t txn)
+{
+	for (size_t i = 0; i < l->nmarks; i++) {
+		if (l->marks[i] == txn) {
+			l->marks[i] = l->marks[--l->nmarks];
+			return true;
+		}
+	}
+	return false;
 }
 
 int txlog_finish_txn(struct txlog *l, int64_t txn, bool commit, struct txlog_row *row)
 {
 	char id[32];
 	snprintf(id, sizeof(id), "%" PRId64, txn);
-	const char *params[] = { id, commit ? "committed" : "aborted" };
-	return queue(l, "paytx_txlog_finish", "UPDATE payments SET state = $2, "
-		     "finished_at = coalesce(finished_at, now()) WHERE txn = $1 RETURNING "
-		     ROW_COLS, 2, params, &(struct txlog_op){ .kind = OP_ROW, .row = row });
+	/* An outcome answered early (an abort) and confirmed since: one update
+	 * closes the payment instead of a mark and then a finish. */
+	const char *params[] = { id, commit ? "committed" : "aborted",
+				 take_mark(l, txn) ? "t" : "f" };
+	return queue(l, "paytx_txlog_finish", "UPDATE payment_states s SET state = $2, "
+		     "finished_at = coalesce(s.finished_at, now()), "
+		     "outcome_sent = s.outcome_sent OR $3::boolean FROM payment_requests r "
+		     "WHERE s.txn = $1 AND r.txn = s.txn RETURNING " ROW_COLS, 3, params,
+		     &(struct txlog_op){ .kind = OP_ROW, .row = row });
 }
 
 int txlog_outcomes_sent(struct txlog *l, const int64_t *txns, size_t n)
 {
-	if (!n)
-		return 0;
-	/* One statement for the batch: the marks as a bigint[] literal. */
-	struct paytx_buf arr;
-	char num[24];
-	paytx_buf_init(&arr);
-	int err = paytx_buf_append(&arr, "{", 1);
-	for (size_t i = 0; !err && i < n; i++) {
-		int len = snprintf(num, sizeof(num), "%s%" PRId64, i ? "," : "", txns[i]);
-		err = paytx_buf_append(&arr, num, (size_t)len);
+	for (size_t i = 0; i < n; i++) {
+		int64_t *m = paytx_grow(l->marks, &l->marks_cap, l->nmarks, sizeof(*m), 64);
+		if (!m)
+			return PAYTX_ENOMEM;
+		l->marks = m;
+		l->marks[l->nmarks++] = txns[i];
 	}
-	if (!err)
-		err = paytx_buf_append(&arr, "}", 1); /* the buffer stays NUL-terminated */
-	const char *params[] = { arr.data };
-	if (!err)
-		err = queue(l, "paytx_txlog_sent",
-			    "UPDATE payments SET outcome_sent = true WHERE txn = ANY($1::bigint[])",
-			    1, params, &(struct txlog_op){ .kind = OP_PLAIN });
-	paytx_buf_finish(&arr);
-	return err ? (err == PAYTX_ENOMEM ? err : PAYTX_EDB) : 0;
+	return 0;
 }
 
 int txlog_decision(struct txlog *l, int64_t txn, bool *found, bool *commit, char *payment_id)
@@ -341,8 +388,8 @@ int txlog_decision(struct txlog *l, int64_t txn, bool *found, bool *commit, char
 	snprintf(id, sizeof(id), "%" PRId64, txn);
 	const char *params[] = { id };
 	*found = false;
-	return queue(l, "paytx_txlog_decision", "SELECT d.commit, p.payment_id FROM decisions d "
-		     "JOIN payments p USING (txn) WHERE d.txn = $1", 1, params,
+	return queue(l, "paytx_txlog_decision", "SELECT d.commit, r.payment_id FROM decisions d "
+		     "JOIN payment_requests r USING (txn) WHERE d.txn = $1", 1, params,
 		     &(struct txlog_op){ .kind = OP_DECISION, .found = found, .commit = commit,
 					 .payment_id = payment_id });
 }
@@ -353,8 +400,8 @@ int txlog_renew(struct txlog *l)
 	snprintf(lease, sizeof(lease), "%" PRId64, l->lease_ms);
 	const char *params[] = { l->owner, lease };
 	PGresult *r = pg_query(l->conn,
-		"UPDATE payments SET lease_until = now() + $2::bigint * interval '1 millisecond' "
-		"WHERE owner = $1 AND (" OPEN_STATES " OR NOT outcome_sent)", 2, params);
+		"UPDATE payment_states SET lease_until = now() + $2::bigint * interval "
+		"'1 millisecond' WHERE owner = $1 AND pending", 2, params);
 	PQclear(r);
 	return r ? 0 : PAYTX_EDB;
 }
@@ -366,10 +413,10 @@ int txlog_adopt(struct txlog *l, bool all_mine, int (*fn)(void *arg, struct txlo
 	snprintf(lease, sizeof(lease), "%" PRId64, l->lease_ms);
 	const char *params[] = { l->owner, lease, all_mine ? "t" : "f" };
 	PGresult *r = pg_query(l->conn,
-		"UPDATE payments SET owner = $1, "
+		"UPDATE payment_states s SET owner = $1, "
 		"lease_until = now() + $2::bigint * interval '1 millisecond' "
-		"WHERE (" OPEN_STATES " OR NOT outcome_sent) "
-		"AND (lease_until < now() OR ($3::boolean AND owner = $1)) "
+		"FROM payment_requests r WHERE r.txn = s.txn AND s.pending "
+		"AND (s.lease_until < now() OR ($3::boolean AND s.owner = $1)) "
 		"RETURNING " ROW_COLS, 3, params);
 	if (!r)
 		return PAYTX_EDB;
@@ -387,8 +434,8 @@ int txlog_adopt(struct txlog *l, bool all_mine, int (*fn)(void *arg, struct txlo
 int txlog_get(struct txlog *l, const char *payment_id, struct txlog_row *row)
 {
 	const char *params[] = { payment_id };
-	PGresult *r = pg_query(l->conn, "SELECT " ROW_COLS " FROM payments WHERE payment_id = $1",
-			       1, params);
+	PGresult *r = pg_query(l->conn, "SELECT " ROW_COLS " FROM " ROW_FROM
+			       " WHERE r.payment_id = $1", 1, params);
 	if (!r)
 		return PAYTX_EDB;
 	int err = PQntuples(r) == 1 ? 0 : PAYTX_ENOTFOUND;

@@ -8,7 +8,10 @@
  * where their results go; txlog_sync sends what is queued and fills those
  * results, so a batch costs a couple of network round trips instead of
  * several per payment. Every result pointer must stay valid until
- * txlog_sync returns. Leases: each coordinator owns the open
+ * txlog_sync returns. A payment is two rows: its request
+ * (payment_requests), inserted once and never updated, and its narrow 2PC
+ * state (payment_states), which each step rewrites in place (HOT) since no
+ * index covers what a step changes. Leases: each coordinator owns the open
  * payments it inserted or adopted and renews them; rows whose lease expired
  * are adopted by whoever asks first. A struct txlog owns its PGconn and is
  * used from the coordinator's thread only.
@@ -34,6 +37,8 @@ struct txlog {
 	struct pgpipe pipe;          /* the writes between begin and sync */
 	struct txlog_op *ops;        /* queued statements and their results; owned */
 	size_t nops, cap;
+	int64_t *marks;              /* outcomes to mark sent at txlog_sync; owned */
+	size_t nmarks, marks_cap;
 };
 
 enum txlog_insert {
@@ -97,9 +102,13 @@ int txlog_insert(struct txlog *l, const struct paytx_payment *p, const char *can
 int txlog_decide(struct txlog *l, int64_t txn, bool commit, const char *reason,
 		 const char *detail, bool *logged_commit, struct txlog_row *row) PAYTX_MUST_CHECK;
 /* Mark the payment finished; returns its waiters (row->waiters, reply_to,
- * correlation_id, submitted_ms) for the outcome replies. */
+ * correlation_id, submitted_ms) for the outcome replies. If its outcome
+ * was marked sent earlier in the batch (txlog_outcomes_sent), the mark is
+ * written by this same update (row->outcome_sent is then true). */
 int txlog_finish_txn(struct txlog *l, int64_t txn, bool commit, struct txlog_row *row) PAYTX_MUST_CHECK;
-/* Mark the outcomes of txns[0..n) as sent (one statement). */
+/* Mark the outcomes of txns[0..n) as sent: one statement at txlog_sync for
+ * those no txlog_finish_txn of the batch took over. Call it before the
+ * batch's finishes. */
 int txlog_outcomes_sent(struct txlog *l, const int64_t *txns, size_t n) PAYTX_MUST_CHECK;
 /* Look up a decision: *found false when none is logged. */
 int txlog_decision(struct txlog *l, int64_t txn, bool *found, bool *commit,

@@ -196,7 +196,7 @@ static int list_open(struct ctl *c, bool in_doubt, int64_t limit, int64_t older)
 		"floor(extract(epoch FROM now() - decided_at))::bigint, "
 		"greatest(0, ceil(extract(epoch FROM lease_until - now())))::bigint, request, "
 		"participants "
-		"FROM payments WHERE state = ANY($1::text[]) "
+		"FROM payments WHERE pending AND state = ANY($1::text[]) " /* the open set's index */
 		"AND submitted_at <= now() - make_interval(secs => $2::bigint) "
 		"ORDER BY submitted_at, txn LIMIT $3::bigint", 3, params);
 	PQfinish(conn);

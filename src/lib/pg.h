@@ -40,7 +40,7 @@ extern const char schema_coordinator_sql[];
 extern const char schema_ledger_sql[];
 extern const char schema_risk_sql[];
 #define PG_SCHEMA_COORDINATOR "coordinator"
-#define PG_SCHEMA_COORDINATOR_VERSION 2
+#define PG_SCHEMA_COORDINATOR_VERSION 3
 #define PG_SCHEMA_LEDGER "ledger"
 #define PG_SCHEMA_LEDGER_VERSION 2
 #define PG_SCHEMA_RISK "risk"

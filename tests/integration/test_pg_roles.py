@@ -128,7 +128,8 @@ class Roles(PaytxTestCase):
         self.assert_no_connect("coord", "ledger")
         conn = self.open_database_to("coord", "ledger", schema_usage=True)
         for sql in ("SELECT * FROM payments", "SELECT * FROM decisions",
-                    "UPDATE payments SET state = 'aborted'", "DELETE FROM decisions",
+                    "SELECT * FROM payment_requests", "SELECT * FROM payment_states",
+                    "UPDATE payment_states SET state = 'aborted'", "DELETE FROM decisions",
                     "INSERT INTO decisions (txn, commit, decided_by) VALUES (-1, true, 'x')",
                     "SELECT nextval('paytx_txn_seq')"):
             self.assert_denied(conn, sql)
@@ -139,12 +140,19 @@ class Roles(PaytxTestCase):
         with conn.cursor() as cur:
             cur.execute("SELECT count(*) FROM payments")
             self.assertEqual(cur.fetchone()[0], 2)   # the funding and the payment
-        for sql in ("UPDATE payments SET request = '{}'",
-                    "UPDATE payments SET payment_id = 'x'",
-                    "UPDATE payments SET metadata = NULL",
+            # the two tables behind it: one request and one state per payment
+            cur.execute("SELECT count(*) FROM payment_requests JOIN payment_states "
+                        "USING (txn)")
+            self.assertEqual(cur.fetchone()[0], 2)
+        conn.rollback()
+        for sql in ("UPDATE payment_requests SET request = '{}'",
+                    "UPDATE payment_requests SET payment_id = 'x'",
+                    "UPDATE payment_requests SET metadata = NULL",
+                    "UPDATE payment_requests SET reply_to = NULL",
+                    "UPDATE payment_states SET txn = txn + 1",
                     "UPDATE decisions SET commit = NOT commit",
-                    "DELETE FROM payments", "DELETE FROM decisions",
-                    "TRUNCATE decisions"):
+                    "DELETE FROM payment_requests", "DELETE FROM payment_states",
+                    "DELETE FROM decisions", "TRUNCATE decisions", "TRUNCATE payment_states"):
             self.assert_denied(conn, sql)
 
     def test_risk_role_reads_limits_and_keeps_usage_only(self):
@@ -198,13 +206,14 @@ class Roles(PaytxTestCase):
             self.assertEqual(len(cur.fetchall()), 2)
         for sql in ("SELECT * FROM payments", "SELECT metadata FROM payments",
                     "SELECT reply_to FROM payments", "SELECT * FROM decisions",
-                    "UPDATE payments SET state = 'aborted'", "DELETE FROM decisions",
+                    "SELECT request FROM payment_requests", "SELECT state FROM payment_states",
+                    "UPDATE payment_states SET state = 'aborted'", "DELETE FROM decisions",
                     "INSERT INTO decisions (txn, commit, decided_by) VALUES (0, true, 'x')",
                     "SELECT nextval('paytx_txn_seq')"):
             self.assert_denied(conn, sql)
 
     def test_application_roles_cannot_change_the_schema(self):
-        for which, role, table in (("coord", "coordinator", "payments"),
+        for which, role, table in (("coord", "coordinator", "payment_states"),
                                    (self.d.shards[0], "ledger", "entries"),
                                    (self.d.shards[1], "ledger", "accounts")):
             conn = self.connect(which, role)

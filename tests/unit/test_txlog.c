@@ -1,0 +1,429 @@
+/* Unit tests of the coordinator log (txlog.c) against a real PostgreSQL. */
+#include <check.h>
+#include <inttypes.h>
+#include <libpq-fe.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "clock.h"
+#include "log.h"
+#include "pg.h"
+#include "pgtest.h"
+#include "txlog.h"
+
+static const char *admin_dsn;   /* PAYTX_TEST_PG_DSN: superuser, any database */
+static char test_dsn[2048];     /* the fresh database of this run */
+
+/* Per test case: two coordinators on the one log, names unique to the case. */
+static struct txlog A, B;
+static char prefix[32];
+static int ncase;
+
+static void open_log(struct txlog *l, const char *who, int64_t lease_ms)
+{
+	PGconn *c;
+	char owner[64];
+	ck_assert_int_eq(pg_connect(&c, test_dsn, "test_txlog", NULL), 0);
+	snprintf(owner, sizeof(owner), "%s%s", prefix, who);
+	txlog_init(l, c, owner, lease_ms);
+}
+
+static void setup(void)
+{
+	snprintf(prefix, sizeof(prefix), "c%d-%ld-", ++ncase, (long)getpid());
+	open_log(&A, "a", 1500);
+	open_log(&B, "b", 60000);
+}
+
+static void teardown(void)
+{
+	txlog_finish(&A);
+	txlog_finish(&B);
+}
+
+static struct paytx_payment payment(const char *id, int64_t amount)
+{
+	struct paytx_payment p = { .nlegs = 2 };
+	snprintf(p.payment_id, sizeof(p.payment_id), "%s%s", prefix, id);
+	snprintf(p.legs[0].account, sizeof(p.legs[0].account), "alice");
+	snprintf(p.legs[1].account, sizeof(p.legs[1].account), "bob");
+	p.legs[0].amount = -amount;
+	p.legs[1].amount = amount;
+	memcpy(p.legs[0].currency, "EUR", 4);
+	memcpy(p.legs[1].currency, "EUR", 4);
+	return p;
+}
+
+/* Log a submit in a batch of its own; the row is filled for duplicates. */
+static enum txlog_insert submit(struct txlog *l, const char *id, int64_t amount,
+				const char *reply_to, int64_t *txn)
+{
+	struct paytx_payment p = payment(id, amount);
+	struct paytx_buf canon;
+	struct txlog_row row = { 0 };
+	enum txlog_insert res = TXLOG_CONFLICT;
+	paytx_buf_init(&canon);
+	ck_assert_int_eq(paytx_payment_canonical(&p, &canon), 0);
+	ck_assert_int_eq(txlog_begin(l), 0);
+	ck_assert_int_eq(txlog_insert(l, &p, canon.data, reply_to, "corr", "risk", "",
+				      clock_wall_ms(), &res, txn, &row), 0);
+	ck_assert_int_eq(txlog_sync(l), 0);
+	ck_assert_int_eq(txlog_commit(l, true), 0);
+	paytx_buf_finish(&canon);
+	return res;
+}
+
+static int64_t scalar(PGconn *c, const char *sql, const char *arg)
+{
+	const char *params[] = { arg };
+	PGresult *res = pg_query(c, sql, arg ? 1 : 0, params);
+	ck_assert_msg(res != NULL, "query failed: %s", sql);
+	ck_assert_int_eq(PQntuples(res), 1);
+	const char *v = PQgetvalue(res, 0, 0);
+	int64_t n = strcmp(v, "t") == 0 ? 1 : strcmp(v, "f") == 0 ? 0 : strtoll(v, NULL, 10);
+	PQclear(res);
+	return n;
+}
+
+/* Row changes on table that this connection has not reported yet:
+ * updated, of which in place (HOT). Inside one transaction block nothing is
+ * reported, so the difference of two readings there is what ran between
+ * them (PostgreSQL 15 also counts earlier transactions not yet reported). */
+static void xact_counts(PGconn *c, const char *table, int64_t out[2])
+{
+	out[0] = scalar(c, "SELECT n_tup_upd FROM pg_stat_xact_user_tables WHERE relname = $1",
+			table);
+	out[1] = scalar(c, "SELECT n_tup_hot_upd FROM pg_stat_xact_user_tables "
+			"WHERE relname = $1", table);
+}
+
+static void finish_all(struct txlog *l, int64_t txn, bool commit, bool sent)
+{
+	struct txlog_row drow = { 0 }, frow = { 0 };
+	bool logged;
+	ck_assert_int_eq(txlog_begin(l), 0);
+	ck_assert_int_eq(txlog_decide(l, txn, commit, "", "", &logged, &drow), 0);
+	ck_assert_int_eq(txlog_finish_txn(l, txn, commit, &frow), 0);
+	if (sent)
+		ck_assert_int_eq(txlog_outcomes_sent(l, &txn, 1), 0);
+	ck_assert_int_eq(txlog_sync(l), 0);
+	ck_assert_int_eq(txlog_commit(l, true), 0);
+	txlog_row_finish(&drow);
+	txlog_row_finish(&frow);
+}
+
+START_TEST(test_duplicate_is_recognised_and_other_content_conflicts)
+{
+	int64_t txn = 0, again = 0, other = 0;
+	struct txlog_row row;
+	char id[80], num[24];
+	ck_assert_int_eq(submit(&A, "p", 10, "q0", &txn), TXLOG_NEW);
+	ck_assert_int_gt(txn, 0);
+	ck_assert_int_eq(submit(&B, "p", 10, "q1", &again), TXLOG_DUP_OPEN);
+	ck_assert_int_eq(again, txn);
+	ck_assert_int_eq(submit(&B, "p", 11, "q2", &other), TXLOG_CONFLICT);
+	snprintf(num, sizeof(num), "%" PRId64, txn);
+	/* the duplicate's submitter waits for the outcome too; the conflict's not */
+	ck_assert_int_eq(scalar(A.conn, "SELECT jsonb_array_length(waiters) FROM payment_states "
+			       "WHERE txn = $1", num), 1);
+	snprintf(id, sizeof(id), "%sp", prefix);
+	ck_assert_int_eq(txlog_get(&B, id, &row), 0);
+	ck_assert_str_eq(row.state, "preparing");
+	ck_assert_str_eq(row.owner, A.owner);
+	ck_assert_str_eq(row.reply_to, "q0");
+	ck_assert(row.extra_known);
+	ck_assert_str_eq(row.extra, "risk");
+	finish_all(&A, txn, true, true);
+	ck_assert_int_eq(submit(&B, "p", 10, NULL, &again), TXLOG_DUP_FINAL);
+	ck_assert_int_eq(txlog_get(&B, id, &row), 0);
+	ck_assert_str_eq(row.state, "committed");
+	ck_assert(row.outcome_sent);
+}
+END_TEST
+
+START_TEST(test_steps_rewrite_only_the_state_row_in_place)
+{
+	int64_t txn = 0, t[2];
+	char num[24];
+	ck_assert_int_eq(submit(&A, "hot", 10, NULL, &txn), TXLOG_NEW);
+	snprintf(num, sizeof(num), "%" PRId64, txn);
+	/* decide, finish, mark sent: the loop's statements, in one transaction
+	 * here so that the transaction's own counters can be read before COMMIT */
+	struct txlog_row drow = { 0 }, frow = { 0 };
+	bool logged = false;
+	int64_t req0[2], st0[2];
+	ck_assert_int_eq(pg_exec(A.conn, "BEGIN"), 0);  /* txlog_begin's BEGIN only warns */
+	xact_counts(A.conn, "payment_requests", req0);
+	xact_counts(A.conn, "payment_states", st0);
+	ck_assert_int_eq(txlog_begin(&A), 0);
+	ck_assert_int_eq(txlog_decide(&A, txn, true, "", "", &logged, &drow), 0);
+	ck_assert_int_eq(txlog_finish_txn(&A, txn, true, &frow), 0);
+	ck_assert_int_eq(txlog_outcomes_sent(&A, &txn, 1), 0);
+	ck_assert_int_eq(txlog_sync(&A), 0);
+	ck_assert(logged);
+	ck_assert_str_eq(drow.state, "committing");
+	ck_assert_str_eq(frow.state, "committed");
+	ck_assert_str_eq(frow.reply_to, "");
+	xact_counts(A.conn, "payment_requests", t);
+	ck_assert_int_eq(t[0] - req0[0], 0);   /* the request is never rewritten */
+	xact_counts(A.conn, "payment_states", t);
+	ck_assert_int_eq(t[0] - st0[0], 3);
+	ck_assert_int_eq(t[1] - st0[1], 2);    /* only the close leaves the open index */
+	ck_assert_int_eq(txlog_commit(&A, true), 0);
+	txlog_row_finish(&drow);
+	txlog_row_finish(&frow);
+	ck_assert_int_eq(scalar(A.conn, "SELECT pending FROM payment_states WHERE txn = $1", num),
+			 0);
+	/* renewing a lease is in place too */
+	ck_assert_int_eq(submit(&A, "hot2", 10, NULL, &txn), TXLOG_NEW);
+	ck_assert_int_eq(pg_exec(A.conn, "BEGIN"), 0);
+	xact_counts(A.conn, "payment_states", st0);
+	ck_assert_int_eq(txlog_renew(&A), 0);
+	xact_counts(A.conn, "payment_states", t);
+	ck_assert_int_eq(t[0] - st0[0], 1);    /* hot2 only: the closed one is not renewed */
+	ck_assert_int_eq(t[1] - st0[1], 1);
+	ck_assert_int_eq(pg_exec(A.conn, "COMMIT"), 0);
+}
+END_TEST
+
+START_TEST(test_finish_in_the_batch_of_its_mark_writes_once)
+{
+	int64_t early = 0, other = 0, t[2], st0[2];
+	struct txlog_row drow = { 0 }, frow = { 0 };
+	bool logged;
+	char num[24];
+	ck_assert_int_eq(submit(&A, "early", 10, NULL, &early), TXLOG_NEW);
+	ck_assert_int_eq(submit(&A, "other", 10, NULL, &other), TXLOG_NEW);
+	/* an abort is answered at once, before the participants ack it */
+	ck_assert_int_eq(txlog_begin(&A), 0);
+	ck_assert_int_eq(txlog_decide(&A, early, false, "timeout", "", &logged, &drow), 0);
+	ck_assert_int_eq(txlog_sync(&A), 0);
+	ck_assert_int_eq(txlog_commit(&A, true), 0);
+	txlog_row_finish(&drow);
+	/* next batch: its answer confirmed, its acks in: mark and finish */
+	int64_t marks[] = { early, other };
+	ck_assert_int_eq(pg_exec(A.conn, "BEGIN"), 0);
+	xact_counts(A.conn, "payment_states", st0);
+	ck_assert_int_eq(txlog_begin(&A), 0);
+	ck_assert_int_eq(txlog_outcomes_sent(&A, marks, 2), 0);
+	ck_assert_int_eq(txlog_finish_txn(&A, early, false, &frow), 0);
+	ck_assert_int_eq(txlog_sync(&A), 0);
+	xact_counts(A.conn, "payment_states", t);
+	ck_assert_int_eq(txlog_commit(&A, true), 0);
+	ck_assert_int_eq(t[0] - st0[0], 2);    /* one update each, early and other */
+	ck_assert_str_eq(frow.state, "aborted");
+	ck_assert(frow.outcome_sent);          /* so the loop does not answer again */
+	txlog_row_finish(&frow);
+	snprintf(num, sizeof(num), "%" PRId64, early);
+	ck_assert_int_eq(scalar(A.conn, "SELECT pending FROM payment_states WHERE txn = $1", num),
+			 0);
+	snprintf(num, sizeof(num), "%" PRId64, other);
+	ck_assert_int_eq(scalar(A.conn, "SELECT outcome_sent FROM payment_states WHERE txn = $1",
+				num), 1);
+	/* a rolled-back batch leaves no mark behind for the next one */
+	ck_assert_int_eq(txlog_begin(&A), 0);
+	ck_assert_int_eq(txlog_outcomes_sent(&A, marks, 2), 0);
+	txlog_rollback(&A);
+	ck_assert_uint_eq(A.nmarks, 0);
+}
+END_TEST
+
+/* Prepared statements run generic plans made once per connection, maybe
+ * while the log is small: none may scan a whole table per payment. */
+START_TEST(test_steps_scan_no_table_in_generic_plans)
+{
+	int64_t txn[4];
+	char id[8];
+	ck_assert_int_eq(pg_exec(A.conn, "SET plan_cache_mode = force_generic_plan"), 0);
+	for (int i = 0; i < 4; i++) {
+		snprintf(id, sizeof(id), "g%d", i);
+		ck_assert_int_eq(submit(&A, id, 10, NULL, &txn[i]), TXLOG_NEW);
+	}
+	ck_assert_int_eq(pg_exec(A.conn, "BEGIN"), 0);
+	int64_t before = scalar(A.conn, "SELECT sum(seq_scan) FROM pg_stat_xact_user_tables", NULL);
+	struct txlog_row drow[4] = { 0 }, frow[4] = { 0 };
+	bool logged[4], found[4], commit[4];
+	char pid[4][PAYTX_ID_MAX + 1];
+	ck_assert_int_eq(txlog_begin(&A), 0);
+	for (int i = 0; i < 4; i++) {
+		ck_assert_int_eq(txlog_decide(&A, txn[i], i % 2, "", "", &logged[i], &drow[i]), 0);
+		ck_assert_int_eq(txlog_decision(&A, txn[i], &found[i], &commit[i], pid[i]), 0);
+	}
+	ck_assert_int_eq(txlog_outcomes_sent(&A, txn, 2), 0);
+	for (int i = 0; i < 4; i++)
+		ck_assert_int_eq(txlog_finish_txn(&A, txn[i], i % 2, &frow[i]), 0);
+	ck_assert_int_eq(txlog_sync(&A), 0);
+	int64_t after = scalar(A.conn, "SELECT sum(seq_scan) FROM pg_stat_xact_user_tables", NULL);
+	ck_assert_int_eq(txlog_commit(&A, true), 0);
+	ck_assert_int_eq(after - before, 0);
+	for (int i = 0; i < 4; i++) {
+		ck_assert(found[i] && commit[i] == (i % 2));
+		ck_assert_str_eq(frow[i].state, i % 2 ? "committed" : "aborted");
+		txlog_row_finish(&drow[i]);
+		txlog_row_finish(&frow[i]);
+	}
+}
+END_TEST
+
+START_TEST(test_first_logged_decision_stands)
+{
+	int64_t txn = 0;
+	struct txlog_row row = { 0 };
+	bool logged = true;
+	ck_assert_int_eq(submit(&A, "race", 10, NULL, &txn), TXLOG_NEW);
+	ck_assert_int_eq(txlog_begin(&B), 0);
+	ck_assert_int_eq(txlog_decide(&B, txn, false, "timeout", "no votes", &logged, &row), 0);
+	ck_assert_int_eq(txlog_sync(&B), 0);
+	ck_assert_int_eq(txlog_commit(&B, true), 0);
+	ck_assert(!logged);
+	txlog_row_finish(&row);
+	logged = true;
+	ck_assert_int_eq(txlog_begin(&A), 0);
+	ck_assert_int_eq(txlog_decide(&A, txn, true, "", "", &logged, &row), 0);
+	ck_assert_int_eq(txlog_sync(&A), 0);
+	ck_assert_int_eq(txlog_commit(&A, true), 0);
+	ck_assert(!logged);                     /* A learns the abort B logged */
+	ck_assert_str_eq(row.state, "aborting");
+	ck_assert_str_eq(row.reason, "timeout");
+	txlog_row_finish(&row);
+	bool found = false, commit = true;
+	char pid[PAYTX_ID_MAX + 1];
+	ck_assert_int_eq(txlog_begin(&B), 0);
+	ck_assert_int_eq(txlog_decision(&B, txn, &found, &commit, pid), 0);
+	ck_assert_int_eq(txlog_sync(&B), 0);
+	ck_assert_int_eq(txlog_commit(&B, false), 0);
+	ck_assert(found && !commit);
+	ck_assert(strstr(pid, "race") != NULL);
+}
+END_TEST
+
+static char adopted[8][PAYTX_ID_MAX + 1];
+static char adopted_state[8][16];
+static size_t nadopted;
+
+/* Adoption is global: rows other cases left open are adopted too, and
+ * ignored here. */
+static int collect(void *arg, struct txlog_row *row)
+{
+	(void)arg;
+	ck_assert_ptr_nonnull(row->request);
+	if (strncmp(row->payment_id, prefix, strlen(prefix)) != 0)
+		return 0;
+	ck_assert_uint_lt(nadopted, 8);
+	snprintf(adopted[nadopted], sizeof(adopted[0]), "%s", row->payment_id);
+	snprintf(adopted_state[nadopted++], sizeof(adopted_state[0]), "%s", row->state);
+	return 0;
+}
+
+static bool was_adopted(const char *id, const char *state)
+{
+	char full[PAYTX_ID_MAX + 1];
+	snprintf(full, sizeof(full), "%s%s", prefix, id);
+	for (size_t i = 0; i < nadopted; i++)
+		if (strcmp(adopted[i], full) == 0)
+			return strcmp(adopted_state[i], state) == 0;
+	return false;
+}
+
+START_TEST(test_adoption_takes_only_expired_unfinished_payments)
+{
+	int64_t open = 0, closed = 0, unsent = 0;
+	struct txlog_row row;
+	char id[80];
+	ck_assert_int_eq(submit(&A, "open", 10, NULL, &open), TXLOG_NEW);
+	ck_assert_int_eq(submit(&A, "closed", 10, NULL, &closed), TXLOG_NEW);
+	ck_assert_int_eq(submit(&A, "unsent", 10, NULL, &unsent), TXLOG_NEW);
+	finish_all(&A, closed, true, true);
+	finish_all(&A, unsent, false, false);
+	/* A's lease is live: nothing for B */
+	nadopted = 0;
+	ck_assert_int_eq(txlog_adopt(&B, false, collect, NULL), 0);
+	ck_assert_uint_eq(nadopted, 0);
+	clock_sleep_ms(1600);
+	ck_assert_int_eq(txlog_adopt(&B, false, collect, NULL), 0);
+	ck_assert_uint_eq(nadopted, 2);
+	ck_assert(was_adopted("open", "preparing"));
+	ck_assert(was_adopted("unsent", "aborted"));  /* its outcome may be lost */
+	snprintf(id, sizeof(id), "%sopen", prefix);
+	ck_assert_int_eq(txlog_get(&A, id, &row), 0);
+	ck_assert_str_eq(row.owner, B.owner);
+	/* B's lease is live now: A, expired or restarted, takes nothing back */
+	nadopted = 0;
+	ck_assert_int_eq(txlog_adopt(&A, true, collect, NULL), 0);
+	ck_assert_uint_eq(nadopted, 0);
+	/* B restarted under its id takes its own at once */
+	nadopted = 0;
+	ck_assert_int_eq(txlog_adopt(&B, true, collect, NULL), 0);
+	ck_assert_uint_eq(nadopted, 2);
+}
+END_TEST
+
+START_TEST(test_unknown_payment_is_not_found)
+{
+	struct txlog_row row;
+	bool found = true, commit;
+	char pid[PAYTX_ID_MAX + 1];
+	ck_assert_int_eq(txlog_get(&A, "no-such-payment", &row), PAYTX_ENOTFOUND);
+	ck_assert_int_eq(txlog_begin(&A), 0);
+	ck_assert_int_eq(txlog_decision(&A, -1, &found, &commit, pid), 0);
+	ck_assert_int_eq(txlog_sync(&A), 0);
+	ck_assert_int_eq(txlog_commit(&A, false), 0);
+	ck_assert(!found);
+}
+END_TEST
+
+#define ADD_CASE(s, fn)                                             \
+	do {                                                        \
+		TCase *tc = tcase_create(#fn);                      \
+		tcase_add_checked_fixture(tc, setup, teardown);     \
+		tcase_set_timeout(tc, 60);                          \
+		tcase_add_test(tc, fn);                             \
+		suite_add_tcase(s, tc);                             \
+	} while (0)
+
+static Suite *txlog_suite(void)
+{
+	Suite *s = suite_create("txlog");
+	ADD_CASE(s, test_duplicate_is_recognised_and_other_content_conflicts);
+	ADD_CASE(s, test_steps_rewrite_only_the_state_row_in_place);
+	ADD_CASE(s, test_finish_in_the_batch_of_its_mark_writes_once);
+	ADD_CASE(s, test_steps_scan_no_table_in_generic_plans);
+	ADD_CASE(s, test_first_logged_decision_stands);
+	ADD_CASE(s, test_adoption_takes_only_expired_unfinished_payments);
+	ADD_CASE(s, test_unknown_payment_is_not_found);
+	return s;
+}
+
+int main(void)
+{
+	log_init("test_txlog");
+	if (!getenv("PAYTX_LOG_LEVEL"))
+		(void)log_set_level_name("warn");
+	admin_dsn = getenv("PAYTX_TEST_PG_DSN");
+	if (!admin_dsn || !*admin_dsn) {
+		printf("PAYTX_TEST_PG_DSN is not set: skipping the coordinator log tests\n");
+		return 77;
+	}
+	char db[64];
+	snprintf(db, sizeof(db), "paytx_test_txlog_%ld", (long)getpid());
+	if (pgtest_db_create(admin_dsn, db, test_dsn, sizeof(test_dsn)) != 0) {
+		fprintf(stderr, "cannot create test database %s\n", db);
+		return 1;
+	}
+	PGconn *c = NULL;
+	int err = pg_connect(&c, test_dsn, "test_txlog", NULL);
+	if (!err)
+		err = pg_migrate(c, schema_coordinator_sql);
+	PQfinish(c);
+	int failed = 1;
+	if (!err) {
+		SRunner *sr = srunner_create(txlog_suite());
+		srunner_run_all(sr, CK_NORMAL);
+		failed = srunner_ntests_failed(sr);
+		srunner_free(sr);
+	}
+	pgtest_db_drop(admin_dsn, db);
+	return failed ? 1 : 0;
+}
