@@ -1,12 +1,15 @@
 /* A throw-away PostgreSQL database for the unit tests that need one: made
  * on the server of PAYTX_TEST_PG_DSN (a superuser), dropped at the end.
- * Header-only, like unit.h; used by test_ledger.c and test_risk.c. */
+ * Header-only, like unit.h; used by test_ledger.c, test_risk.c and
+ * test_txlog.c. */
 #ifndef PAYTX_TEST_PGTEST_H
 #define PAYTX_TEST_PGTEST_H
 
 #include <libpq-fe.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "pg.h"
 
@@ -64,6 +67,39 @@ static inline void pgtest_db_drop(const char *admin_dsn, const char *name)
 	snprintf(sql, sizeof(sql), "DROP DATABASE IF EXISTS %s WITH (FORCE)", name);
 	if (pgtest_admin_exec(admin_dsn, sql) != 0)
 		fprintf(stderr, "could not drop test database %s\n", name);
+}
+
+/* A test program's own database: paytx_test_<name>_<pid> on the server of
+ * PAYTX_TEST_PG_DSN, migrated with schema, then extra (SQL, NULL = none)
+ * run in it. Fills *admin (the admin DSN), db and dsn. Returns 0, 77 when
+ * no PostgreSQL is configured (the test is skipped, as meson counts 77),
+ * or 1 after saying what failed. Drop it with pgtest_db_drop(*admin, db). */
+static inline int pgtest_open(const char *name, const char *schema, const char *extra,
+			      const char **admin, char *db, size_t dbsz, char *dsn, size_t dsnsz)
+{
+	*admin = getenv("PAYTX_TEST_PG_DSN");
+	if (!*admin || !**admin) {
+		printf("PAYTX_TEST_PG_DSN is not set: skipping the %s tests\n", name);
+		return 77;
+	}
+	snprintf(db, dbsz, "paytx_test_%s_%ld", name, (long)getpid());
+	if (pgtest_db_create(*admin, db, dsn, dsnsz) != 0) {
+		fprintf(stderr, "cannot create test database %s\n", db);
+		return 1;
+	}
+	PGconn *c = NULL;
+	int err = pg_connect(&c, dsn, name, NULL);
+	if (!err)
+		err = pg_migrate(c, schema);
+	if (!err && extra)
+		err = pg_exec(c, extra);
+	PQfinish(c);
+	if (err) {
+		fprintf(stderr, "cannot set up test database %s\n", db);
+		pgtest_db_drop(*admin, db);
+		return 1;
+	}
+	return 0;
 }
 
 #endif

@@ -743,31 +743,16 @@ int main(void)
 	log_init("test_ledger");
 	if (!getenv("PAYTX_LOG_LEVEL"))
 		(void)log_set_level_name("warn");
-	admin_dsn = getenv("PAYTX_TEST_PG_DSN");
-	if (!admin_dsn || !*admin_dsn) {
-		printf("PAYTX_TEST_PG_DSN is not set: skipping the ledger tests\n");
-		return 77;
-	}
 	char db[64];
-	snprintf(db, sizeof(db), "paytx_test_ledger_%ld", (long)getpid());
-	if (pgtest_db_create(admin_dsn, db, test_dsn, sizeof(test_dsn)) != 0) {
-		fprintf(stderr, "cannot create test database %s\n", db);
-		return 1;
-	}
-	PGconn *c = NULL;
-	int err = pg_connect(&c, test_dsn, "test_ledger", NULL);
-	if (!err)
-		err = pg_migrate(c, schema_ledger_sql);
-	if (!err)
-		err = pg_exec(c, "CREATE SEQUENCE test_txn; CREATE SEQUENCE test_case");
-	PQfinish(c);
-	int failed = 1;
-	if (!err) {
-		SRunner *sr = srunner_create(ledger_suite());
-		srunner_run_all(sr, CK_NORMAL);
-		failed = srunner_ntests_failed(sr);
-		srunner_free(sr);
-	}
+	int status = pgtest_open("ledger", schema_ledger_sql,
+				 "CREATE SEQUENCE test_txn; CREATE SEQUENCE test_case", &admin_dsn,
+				 db, sizeof(db), test_dsn, sizeof(test_dsn));
+	if (status)
+		return status;
+	SRunner *sr = srunner_create(ledger_suite());
+	srunner_run_all(sr, CK_NORMAL);
+	int failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
 	pgtest_db_drop(admin_dsn, db);
 	return failed ? 1 : 0;
 }

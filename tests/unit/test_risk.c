@@ -350,25 +350,13 @@ int main(void)
 	log_init("test_risk");
 	if (!getenv("PAYTX_LOG_LEVEL"))
 		(void)log_set_level_name("warn");
-	admin_dsn = getenv("PAYTX_TEST_PG_DSN");
-	if (!admin_dsn || !*admin_dsn) {
-		printf("PAYTX_TEST_PG_DSN is not set: skipping the risk tests\n");
-		return 77;
-	}
 	char db[64];
-	snprintf(db, sizeof(db), "paytx_test_risk_%ld", (long)getpid());
-	if (pgtest_db_create(admin_dsn, db, test_dsn, sizeof(test_dsn)) != 0) {
-		fprintf(stderr, "cannot create test database %s\n", db);
-		return 1;
-	}
-	PGconn *c = NULL;
-	int err = pg_connect(&c, test_dsn, "test_risk", NULL);
-	if (!err)
-		err = pg_migrate(c, schema_risk_sql);
-	if (!err)
-		err = pg_exec(c, "CREATE SEQUENCE test_txn; CREATE SEQUENCE test_case");
-	PQfinish(c);
-	int status = err ? EXIT_FAILURE : UNIT_RUN("risk", cases, setup, teardown);
+	int status = pgtest_open("risk", schema_risk_sql,
+				 "CREATE SEQUENCE test_txn; CREATE SEQUENCE test_case", &admin_dsn,
+				 db, sizeof(db), test_dsn, sizeof(test_dsn));
+	if (status)
+		return status;
+	status = UNIT_RUN("risk", cases, setup, teardown);
 	pgtest_db_drop(admin_dsn, db);
 	return status;
 }

@@ -401,29 +401,15 @@ int main(void)
 	log_init("test_txlog");
 	if (!getenv("PAYTX_LOG_LEVEL"))
 		(void)log_set_level_name("warn");
-	admin_dsn = getenv("PAYTX_TEST_PG_DSN");
-	if (!admin_dsn || !*admin_dsn) {
-		printf("PAYTX_TEST_PG_DSN is not set: skipping the coordinator log tests\n");
-		return 77;
-	}
 	char db[64];
-	snprintf(db, sizeof(db), "paytx_test_txlog_%ld", (long)getpid());
-	if (pgtest_db_create(admin_dsn, db, test_dsn, sizeof(test_dsn)) != 0) {
-		fprintf(stderr, "cannot create test database %s\n", db);
-		return 1;
-	}
-	PGconn *c = NULL;
-	int err = pg_connect(&c, test_dsn, "test_txlog", NULL);
-	if (!err)
-		err = pg_migrate(c, schema_coordinator_sql);
-	PQfinish(c);
-	int failed = 1;
-	if (!err) {
-		SRunner *sr = srunner_create(txlog_suite());
-		srunner_run_all(sr, CK_NORMAL);
-		failed = srunner_ntests_failed(sr);
-		srunner_free(sr);
-	}
+	int status = pgtest_open("txlog", schema_coordinator_sql, NULL, &admin_dsn, db,
+				 sizeof(db), test_dsn, sizeof(test_dsn));
+	if (status)
+		return status;
+	SRunner *sr = srunner_create(txlog_suite());
+	srunner_run_all(sr, CK_NORMAL);
+	int failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
 	pgtest_db_drop(admin_dsn, db);
 	return failed ? 1 : 0;
 }
