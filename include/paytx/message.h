@@ -166,6 +166,9 @@ int paytx_buf_append(struct paytx_buf *buf, const void *data, size_t len) PAYTX_
 const char *paytx_msg_type_name(enum paytx_msg_type type);
 enum paytx_msg_type paytx_msg_type_parse(const char *name, size_t len);
 const char *paytx_status_name(enum paytx_status status);
+/* Is type one of the signed protocol messages between coordinator and
+ * participants (prepare, vote, commit, abort, ack, status, batch)? */
+bool paytx_msg_type_protocol(enum paytx_msg_type type);
 
 /* Is s (len bytes) a valid identifier: 1..64 of [A-Za-z0-9._:-]? */
 bool paytx_id_valid(const char *s, size_t len);

@@ -115,8 +115,7 @@ static void dead_info(const struct broker_msg *m, struct dead_info *d)
 /* Why m may not be replayed, or NULL when it may. */
 static const char *not_replayable(const struct broker_msg *m, const struct dead_info *d)
 {
-	if ((m->type >= PAYTX_MSG_PREPARE && m->type <= PAYTX_MSG_STATUS) ||
-	    m->type == PAYTX_MSG_BATCH)
+	if (paytx_msg_type_protocol(m->type))
 		return "a signed protocol message: never replayed (its message_id is single-use "
 		       "and the coordinator and participants re-create it from their logs)";
 	if (m->type == PAYTX_MSG_OUTCOME)

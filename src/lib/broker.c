@@ -305,13 +305,6 @@ static const amqp_field_value_t *header_get(const amqp_basic_properties_t *p, co
 	return NULL;
 }
 
-static bool is_protocol_type(enum paytx_msg_type t)
-{
-	return t == PAYTX_MSG_PREPARE || t == PAYTX_MSG_VOTE || t == PAYTX_MSG_COMMIT ||
-	       t == PAYTX_MSG_ABORT || t == PAYTX_MSG_ACK || t == PAYTX_MSG_STATUS ||
-	       t == PAYTX_MSG_BATCH;
-}
-
 /* Protocol messages: signature first (it covers message_id and timestamp),
  * then the replay guard, so only genuine messages are remembered. */
 static void authenticate(struct broker *b, struct broker_msg *m)
@@ -362,7 +355,7 @@ void broker_fill_msg(struct broker *b, struct broker_msg *m)
 	if (tp && (tp->kind == AMQP_FIELD_KIND_UTF8 || tp->kind == AMQP_FIELD_KIND_BYTES) &&
 	    paytx_traceparent_valid(tp->value.bytes.bytes, tp->value.bytes.len))
 		copy_bytes(m->traceparent, sizeof(m->traceparent), tp->value.bytes);
-	if (is_protocol_type(m->type))
+	if (paytx_msg_type_protocol(m->type))
 		authenticate(b, m);
 }
 

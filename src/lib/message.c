@@ -580,6 +580,11 @@ enum paytx_msg_type paytx_msg_type_parse(const char *name, size_t len)
 	return PAYTX_MSG_UNKNOWN;
 }
 
+bool paytx_msg_type_protocol(enum paytx_msg_type t)
+{
+	return (t >= PAYTX_MSG_PREPARE && t <= PAYTX_MSG_STATUS) || t == PAYTX_MSG_BATCH;
+}
+
 const char *paytx_status_name(enum paytx_status status)
 {
 	if (status < PAYTX_STATUS_COMMITTED || status > PAYTX_STATUS_REJECTED)

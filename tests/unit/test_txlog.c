@@ -12,6 +12,7 @@
 #include "pg.h"
 #include "pgtest.h"
 #include "txlog.h"
+#include "unit.h"
 
 static const char *admin_dsn;   /* PAYTX_TEST_PG_DSN: superuser, any database */
 static char test_dsn[2048];     /* the fresh database of this run */
@@ -374,30 +375,17 @@ START_TEST(test_unknown_payment_is_not_found)
 }
 END_TEST
 
-#define ADD_CASE(s, fn)                                             \
-	do {                                                        \
-		TCase *tc = tcase_create(#fn);                      \
-		tcase_add_checked_fixture(tc, setup, teardown);     \
-		tcase_set_timeout(tc, 60);                          \
-		tcase_add_test(tc, fn);                             \
-		suite_add_tcase(s, tc);                             \
-	} while (0)
-
-static Suite *txlog_suite(void)
-{
-	Suite *s = suite_create("txlog");
-	ADD_CASE(s, test_duplicate_is_recognised_and_other_content_conflicts);
-	ADD_CASE(s, test_steps_rewrite_only_the_state_row_in_place);
-	ADD_CASE(s, test_finish_in_the_batch_of_its_mark_writes_once);
-	ADD_CASE(s, test_steps_scan_no_table_in_generic_plans);
-	ADD_CASE(s, test_first_logged_decision_stands);
-	ADD_CASE(s, test_adoption_takes_only_expired_unfinished_payments);
-	ADD_CASE(s, test_unknown_payment_is_not_found);
-	return s;
-}
-
 int main(void)
 {
+	const struct unit_case cases[] = {
+		UNIT_CASE(test_duplicate_is_recognised_and_other_content_conflicts),
+		UNIT_CASE(test_steps_rewrite_only_the_state_row_in_place),
+		UNIT_CASE(test_finish_in_the_batch_of_its_mark_writes_once),
+		UNIT_CASE(test_steps_scan_no_table_in_generic_plans),
+		UNIT_CASE(test_first_logged_decision_stands),
+		UNIT_CASE(test_adoption_takes_only_expired_unfinished_payments),
+		UNIT_CASE(test_unknown_payment_is_not_found),
+	};
 	log_init("test_txlog");
 	if (!getenv("PAYTX_LOG_LEVEL"))
 		(void)log_set_level_name("warn");
@@ -406,10 +394,7 @@ int main(void)
 				 sizeof(db), test_dsn, sizeof(test_dsn));
 	if (status)
 		return status;
-	SRunner *sr = srunner_create(txlog_suite());
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
+	status = UNIT_RUN("txlog", cases, setup, teardown);
 	pgtest_db_drop(admin_dsn, db);
-	return failed ? 1 : 0;
+	return status;
 }
