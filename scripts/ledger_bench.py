@@ -38,13 +38,13 @@ BEGIN;
 SELECT vote FROM ledger_prepare(:t, 'ledger.0', 'bench', jsonb_build_array(jsonb_build_object('account', 'bench.' || :a, 'amount', -1, 'currency', 'EUR')));
 COMMIT;
 BEGIN;
-SELECT ledger_commit(:t, 'ledger.0');
+SELECT COMMIT_T;
 COMMIT;
 BEGIN;
 SELECT vote FROM ledger_prepare(:t + 1, 'ledger.0', 'bench', jsonb_build_array(jsonb_build_object('account', 'bench.' || :b, 'amount', 1, 'currency', 'EUR')));
 COMMIT;
 BEGIN;
-SELECT ledger_commit(:t + 1, 'ledger.0');
+SELECT COMMIT_T1;
 COMMIT;
 """
 
@@ -119,7 +119,14 @@ def main():
     cur.execute("VACUUM ANALYZE")
     # Warm up (caches, plans), then measure.
     with tempfile.NamedTemporaryFile("w", suffix=".pgb") as script:
-        script.write(STEPS)
+        # Ledger schema 3 commits a set of txns (bigint[]); 2 and 1 one txn.
+        cur.execute("SELECT to_regprocedure('ledger_commit(bigint[], text)') IS NOT NULL")
+        if cur.fetchone()[0]:
+            commit = "outcome FROM ledger_commit(ARRAY[{}]::bigint[], 'ledger.0')"
+        else:
+            commit = "ledger_commit({}, 'ledger.0')"
+        script.write(STEPS.replace("COMMIT_T1", commit.format(":t + 1"))
+                     .replace("COMMIT_T", commit.format(":t")))
         script.flush()
         cmd = [PGBIN + "/pgbench", "-n", "-M", "prepared", "-c", str(a.clients), "-j", "2",
                "-D", "naccounts=%d" % a.accounts, "-f", script.name, dsn]

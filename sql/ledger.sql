@@ -229,47 +229,195 @@ BEGIN
 END;
 $$;
 
--- Post a prepared txn. Returns 'committed', 'already' or
--- 'protocol_violation' (no yes vote recorded: nothing is changed). Claiming
--- the barrier row (prepared -> committed) is the first statement, so a
--- duplicate commit waits for it and then finds nothing to claim.
-CREATE OR REPLACE FUNCTION ledger_commit(p_txn bigint, p_participant text)
-RETURNS text
+-- Reserve and vote for a batch of prepares: p_steps is a JSON array of
+-- {"txn", "payment_id", "legs"}, the arguments of ledger_prepare, and the
+-- rows returned are the votes, one per step, in order: the same as calling
+-- ledger_prepare for each step in turn. When every step is new (no barrier
+-- row, no txn twice) and every one of them gets what it asks for (each
+-- account exists in the currency its legs name, and the debits of the
+-- whole batch fit), it reserves for the batch with one statement per table;
+-- otherwise it does call ledger_prepare step by step.
+CREATE OR REPLACE FUNCTION ledger_prepare_set(p_participant text, p_steps jsonb)
+RETURNS TABLE (txn bigint, vote boolean, reason text, detail text)
 LANGUAGE plpgsql AS $$
 DECLARE
+	v_rows barrier[];      -- the barrier row of each step, in order
+	v_fast boolean;
+	-- Every account of the batch, sorted (COLLATE "C"): the debits of the
+	-- whole batch on it, and the currency its legs name (NULL if several).
+	v_accounts text[];
+	v_debits bigint[];
+	v_currencies text[];
+	v_fit bigint;
+	v_n bigint;
+	s record;
+BEGIN
+	IF jsonb_typeof(p_steps) IS DISTINCT FROM 'array' THEN
+		RAISE EXCEPTION 'ledger_prepare_set: steps must be a JSON array'
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	WITH st AS (
+		SELECT e.ord, (e.v->>'txn')::bigint AS txn, e.v->>'payment_id' AS payment_id,
+		       e.v->'legs' AS legs
+		FROM jsonb_array_elements(p_steps) WITH ORDINALITY AS e(v, ord)),
+	merged AS ( -- each step's legs merged per account, as ledger_prepare does
+		SELECT st.ord, l.account, sum(l.amount)::bigint AS amount,
+		       string_agg(DISTINCT l.currency, ', ') AS currencies,
+		       bool_or(l.account IS NULL OR l.amount IS NULL OR l.currency IS NULL) AS bad
+		FROM st, jsonb_to_recordset(CASE jsonb_typeof(st.legs) WHEN 'array' THEN st.legs
+						 ELSE '[]' END)
+			AS l(account text, amount bigint, currency text)
+		GROUP BY st.ord, l.account),
+	per_step AS (
+		SELECT st.ord, st.txn, st.payment_id,
+		       coalesce(array_agg(m.account ORDER BY m.account COLLATE "C")
+				FILTER (WHERE m.ord IS NOT NULL), '{}') AS accounts,
+		       coalesce(array_agg(m.amount ORDER BY m.account COLLATE "C")
+				FILTER (WHERE m.ord IS NOT NULL), '{}') AS amounts,
+		       jsonb_typeof(st.legs) = 'array' AND NOT coalesce(bool_or(m.bad), false)
+			AND st.txn IS NOT NULL AND st.payment_id IS NOT NULL AS ok
+		FROM st LEFT JOIN merged m ON m.ord = st.ord
+		GROUP BY st.ord, st.txn, st.payment_id, st.legs),
+	per_account AS (
+		SELECT m.account, sum(greatest(0, -m.amount))::bigint AS debit,
+		       CASE WHEN min(m.currencies) = max(m.currencies)
+			    THEN min(m.currencies) END AS currency
+		FROM merged m WHERE m.account IS NOT NULL GROUP BY m.account)
+	SELECT array_agg(ROW(ps.txn, p_participant, ps.payment_id, 'prepared', NULL, NULL, now(),
+			     ps.accounts, ps.amounts)::barrier ORDER BY ps.ord),
+	       coalesce(bool_and(ps.ok), true) AND count(DISTINCT ps.txn) = count(*),
+	       (SELECT coalesce(array_agg(pa.account ORDER BY pa.account COLLATE "C"), '{}')
+		FROM per_account pa),
+	       (SELECT coalesce(array_agg(pa.debit ORDER BY pa.account COLLATE "C"), '{}')
+		FROM per_account pa),
+	       (SELECT coalesce(array_agg(pa.currency ORDER BY pa.account COLLATE "C"), '{}')
+		FROM per_account pa)
+	INTO v_rows, v_fast, v_accounts, v_debits, v_currencies
+	FROM per_step ps;
+	IF v_rows IS NULL THEN
+		RETURN;
+	END IF;
+	IF v_fast THEN
+		v_fast := NOT EXISTS (SELECT FROM barrier b, unnest(v_rows) AS r
+				      WHERE b.participant = p_participant AND b.txn = r.txn);
+	END IF;
+	IF v_fast AND cardinality(v_accounts) > 0 THEN
+		-- As ledger_prepare: debits lock out other debits, in id order; a
+		-- credit only needs the account to stay.
+		SELECT count(*) INTO v_fit FROM (
+			SELECT FROM accounts a, unnest(v_accounts, v_debits, v_currencies)
+				AS n(account, debit, currency)
+			WHERE a.id = n.account AND n.debit > 0 AND a.currency::text = n.currency
+			  AND (a.external OR a.balance - a.held - n.debit >= 0)
+			ORDER BY a.id COLLATE "C" FOR NO KEY UPDATE OF a) q;
+		SELECT v_fit + count(*) INTO v_fit FROM (
+			SELECT FROM accounts a, unnest(v_accounts, v_debits, v_currencies)
+				AS n(account, debit, currency)
+			WHERE a.id = n.account AND n.debit = 0 AND a.currency::text = n.currency
+			ORDER BY a.id COLLATE "C" FOR KEY SHARE OF a) q;
+		v_fast := v_fit = cardinality(v_accounts);
+	END IF;
+
+	IF NOT v_fast THEN
+		FOR s IN SELECT e.v FROM jsonb_array_elements(p_steps) WITH ORDINALITY AS e(v, ord)
+			 ORDER BY e.ord LOOP
+			RETURN QUERY SELECT (s.v->>'txn')::bigint, p.vote, p.reason, p.detail
+				FROM ledger_prepare((s.v->>'txn')::bigint, p_participant,
+						    s.v->>'payment_id', s.v->'legs') AS p;
+		END LOOP;
+		RETURN;
+	END IF;
+
+	INSERT INTO barrier SELECT * FROM unnest(v_rows) ON CONFLICT ON CONSTRAINT barrier_pkey DO NOTHING;
+	GET DIAGNOSTICS v_n = ROW_COUNT;
+	IF v_n <> cardinality(v_rows) THEN
+		-- A concurrent prepare of one of the txns (another replica) got
+		-- there first: undo the batch, whose steps are then retried alone.
+		RAISE EXCEPTION 'ledger_prepare_set: a txn of the batch was prepared concurrently'
+			USING ERRCODE = 'serialization_failure';
+	END IF;
+	UPDATE accounts a SET held = a.held + n.debit
+		FROM unnest(v_accounts, v_debits) AS n(account, debit)
+		WHERE a.id = n.account AND n.debit > 0;
+	RETURN QUERY SELECT r.txn, true, NULL::text, NULL::text
+		FROM unnest(v_rows) WITH ORDINALITY AS r ORDER BY r.ordinality;
+END;
+$$;
+
+-- Post the prepared txns of p_txns, the whole batch at once: one statement
+-- per table, not one per leg. Returns one row per distinct txn of p_txns:
+-- 'committed', 'already', or 'protocol_violation' (no yes vote recorded:
+-- nothing is changed for it). Claiming the barrier rows (prepared ->
+-- committed) is the first statement, so a duplicate commit waits for it and
+-- then finds nothing to claim. Each account is updated once, by the net of
+-- the batch's legs on it; its journal rows follow txn order, each with the
+-- balance after it. (Version 2 took one txn per call and one statement per
+-- leg.)
+DROP FUNCTION IF EXISTS ledger_commit(bigint, text);
+CREATE OR REPLACE FUNCTION ledger_commit(p_txns bigint[], p_participant text)
+RETURNS TABLE (txn bigint, outcome text)
+LANGUAGE plpgsql AS $$
+DECLARE
+	v_claimed bigint[];
+	-- The claimed legs, ordered by txn and then account (COLLATE "C").
+	v_txns bigint[];
+	v_payment_ids text[];
 	v_accounts text[];
 	v_amounts bigint[];
-	v_payment_id text;
-	v_state text;
+	v_posted bigint;
 BEGIN
-	UPDATE barrier SET state = 'committed', updated_at = now()
-		WHERE txn = p_txn AND participant = p_participant AND state = 'prepared'
-		RETURNING accounts, amounts, payment_id
-		INTO v_accounts, v_amounts, v_payment_id;
-	IF NOT FOUND THEN
-		SELECT state INTO v_state FROM barrier
-			WHERE txn = p_txn AND participant = p_participant;
-		RETURN CASE WHEN v_state = 'committed' THEN 'already'
-			    ELSE 'protocol_violation' END;
-	END IF;
-	-- In account order (the legs are sorted), one statement per leg.
-	FOR i IN 1 .. coalesce(cardinality(v_accounts), 0) LOOP
-		WITH a AS (
-			UPDATE accounts SET balance = balance + v_amounts[i],
-					    held = held - greatest(0, -v_amounts[i]),
-					    version = version + 1
-			WHERE id = v_accounts[i]
-			RETURNING balance, currency)
+	WITH c AS (
+		UPDATE barrier b SET state = 'committed', updated_at = now()
+		WHERE b.participant = p_participant AND b.txn = ANY (p_txns)
+		  AND b.state = 'prepared'
+		RETURNING b.txn, b.payment_id, b.accounts, b.amounts)
+	SELECT (SELECT coalesce(array_agg(c.txn), '{}') FROM c),
+	       coalesce(array_agg(c.txn ORDER BY c.txn, l.account COLLATE "C"), '{}'),
+	       coalesce(array_agg(c.payment_id ORDER BY c.txn, l.account COLLATE "C"), '{}'),
+	       coalesce(array_agg(l.account ORDER BY c.txn, l.account COLLATE "C"), '{}'),
+	       coalesce(array_agg(l.amount ORDER BY c.txn, l.account COLLATE "C"), '{}')
+	INTO v_claimed, v_txns, v_payment_ids, v_accounts, v_amounts
+	FROM c, unnest(c.accounts, c.amounts) AS l(account, amount);
+
+	IF cardinality(v_accounts) > 0 THEN
+		-- The update below locks in whatever order its plan reads: take
+		-- the locks first, in id order.
+		PERFORM FROM accounts a WHERE a.id = ANY (v_accounts)
+			ORDER BY a.id COLLATE "C" FOR NO KEY UPDATE;
+		WITH legs AS (
+			SELECT * FROM unnest(v_txns, v_payment_ids, v_accounts, v_amounts)
+				WITH ORDINALITY AS l(txn, payment_id, account, amount, ord)),
+		net AS (
+			SELECT legs.account, sum(legs.amount)::bigint AS amount,
+			       sum(greatest(0, -legs.amount))::bigint AS debit, count(*) AS n
+			FROM legs GROUP BY legs.account),
+		posted AS (
+			UPDATE accounts a SET balance = a.balance + net.amount,
+					      held = a.held - net.debit,
+					      version = a.version + net.n
+			FROM net WHERE a.id = net.account
+			RETURNING a.id, a.balance, a.currency)
 		INSERT INTO entries (txn, payment_id, account, amount, currency, balance_after)
-			SELECT p_txn, v_payment_id, v_accounts[i], v_amounts[i], a.currency,
-			       a.balance
-			FROM a;
-		IF NOT FOUND THEN
-			RAISE EXCEPTION 'ledger_commit: account % of txn % is gone',
-				v_accounts[i], p_txn USING ERRCODE = 'foreign_key_violation';
+			SELECT legs.txn, legs.payment_id, legs.account, legs.amount, posted.currency,
+			       posted.balance - coalesce(sum(legs.amount) OVER (
+					PARTITION BY legs.account ORDER BY legs.ord
+					ROWS BETWEEN 1 FOLLOWING AND UNBOUNDED FOLLOWING), 0)
+			FROM legs JOIN posted ON posted.id = legs.account
+			ORDER BY legs.ord;
+		GET DIAGNOSTICS v_posted = ROW_COUNT;
+		IF v_posted <> cardinality(v_accounts) THEN
+			RAISE EXCEPTION 'ledger_commit: an account of txns % is gone', v_claimed
+				USING ERRCODE = 'foreign_key_violation';
 		END IF;
-	END LOOP;
-	RETURN 'committed';
+	END IF;
+
+	RETURN QUERY SELECT c.txn, 'committed'::text FROM unnest(v_claimed) AS c(txn);
+	RETURN QUERY
+		SELECT q.txn, CASE WHEN b.state = 'committed' THEN 'already'
+				   ELSE 'protocol_violation' END
+		FROM (SELECT DISTINCT t.txn FROM unnest(p_txns) AS t(txn)
+		      WHERE t.txn <> ALL (v_claimed)) q
+		LEFT JOIN barrier b ON b.txn = q.txn AND b.participant = p_participant;
 END;
 $$;
 
@@ -362,7 +510,8 @@ CREATE TABLE IF NOT EXISTS paytx_schema (
 	migrated_at timestamptz NOT NULL DEFAULT now()
 );
 -- Version 2: the reservations moved from the table holds into the barrier.
-INSERT INTO paytx_schema (component, version) VALUES ('ledger', 2)
+-- Version 3: ledger_prepare_set reserves for a batch, ledger_commit posts one.
+INSERT INTO paytx_schema (component, version) VALUES ('ledger', 3)
 	ON CONFLICT (component) DO UPDATE SET version = EXCLUDED.version, migrated_at = now();
 
 -- Privileges. The role running this script owns every object. The ledger's
@@ -382,8 +531,8 @@ DECLARE
 	-- Every function and relation of this file: PUBLIC may EXECUTE a new
 	-- function until it is listed here.
 	v_funcs constant text := 'FUNCTION entries_immutable(), ledger_revote(barrier), '
-		'ledger_prepare(bigint, text, text, jsonb), ledger_commit(bigint, text), '
-		'ledger_abort(bigint, text, text), ledger_in_doubt(text, bigint, integer), '
+		'ledger_prepare(bigint, text, text, jsonb), ledger_prepare_set(text, jsonb), '
+		'ledger_commit(bigint[], text), ledger_abort(bigint, text, text), ledger_in_doubt(text, bigint, integer), '
 		'ledger_account_create(text, text, boolean)';
 	v_tables text := 'accounts, open_holds, entries, barrier, paytx_schema, entries_id_seq';
 BEGIN
@@ -421,7 +570,8 @@ BEGIN
 		GRANT SELECT, INSERT ON entries TO paytx_ledger;
 		GRANT USAGE ON SEQUENCE entries_id_seq TO paytx_ledger;
 		GRANT EXECUTE ON FUNCTION ledger_revote(barrier),
-			ledger_prepare(bigint, text, text, jsonb), ledger_commit(bigint, text),
+			ledger_prepare(bigint, text, text, jsonb), ledger_prepare_set(text, jsonb),
+			ledger_commit(bigint[], text),
 			ledger_abort(bigint, text, text), ledger_in_doubt(text, bigint, integer)
 			TO paytx_ledger;
 	END IF;

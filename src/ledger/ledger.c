@@ -8,13 +8,16 @@
 #include "log.h"
 #include "pg.h"
 
-/* Every step is one call of a function of sql/ledger.sql; a batch of them
- * goes in one pipeline (pgpart), so one round trip for the batch. */
+/* The steps are functions of sql/ledger.sql: the commits of a batch are
+ * one call, its prepares another, each abort its own; a batch of them goes
+ * in one pipeline (pgpart), so one round trip for the batch. */
 static const struct pgpart_sql ledger_sql = {
-	.prepare = "SELECT vote, reason, detail FROM ledger_prepare($1::bigint, $2, $3, $4::jsonb)",
-	.prepare_name = "paytx_ledger_prepare",
-	.commit = "SELECT ledger_commit($1::bigint, $2)",
-	.commit_name = "paytx_ledger_commit",
+	.prepare = "SELECT txn, vote, reason, detail FROM ledger_prepare_set($1, $2::jsonb)",
+	.prepare_name = "paytx_ledger_prepare_set",
+	.prepare_set = true,
+	.commit = "SELECT txn, outcome FROM ledger_commit($1::bigint[], $2)",
+	.commit_name = "paytx_ledger_commit_set",
+	.commit_set = true,
 	.abort = "SELECT ledger_abort($1::bigint, $2, NULL)",
 	.abort_name = "paytx_ledger_abort",
 	.in_doubt = "SELECT txn FROM ledger_in_doubt($1, $2::bigint, $3::integer) AS t(txn)",

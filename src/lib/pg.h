@@ -42,7 +42,7 @@ extern const char schema_risk_sql[];
 #define PG_SCHEMA_COORDINATOR "coordinator"
 #define PG_SCHEMA_COORDINATOR_VERSION 3
 #define PG_SCHEMA_LEDGER "ledger"
-#define PG_SCHEMA_LEDGER_VERSION 2
+#define PG_SCHEMA_LEDGER_VERSION 3
 #define PG_SCHEMA_RISK "risk"
 #define PG_SCHEMA_RISK_VERSION 1
 int pg_migrate(PGconn *conn, const char *schema_sql) PAYTX_MUST_CHECK;

@@ -65,31 +65,36 @@ void pgpart_finish(struct pgpart *p)
 	memset(p, 0, sizeof(*p));
 }
 
+/* BEGIN goes with the batch's first statements (pgpart_apply): one round
+ * trip less for every batch. */
 int pgpart_batch_begin(void *ctx)
 {
 	struct pgpart *p = ctx;
-	if (p->in_batch || pg_exec(p->conn, "BEGIN") != 0)
+	if (p->in_batch)
 		return PAYTX_EDB;
 	p->in_batch = true;
+	p->begin_pending = true;
 	return 0;
 }
 
-/* The vote of a prepare row. */
-static void read_vote(struct pgpart *p, const PGresult *res, const struct paytx_step *st)
+/* The vote in row r of res, whose columns from col on are (vote, reason, detail). */
+static void read_vote(struct pgpart *p, const PGresult *res, int r, int col,
+		      const struct paytx_step *st)
 {
 	struct paytx_vote *vote = st->vote;
-	vote->yes = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
-	pgpart_copy_str(vote->reason, sizeof(vote->reason), vote->yes ? "" : PQgetvalue(res, 0, 1));
-	pgpart_copy_str(vote->detail, sizeof(vote->detail), vote->yes ? "" : PQgetvalue(res, 0, 2));
+	vote->yes = strcmp(PQgetvalue(res, r, col), "t") == 0;
+	pgpart_copy_str(vote->reason, sizeof(vote->reason),
+			vote->yes ? "" : PQgetvalue(res, r, col + 1));
+	pgpart_copy_str(vote->detail, sizeof(vote->detail),
+			vote->yes ? "" : PQgetvalue(res, r, col + 2));
 	if (!vote->yes) /* the detail names accounts: not logged */
 		log_txn(LOG_INFO, st->payment_id, st->txn, "%s: vote no: %s", p->who, vote->reason);
 }
 
 /* 'committed' / 'aborted' / 'already' are done, 'protocol_violation' is PAYTX_EPROTO. */
-static int read_decision(struct pgpart *p, const PGresult *res, const struct paytx_step *st)
+static int read_decision(struct pgpart *p, const char *outcome, const struct paytx_step *st)
 {
 	const char *what = st->type == PAYTX_MSG_COMMIT ? "commit" : "abort";
-	const char *outcome = PQgetvalue(res, 0, 0);
 	if (strcmp(outcome, "protocol_violation") == 0) {
 		log_txn(LOG_WARN, NULL, st->txn, "%s: %s refused: protocol_violation", p->who,
 			what);
@@ -103,22 +108,187 @@ static int read_decision(struct pgpart *p, const PGresult *res, const struct pay
 struct apply_ctx {
 	struct pgpart *p;
 	struct paytx_step *steps;
+	size_t n;
 };
 
-/* A pgpipe_result_fn: the result of steps[tag]. */
+/* The tag of a run of commits or prepares sent as one call (commit_set,
+ * prepare_set): RUN_TAG plus the index of the run's first step. pgpipe
+ * keeps SIZE_MAX. */
+#define RUN_TAG (SIZE_MAX / 2 + 1)
+#define BEGIN_TAG (SIZE_MAX - 1)
+/* A commit step's result before its row is read. */
+#define RESULT_UNSET 1
+
+static bool is_set_commit(const struct pgpart *p, const struct paytx_step *st)
+{
+	return p->sql->commit_set && st->type == PAYTX_MSG_COMMIT;
+}
+
+static bool is_set_prepare(const struct pgpart *p, const struct paytx_step *st)
+{
+	return p->sql->prepare_set && st->type == PAYTX_MSG_PREPARE;
+}
+
+/* How many steps from steps[0] on are one run: consecutive commits with
+ * commit_set, or prepares with prepare_set; 0 when steps[0] goes alone. */
+static size_t run_length(const struct pgpart *p, const struct paytx_step *steps, size_t n)
+{
+	size_t k = 0;
+	if (n && (is_set_commit(p, &steps[0]) || is_set_prepare(p, &steps[0])))
+		while (k < n && steps[k].type == steps[0].type)
+			k++;
+	return k;
+}
+
+/* The rows (txn, vote, reason, detail) of the prepares' set: one per
+ * prepare step, in order. */
+static int prepares_result(struct apply_ctx *a, const PGresult *res)
+{
+	int r = 0;
+	for (size_t i = 0; i < a->n; i++) {
+		struct paytx_step *st = &a->steps[i];
+		if (!is_set_prepare(a->p, st))
+			continue;
+		int64_t txn;
+		if (r >= PQntuples(res) || PQnfields(res) != 4 || PQgetisnull(res, r, 0) ||
+		    PQgetisnull(res, r, 1) || pgpart_parse_int64(PQgetvalue(res, r, 0), &txn) != 0 ||
+		    txn != st->txn) {
+			log_txn(LOG_ERROR, st->payment_id, st->txn, "%s: no vote for a prepare",
+				a->p->who);
+			return PAYTX_EDB;
+		}
+		read_vote(a->p, res, r++, 1, st);
+	}
+	if (r != PQntuples(res)) {
+		log_error("%s: more votes than prepares", a->p->who);
+		return PAYTX_EDB;
+	}
+	return 0;
+}
+
+/* The rows (txn, outcome) of the commits' set: one per distinct txn. */
+static int commits_result(struct apply_ctx *a, const PGresult *res)
+{
+	if (PQnfields(res) != 2) {
+		log_error("%s: unexpected result shape of the commits", a->p->who);
+		return PAYTX_EDB;
+	}
+	for (int r = 0; r < PQntuples(res); r++) {
+		int64_t txn;
+		if (PQgetisnull(res, r, 0) || PQgetisnull(res, r, 1) ||
+		    pgpart_parse_int64(PQgetvalue(res, r, 0), &txn) != 0)
+			return PAYTX_EDB;
+		for (size_t i = 0; i < a->n; i++) {
+			struct paytx_step *st = &a->steps[i];
+			if (is_set_commit(a->p, st) && st->txn == txn)
+				st->result = read_decision(a->p, PQgetvalue(res, r, 1), st);
+		}
+	}
+	for (size_t i = 0; i < a->n; i++)
+		if (is_set_commit(a->p, &a->steps[i]) && a->steps[i].result == RESULT_UNSET) {
+			log_txn(LOG_ERROR, NULL, a->steps[i].txn, "%s: no outcome for a commit",
+				a->p->who);
+			return PAYTX_EDB;
+		}
+	return 0;
+}
+
+/* A pgpipe_result_fn: the result of steps[tag], or of a set of them. */
 static int step_result(void *arg, size_t tag, const PGresult *res)
 {
 	struct apply_ctx *a = arg;
+	if (tag == BEGIN_TAG)
+		return 0;
+	if (tag >= RUN_TAG) {
+		size_t first = tag - RUN_TAG;
+		struct apply_ctx run = { .p = a->p, .steps = a->steps + first,
+					 .n = run_length(a->p, a->steps + first, a->n - first) };
+		return run.steps->type == PAYTX_MSG_COMMIT ? commits_result(&run, res)
+							   : prepares_result(&run, res);
+	}
 	struct paytx_step *st = &a->steps[tag];
 	if (PQntuples(res) != 1 || PQnfields(res) < 1 || PQgetisnull(res, 0, 0)) {
 		log_txn(LOG_ERROR, st->payment_id, st->txn, "%s: unexpected result shape", a->p->who);
 		return PAYTX_EDB;
 	}
 	if (st->type == PAYTX_MSG_PREPARE)
-		read_vote(a->p, res, st);
+		read_vote(a->p, res, 0, 0, st);
 	else
-		st->result = read_decision(a->p, res, st);
+		st->result = read_decision(a->p, PQgetvalue(res, 0, 0), st);
 	return 0;
+}
+
+/* Queue one call for the run of commits steps[0..n), as a bigint[] literal. */
+static int commits_send(struct pgpart *p, struct paytx_step *steps, size_t n, size_t tag)
+{
+	struct paytx_buf txns;
+	paytx_buf_init(&txns);
+	int err = paytx_buf_append(&txns, "{", 1);
+	size_t ncommits = 0;
+	for (size_t i = 0; !err && i < n; i++) {
+		if (!is_set_commit(p, &steps[i]))
+			continue;
+		steps[i].result = RESULT_UNSET;
+		char txn[24];
+		int len = snprintf(txn, sizeof(txn), "%s%" PRId64, ncommits++ ? "," : "",
+				   steps[i].txn);
+		err = paytx_buf_append(&txns, txn, (size_t)len);
+	}
+	if (!err)
+		err = paytx_buf_append(&txns, "}", 1);
+	if (!err && ncommits) {
+		const char *params[] = { txns.data, p->participant };
+		err = pgpipe_send_prepared(&p->pipe, p->sql->commit_name, p->sql->commit, 2, params,
+					   tag);
+	}
+	paytx_buf_finish(&txns);
+	return err;
+}
+
+static json_object *legs_array(const struct paytx_prepare *prep);
+
+/* Queue one call for the run of prepares steps[0..n), as a JSON array of
+ * {txn, payment_id, legs}. */
+static int prepares_send(struct pgpart *p, struct paytx_step *steps, size_t n, size_t tag)
+{
+	json_object *arr = json_object_new_array();
+	int err = arr ? 0 : PAYTX_ENOMEM;
+	size_t nprepares = 0;
+	for (size_t i = 0; !err && i < n; i++) {
+		const struct paytx_prepare *prep = steps[i].prepare;
+		if (!is_set_prepare(p, &steps[i]))
+			continue;
+		if (pgpart_prepare_check(prep) != 0) {
+			log_txn(LOG_ERROR, prep->payment_id, prep->txn, "%s: malformed prepare",
+				p->who);
+			err = PAYTX_EINVAL;
+			break;
+		}
+		json_object *o = json_object_new_object(), *legs = legs_array(prep);
+		if (!o || !legs || json_object_array_add(arr, o) != 0) {
+			json_object_put(o);
+			json_object_put(legs);
+			err = PAYTX_ENOMEM;
+		} else if (json_object_object_add(o, "legs", legs) ||
+			   json_object_object_add(o, "txn", json_object_new_int64(prep->txn)) ||
+			   json_object_object_add(o, "payment_id",
+						  json_object_new_string(prep->payment_id))) {
+			err = PAYTX_ENOMEM;
+		}
+		nprepares++;
+	}
+	const char *json = !err && nprepares ? json_object_to_json_string_ext(
+							arr, JSON_C_TO_STRING_PLAIN) : NULL;
+	if (!err && nprepares && !json)
+		err = PAYTX_ENOMEM;
+	if (!err && nprepares) {
+		const char *params[] = { p->participant, json };
+		/* libpq copies the parameters: the JSON can go at once. */
+		err = pgpipe_send_prepared(&p->pipe, p->sql->prepare_name, p->sql->prepare, 2,
+					   params, tag);
+	}
+	json_object_put(arr);
+	return err;
 }
 
 /* Queue the statement of one step. */
@@ -151,10 +321,22 @@ static int step_send(struct pgpart *p, const struct paytx_step *st, size_t tag)
 int pgpart_apply(void *ctx, struct paytx_step *steps, size_t n)
 {
 	struct pgpart *p = ctx;
-	struct apply_ctx a = { .p = p, .steps = steps };
+	struct apply_ctx a = { .p = p, .steps = steps, .n = n };
 	int err = pgpipe_begin(&p->pipe, p->conn, step_result, &a);
-	for (size_t i = 0; !err && i < n; i++)
-		err = step_send(p, &steps[i], i);
+	if (!err && p->begin_pending) {
+		err = pgpipe_send(&p->pipe, "BEGIN", 0, NULL, BEGIN_TAG);
+		p->begin_pending = false;
+	}
+	/* In order; a run of commits or of prepares is one call (pgpart.h). */
+	for (size_t i = 0, run; !err && i < n; i += run ? run : 1) {
+		run = run_length(p, &steps[i], n - i);
+		if (!run)
+			err = step_send(p, &steps[i], i);
+		else if (steps[i].type == PAYTX_MSG_COMMIT)
+			err = commits_send(p, &steps[i], run, RUN_TAG + i);
+		else
+			err = prepares_send(p, &steps[i], run, RUN_TAG + i);
+	}
 	int end = pgpipe_end(&p->pipe);
 	return err ? err : end;
 }
@@ -187,6 +369,10 @@ int pgpart_batch_commit(void *ctx)
 {
 	struct pgpart *p = ctx;
 	p->in_batch = false;
+	if (p->begin_pending) { /* nothing was sent */
+		p->begin_pending = false;
+		return 0;
+	}
 	/* COMMIT of a failed transaction "succeeds" with tag ROLLBACK. */
 	PGresult *res = pg_query(p->conn, "COMMIT", 0, NULL);
 	bool ok = res && strcmp(PQcmdStatus(res), "COMMIT") == 0;
@@ -200,6 +386,7 @@ void pgpart_batch_rollback(void *ctx)
 {
 	struct pgpart *p = ctx;
 	p->in_batch = false;
+	p->begin_pending = false;
 	if (!pg_broken(p->conn) && PQtransactionStatus(p->conn) != PQTRANS_IDLE &&
 	    pg_exec(p->conn, "ROLLBACK") != 0)
 		log_warn("%s: rollback failed; the next reset re-makes the connection", p->who);
@@ -229,6 +416,7 @@ int pgpart_reset(void *ctx)
 {
 	struct pgpart *p = ctx;
 	p->in_batch = false;
+	p->begin_pending = false;
 	if (pg_broken(p->conn)) {
 		log_warn("%s: postgres connection lost, reconnecting", p->who);
 		if (!pg_reset(p->conn)) {
@@ -243,7 +431,9 @@ int pgpart_reset(void *ctx)
 	return 0;
 }
 
-char *pgpart_legs_json(const struct paytx_prepare *prep)
+/* The prepare's legs as a JSON array [{"account","amount","currency"}];
+ * NULL when out of memory. */
+static json_object *legs_array(const struct paytx_prepare *prep)
 {
 	json_object *arr = json_object_new_array();
 	if (!arr)
@@ -260,13 +450,19 @@ char *pgpart_legs_json(const struct paytx_prepare *prep)
 		    json_object_object_add(o, "currency", json_object_new_string(leg->currency)))
 			goto err_arr;
 	}
-	const char *s = json_object_to_json_string_ext(arr, JSON_C_TO_STRING_PLAIN);
-	char *copy = s ? strdup(s) : NULL;
-	json_object_put(arr);
-	return copy;
+	return arr;
 err_arr:
 	json_object_put(arr);
 	return NULL;
+}
+
+char *pgpart_legs_json(const struct paytx_prepare *prep)
+{
+	json_object *arr = legs_array(prep);
+	const char *s = arr ? json_object_to_json_string_ext(arr, JSON_C_TO_STRING_PLAIN) : NULL;
+	char *copy = s ? strdup(s) : NULL;
+	json_object_put(arr);
+	return copy;
 }
 
 int pgpart_prepare_check(const struct paytx_prepare *prep)

@@ -4,11 +4,19 @@
  * is only the SQL it names in a struct pgpart_sql:
  *   prepare ($1 txn, $2 participant, $3 payment_id, $4 legs as jsonb)
  *           returns one row (vote boolean, reason text, detail text);
+ *           or, with prepare_set, it takes ($1 participant, $2 a jsonb
+ *           array of {txn, payment_id, legs}) and returns a row (txn,
+ *           vote, reason, detail) per element, in order;
  *   commit, abort ($1 txn, $2 participant) return one text:
  *           'committed' / 'aborted' / 'already', or 'protocol_violation';
+ *           or, with commit_set, commit takes ($1 txns as bigint[], $2
+ *           participant) and returns a row (txn, that text) per distinct
+ *           txn;
  *   in_doubt ($1 participant, $2 older-than Unix ms, $3 limit) returns txns.
  * Each batch of the SDK is one local transaction, and its steps go in one
  * pipeline of prepared statements (pgpipe): one round trip for the batch.
+ * Steps run in the batch's order; with commit_set or prepare_set, each run
+ * of consecutive commits, or of prepares, is one call of the set form.
  *
  * A struct pgpart owns one PGconn. A participant embeds it as the FIRST
  * member of its own struct and uses PGPART_OPS as its callbacks: the SDK
@@ -32,7 +40,9 @@
 /* The participant's step functions, and the names they are prepared as. */
 struct pgpart_sql {
 	const char *prepare, *prepare_name;
+	bool prepare_set;            /* prepare takes a set of steps (above) */
 	const char *commit, *commit_name;
+	bool commit_set;             /* commit takes a set of txns (above) */
 	const char *abort, *abort_name;
 	const char *in_doubt;
 };
@@ -43,6 +53,7 @@ struct pgpart {
 	const struct pgpart_sql *sql; /* borrowed, static */
 	char participant[PAYTX_ID_MAX + 1];
 	bool in_batch;
+	bool begin_pending;          /* in_batch, and BEGIN not sent yet */
 	struct pgpipe pipe;          /* the current batch's statements */
 };
 

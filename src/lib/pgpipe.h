@@ -27,6 +27,7 @@
 #define PGPIPE_PREPARED_MAX 16
 
 /* Called once per statement, in order; r is valid only during the call.
+ * Tags are the caller's, any value below SIZE_MAX (pgpipe's own).
  * Return 0 or a negative error (the first one is what pgpipe_end returns). */
 typedef int (*pgpipe_result_fn)(void *arg, size_t tag, const PGresult *r);
 

@@ -85,7 +85,7 @@ class Roles(PaytxTestCase):
         for sql in statements:
             self.assert_denied(conn, sql, "table")
         self.assert_denied(conn, view, "view")
-        self.assert_denied(conn, "SELECT ledger_commit(1, 'ledger.0')", "function")
+        self.assert_denied(conn, "SELECT * FROM ledger_commit('{1}', 'ledger.0')", "function")
         self.assert_denied(conn, "SELECT nextval('entries_id_seq')", "sequence")
 
     def test_ledger_role_journal_is_append_only(self):
@@ -195,7 +195,7 @@ class Roles(PaytxTestCase):
                     "UPDATE accounts SET balance = 0", "DELETE FROM barrier",
                     "INSERT INTO entries (txn, account, amount, currency, balance_after) "
                     "VALUES (1, 'x', 1, 'EUR', 1)",
-                    "SELECT ledger_commit(1, 'ledger.0')",
+                    "SELECT * FROM ledger_commit('{1}', 'ledger.0')",
                     "CREATE TEMP TABLE t (x int)"):
             self.assert_denied(conn, sql)
         conn = self.connect("coord", "cache")

@@ -400,6 +400,170 @@ START_TEST(test_rolled_back_batch_leaves_nothing)
 }
 END_TEST
 
+/* Apply steps as one batch through the SDK's apply callback, committed;
+ * returns how often the one-step ledger_prepare ran inside it. */
+static int64_t apply_batch(struct paytx_step *st, size_t n)
+{
+	ck_assert_int_eq(pg_exec(L.pg.conn, "SET track_functions = 'pl'"), 0);
+	ck_assert_int_eq(ledger_ops.batch_begin(&L), 0);
+	ck_assert_int_eq(ledger_ops.apply(&L, st, n), 0);
+	int64_t one_by_one = scalar("SELECT coalesce(sum(calls), 0) FROM pg_stat_xact_user_functions "
+				    "WHERE funcname = 'ledger_prepare'", NULL);
+	ck_assert_int_eq(ledger_ops.batch_commit(&L), 0);
+	ck_assert_int_eq(pg_exec(L.pg.conn, "RESET track_functions"), 0);
+	return one_by_one;
+}
+
+static struct paytx_step prepare_step(const struct paytx_prepare *p, struct paytx_vote *v)
+{
+	*v = (struct paytx_vote){ .txn = p->txn, .participant = PARTICIPANT };
+	return (struct paytx_step){ .type = PAYTX_MSG_PREPARE, .prepare = p, .txn = p->txn,
+				    .payment_id = p->payment_id, .vote = v };
+}
+
+/* The prepares of a batch are one call (prepare_set): when they all fit,
+ * it reserves for all of them at once, holds adding up per account. */
+START_TEST(test_batch_of_prepares_that_fit_reserves_at_once)
+{
+	fund(alice, 100);
+	struct paytx_prepare p[3] = { transfer(next_txn(), alice, bob, 30, "USD"),
+				      transfer(next_txn(), alice, bob, 70, "USD"),
+				      transfer(next_txn(), world, alice, 5, "USD") };
+	struct paytx_vote v[3];
+	struct paytx_step st[3] = { prepare_step(&p[0], &v[0]), prepare_step(&p[1], &v[1]),
+				    prepare_step(&p[2], &v[2]) };
+	ck_assert_int_eq(apply_batch(st, 3), 0);
+	for (int i = 0; i < 3; i++) {
+		ck_assert_msg(v[i].yes, "step %d: %s", i, v[i].reason);
+		ck_assert_int_eq(legs_in(p[i].txn, "prepared"), 2);
+	}
+	ck_assert_int_eq(get(alice).held, 100);
+	ck_assert_int_eq(get(world).held, 5);
+	ck_assert_int_eq(get(bob).held, 0);
+	ck_assert_int_eq(scalar_txn("SELECT amounts[1] FROM barrier WHERE txn = $1", p[2].txn), 5);
+	for (int i = 0; i < 3; i++)
+		ck_assert_int_eq(decide_alone(p[i].txn, true), 0);
+	ck_assert_int_eq(get(alice).balance, 5);
+	ck_assert_int_eq(get(bob).balance, 100);
+}
+END_TEST
+
+/* One that does not fit: every step votes as if prepared one by one. */
+START_TEST(test_batch_of_prepares_that_do_not_fit_votes_one_by_one)
+{
+	fund(alice, 100);
+	struct paytx_prepare p[3] = { transfer(next_txn(), alice, bob, 60, "USD"),
+				      transfer(next_txn(), alice, bob, 50, "USD"),
+				      transfer(next_txn(), alice, bob, 40, "USD") };
+	struct paytx_vote v[3];
+	struct paytx_step st[3] = { prepare_step(&p[0], &v[0]), prepare_step(&p[1], &v[1]),
+				    prepare_step(&p[2], &v[2]) };
+	ck_assert_int_eq(apply_batch(st, 3), 3);
+	ck_assert(v[0].yes);
+	ck_assert(!v[1].yes);
+	ck_assert_str_eq(v[1].reason, "insufficient_funds");
+	ck_assert(v[2].yes);
+	ck_assert_int_eq(get(alice).held, 100);
+	ck_assert_int_eq(open_holds(p[1].txn), 0);
+}
+END_TEST
+
+/* Steps run in the batch's order, each run of prepares as one call: an
+ * abort before them frees what it held for them, one after them sees them. */
+START_TEST(test_batch_runs_steps_in_order)
+{
+	fund(alice, 100);
+	struct paytx_prepare held = transfer(next_txn(), alice, bob, 60, "USD");
+	ck_assert(prepare_alone(&held).yes);
+	struct paytx_prepare p = transfer(next_txn(), alice, bob, 70, "USD");
+	struct paytx_prepare q = transfer(next_txn(), alice, bob, 10, "USD");
+	struct paytx_vote vp, vq;
+	struct paytx_step st[] = {
+		{ .type = PAYTX_MSG_ABORT, .txn = held.txn, .payment_id = "" },
+		prepare_step(&p, &vp),
+		prepare_step(&q, &vq),
+		{ .type = PAYTX_MSG_ABORT, .txn = q.txn, .payment_id = "" },
+	};
+	ck_assert_int_eq(apply_batch(st, 4), 0);
+	ck_assert(vp.yes);
+	ck_assert(vq.yes);
+	ck_assert_int_eq(st[0].result, 0);
+	ck_assert_int_eq(st[3].result, 0);
+	ck_assert_int_eq(get(alice).held, 70);
+	ck_assert_int_eq(open_holds(q.txn), 0);
+	char state[16];
+	ck_assert_str_eq(barrier_state(q.txn, state, sizeof(state)), "aborted");
+}
+END_TEST
+
+/* A txn twice in one batch, or one voted on before: the same vote again. */
+START_TEST(test_batch_with_a_repeated_prepare_revotes)
+{
+	fund(alice, 100);
+	struct paytx_prepare p = transfer(next_txn(), alice, bob, 60, "USD");
+	struct paytx_prepare q = transfer(next_txn(), alice, bob, 10, "USD");
+	struct paytx_vote v[3];
+	struct paytx_step st[3] = { prepare_step(&p, &v[0]), prepare_step(&q, &v[1]),
+				    prepare_step(&p, &v[2]) };
+	apply_batch(st, 3);
+	ck_assert(v[0].yes && v[1].yes && v[2].yes);
+	ck_assert_int_eq(get(alice).held, 70);
+	apply_batch(st, 3);
+	ck_assert(v[0].yes && v[1].yes && v[2].yes);
+	ck_assert_int_eq(get(alice).held, 70);
+}
+END_TEST
+
+/* The commits of a batch are one call (commit_set): each account is
+ * updated once, and its journal still reads as one posting after another. */
+START_TEST(test_batch_of_commits_posts_each_txn_in_order)
+{
+	fund(alice, 100);
+	struct paytx_prepare p[3] = { transfer(next_txn(), alice, bob, 10, "USD"),
+				      transfer(next_txn(), alice, bob, 20, "USD"),
+				      transfer(next_txn(), bob, alice, 5, "USD") };
+	fund(bob, 50);
+	for (int i = 0; i < 3; i++)
+		ck_assert(prepare_alone(&p[i]).yes);
+	ck_assert_int_eq(get(alice).held, 30);
+	ck_assert_int_eq(decide_alone(p[0].txn, true), 0); /* already, in the batch */
+	int64_t never = next_txn();                         /* no vote here */
+	struct paytx_step st[] = {
+		{ .type = PAYTX_MSG_COMMIT, .txn = p[2].txn, .payment_id = "" },
+		{ .type = PAYTX_MSG_COMMIT, .txn = p[1].txn, .payment_id = "" },
+		{ .type = PAYTX_MSG_COMMIT, .txn = never, .payment_id = "" },
+		{ .type = PAYTX_MSG_COMMIT, .txn = p[0].txn, .payment_id = "" },
+		{ .type = PAYTX_MSG_COMMIT, .txn = p[1].txn, .payment_id = "" }, /* twice */
+	};
+	ck_assert_int_eq(ledger_ops.batch_begin(&L), 0);
+	ck_assert_int_eq(ledger_ops.apply(&L, st, 5), 0);
+	ck_assert_int_eq(ledger_ops.batch_commit(&L), 0);
+	ck_assert_int_eq(st[0].result, 0);
+	ck_assert_int_eq(st[1].result, 0);
+	ck_assert_int_eq(st[2].result, PAYTX_EPROTO);
+	ck_assert_int_eq(st[3].result, 0);
+	ck_assert_int_eq(st[4].result, 0);
+	struct ledger_account a = get(alice), b = get(bob);
+	ck_assert_int_eq(a.balance, 100 - 10 - 20 + 5);
+	ck_assert_int_eq(a.held, 0);
+	ck_assert_int_eq(a.version, 4);
+	ck_assert_int_eq(b.balance, 50 + 10 + 20 - 5);
+	ck_assert_int_eq(b.version, 4);
+	char st_never[16];
+	ck_assert_str_eq(barrier_state(never, st_never, sizeof(st_never)), "(none)");
+	/* In id order, every journal row's balance_after is the one before it
+	 * plus its amount, ending at the balance. */
+	const char *chain = "SELECT count(*) FROM (SELECT balance_after, amount, "
+			    "lag(balance_after, 1, 0::bigint) OVER (ORDER BY id) AS before "
+			    "FROM entries WHERE account = $1) e WHERE balance_after <> before + amount";
+	ck_assert_int_eq(scalar(chain, alice), 0);
+	ck_assert_int_eq(scalar(chain, bob), 0);
+	ck_assert_int_eq(scalar("SELECT count(*) FROM entries WHERE account = $1", alice), 4);
+	ck_assert_int_eq(scalar("SELECT balance_after FROM entries WHERE account = $1 "
+				"ORDER BY id DESC LIMIT 1", bob), b.balance);
+}
+END_TEST
+
 START_TEST(test_legs_on_one_account_are_merged)
 {
 	fund(alice, 100);
@@ -726,6 +890,11 @@ static Suite *ledger_suite(void)
 	ADD_CASE(s, test_journal_rows_cannot_be_updated_or_deleted);
 	ADD_CASE(s, test_batch_of_prepares_sees_earlier_holds);
 	ADD_CASE(s, test_rolled_back_batch_leaves_nothing);
+	ADD_CASE(s, test_batch_of_commits_posts_each_txn_in_order);
+	ADD_CASE(s, test_batch_of_prepares_that_fit_reserves_at_once);
+	ADD_CASE(s, test_batch_of_prepares_that_do_not_fit_votes_one_by_one);
+	ADD_CASE(s, test_batch_runs_steps_in_order);
+	ADD_CASE(s, test_batch_with_a_repeated_prepare_revotes);
 	ADD_CASE(s, test_legs_on_one_account_are_merged);
 	ADD_CASE(s, test_in_doubt_lists_old_yes_votes_only);
 	ADD_CASE(s, test_account_create_is_idempotent_and_detects_conflict);
