@@ -140,19 +140,17 @@ static size_t run_length(const struct pgpart *p, const struct paytx_step *steps,
 	return k;
 }
 
-/* The rows (txn, vote, reason, detail) of the prepares' set: one per
- * prepare step, in order. */
+/* The rows (txn, vote, reason, detail) of a run of prepares (a->steps):
+ * one per step, in order. */
 static int prepares_result(struct apply_ctx *a, const PGresult *res)
 {
 	int r = 0;
 	for (size_t i = 0; i < a->n; i++) {
 		struct paytx_step *st = &a->steps[i];
-		if (!is_set_prepare(a->p, st))
-			continue;
 		int64_t txn;
 		if (r >= PQntuples(res) || PQnfields(res) != 4 || PQgetisnull(res, r, 0) ||
-		    PQgetisnull(res, r, 1) || pgpart_parse_int64(PQgetvalue(res, r, 0), &txn) != 0 ||
-		    txn != st->txn) {
+		    PQgetisnull(res, r, 1) ||
+		    pgpart_parse_int64(PQgetvalue(res, r, 0), &txn) != 0 || txn != st->txn) {
 			log_txn(LOG_ERROR, st->payment_id, st->txn, "%s: no vote for a prepare",
 				a->p->who);
 			return PAYTX_EDB;
@@ -166,7 +164,8 @@ static int prepares_result(struct apply_ctx *a, const PGresult *res)
 	return 0;
 }
 
-/* The rows (txn, outcome) of the commits' set: one per distinct txn. */
+/* The rows (txn, outcome) of a run of commits (a->steps): one per
+ * distinct txn. */
 static int commits_result(struct apply_ctx *a, const PGresult *res)
 {
 	if (PQnfields(res) != 2) {
@@ -180,12 +179,12 @@ static int commits_result(struct apply_ctx *a, const PGresult *res)
 			return PAYTX_EDB;
 		for (size_t i = 0; i < a->n; i++) {
 			struct paytx_step *st = &a->steps[i];
-			if (is_set_commit(a->p, st) && st->txn == txn)
+			if (st->txn == txn)
 				st->result = read_decision(a->p, PQgetvalue(res, r, 1), st);
 		}
 	}
 	for (size_t i = 0; i < a->n; i++)
-		if (is_set_commit(a->p, &a->steps[i]) && a->steps[i].result == RESULT_UNSET) {
+		if (a->steps[i].result == RESULT_UNSET) {
 			log_txn(LOG_ERROR, NULL, a->steps[i].txn, "%s: no outcome for a commit",
 				a->p->who);
 			return PAYTX_EDB;
@@ -224,19 +223,15 @@ static int commits_send(struct pgpart *p, struct paytx_step *steps, size_t n, si
 	struct paytx_buf txns;
 	paytx_buf_init(&txns);
 	int err = paytx_buf_append(&txns, "{", 1);
-	size_t ncommits = 0;
 	for (size_t i = 0; !err && i < n; i++) {
-		if (!is_set_commit(p, &steps[i]))
-			continue;
 		steps[i].result = RESULT_UNSET;
 		char txn[24];
-		int len = snprintf(txn, sizeof(txn), "%s%" PRId64, ncommits++ ? "," : "",
-				   steps[i].txn);
+		int len = snprintf(txn, sizeof(txn), "%s%" PRId64, i ? "," : "", steps[i].txn);
 		err = paytx_buf_append(&txns, txn, (size_t)len);
 	}
 	if (!err)
 		err = paytx_buf_append(&txns, "}", 1);
-	if (!err && ncommits) {
+	if (!err) {
 		const char *params[] = { txns.data, p->participant };
 		err = pgpipe_send_prepared(&p->pipe, p->sql->commit_name, p->sql->commit, 2, params,
 					   tag);
@@ -253,11 +248,8 @@ static int prepares_send(struct pgpart *p, struct paytx_step *steps, size_t n, s
 {
 	json_object *arr = json_object_new_array();
 	int err = arr ? 0 : PAYTX_ENOMEM;
-	size_t nprepares = 0;
 	for (size_t i = 0; !err && i < n; i++) {
 		const struct paytx_prepare *prep = steps[i].prepare;
-		if (!is_set_prepare(p, &steps[i]))
-			continue;
 		if (pgpart_prepare_check(prep) != 0) {
 			log_txn(LOG_ERROR, prep->payment_id, prep->txn, "%s: malformed prepare",
 				p->who);
@@ -275,13 +267,11 @@ static int prepares_send(struct pgpart *p, struct paytx_step *steps, size_t n, s
 						  json_object_new_string(prep->payment_id))) {
 			err = PAYTX_ENOMEM;
 		}
-		nprepares++;
 	}
-	const char *json = !err && nprepares ? json_object_to_json_string_ext(
-							arr, JSON_C_TO_STRING_PLAIN) : NULL;
-	if (!err && nprepares && !json)
+	const char *json = err ? NULL : json_object_to_json_string_ext(arr, JSON_C_TO_STRING_PLAIN);
+	if (!err && !json)
 		err = PAYTX_ENOMEM;
-	if (!err && nprepares) {
+	if (!err) {
 		const char *params[] = { p->participant, json };
 		/* libpq copies the parameters: the JSON can go at once. */
 		err = pgpipe_send_prepared(&p->pipe, p->sql->prepare_name, p->sql->prepare, 2,
