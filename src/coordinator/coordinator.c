@@ -100,10 +100,12 @@ static int log_try(struct coordinator *c, bool *logged)
 	 * the results the code after this reads. */
 	if (!err)
 		err = txlog_sync(&c->log);
+	loopstat_mark(&c->stats, 1, "log");
 	if (!err)
 		crash_point("coordinator.before_log_commit");
 	if (!err)
 		err = txlog_commit(&c->log, durable);
+	loopstat_mark(&c->stats, 2, "log commit");
 	if (err)
 		txlog_rollback(&c->log);
 	return err;
@@ -414,7 +416,6 @@ static int iteration(struct coordinator *c)
 	bool logging = !err && needs_log(c);
 	if (logging)
 		err = log_batch(c, logged);
-	loopstat_mark(&c->stats, 1, "log");
 	if (!err) {
 		if (logging)
 			crash_point("coordinator.after_log_commit");
@@ -428,13 +429,13 @@ static int iteration(struct coordinator *c)
 	}
 	if (!err)
 		err = publish_all(c);
-	loopstat_mark(&c->stats, 2, "publish+confirm");
+	loopstat_mark(&c->stats, 3, "publish+confirm");
 	/* Outcomes are queued: the rows are not needed any more (ack_all
 	 * empties the done list, so free them now). */
 	rows_free(c->done_rows, c->done.n < c->done_rows_cap ? c->done.n : c->done_rows_cap);
 	if (!err)
 		err = ack_all(c);
-	loopstat_mark(&c->stats, 3, "ack");
+	loopstat_mark(&c->stats, 4, "ack");
 	loopstat_end(&c->stats, c->nitems);
 	metrics_batch_set(&c->metrics, METRIC_INFLIGHT, (double)c->table.len);
 	metrics_batch_flush(&c->metrics);

@@ -1,4 +1,4 @@
-/* Per-phase time of a batched loop, logged once per period. */
+/* Per-phase time of a batched loop, logged once per period and counted in metrics. */
 #include "loopstat.h"
 
 #include <stdio.h>
@@ -6,12 +6,41 @@
 
 #include "clock.h"
 #include "log.h"
+#include "metrics.h"
+
+/* Start a new logging period; what is still to be pushed is kept. */
+static void period_start(struct loopstat *s)
+{
+	memset(s->spent_us, 0, sizeof(s->spent_us));
+	s->iterations = 0;
+	s->messages = 0;
+	s->period_start_us = clock_mono_us();
+}
 
 void loopstat_init(struct loopstat *s, const char *name)
 {
 	memset(s, 0, sizeof(*s));
 	s->name = name;
-	s->period_start_us = clock_mono_us();
+	snprintf(s->label, sizeof(s->label), "%.*s", (int)strcspn(name, " "), name);
+	period_start(s);
+	s->next_push_us = s->period_start_us + (int64_t)LOOPSTAT_PUSH_MS * 1000;
+}
+
+void loopstat_push(struct loopstat *s)
+{
+	for (int i = 0; i < LOOPSTAT_PHASES; i++) {
+		if (s->phase[i] && s->push_us[i] > 0)
+			metrics_inc(METRIC_LOOP_PHASE_US, "loop", s->label, "phase", s->phase[i],
+				    (uint64_t)s->push_us[i]);
+		s->push_us[i] = 0;
+	}
+	if (s->push_iterations)
+		metrics_inc(METRIC_LOOP_ITERATIONS, "loop", s->label, NULL, NULL,
+			    s->push_iterations);
+	if (s->push_messages)
+		metrics_inc(METRIC_LOOP_MESSAGES, "loop", s->label, NULL, NULL, s->push_messages);
+	s->push_iterations = 0;
+	s->push_messages = 0;
 }
 
 void loopstat_begin(struct loopstat *s)
@@ -25,6 +54,7 @@ void loopstat_mark(struct loopstat *s, int i, const char *name)
 	if (i >= 0 && i < LOOPSTAT_PHASES) {
 		s->phase[i] = name;
 		s->spent_us[i] += now - s->mark_us;
+		s->push_us[i] += now - s->mark_us;
 	}
 	s->mark_us = now;
 }
@@ -34,6 +64,12 @@ void loopstat_end(struct loopstat *s, size_t messages)
 	int64_t now = clock_mono_us();
 	s->iterations++;
 	s->messages += messages;
+	s->push_iterations++;
+	s->push_messages += messages;
+	if (now >= s->next_push_us) {
+		loopstat_push(s);
+		s->next_push_us = now + (int64_t)LOOPSTAT_PUSH_MS * 1000;
+	}
 	int64_t period = now - s->period_start_us;
 	if (period < (int64_t)LOOPSTAT_PERIOD_MS * 1000)
 		return;
@@ -50,6 +86,5 @@ void loopstat_end(struct loopstat *s, size_t messages)
 			 (unsigned long long)s->messages,
 			 (double)s->messages / (double)s->iterations, (double)period / 1e6, parts);
 	}
-	const char *name = s->name;
-	loopstat_init(s, name);
+	period_start(s);
 }

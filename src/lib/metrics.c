@@ -53,6 +53,15 @@ static const struct metric_def defs[] = {
 	  "Messages refused and copied to paytx.dead, by error code and origin queue." },
 	{ METRIC_RECONNECTS, KIND_COUNTER,
 	  "Connections lost and made again, by peer (amqp, postgres)." },
+	{ METRIC_LOOP_ITERATIONS, KIND_COUNTER,
+	  "Iterations of the daemon's batched loop (one batch each), by loop (coordinator, "
+	  "participant)." },
+	{ METRIC_LOOP_MESSAGES, KIND_COUNTER,
+	  "Messages the loop's batches held (a txn.batch counts its entries), by loop." },
+	{ METRIC_LOOP_PHASE_US, KIND_COUNTER,
+	  "Microseconds the loop spent in each phase of its iterations, by loop and phase "
+	  "(e.g. wait+collect, log, apply+commit, publish+confirm): the rate over the "
+	  "iterations' rate is a phase's mean time per batch." },
 };
 
 #define NDEFS (sizeof(defs) / sizeof(defs[0]))

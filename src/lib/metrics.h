@@ -27,6 +27,9 @@
 /* Every daemon. */
 #define METRIC_DEAD_LETTERS "paytx_dead_letters_total"    /* {code,queue} */
 #define METRIC_RECONNECTS "paytx_reconnects_total"        /* {to="amqp"|"postgres"} */
+#define METRIC_LOOP_ITERATIONS "paytx_loop_iterations_total"  /* {loop} */
+#define METRIC_LOOP_MESSAGES "paytx_loop_messages_total"      /* {loop} */
+#define METRIC_LOOP_PHASE_US "paytx_loop_phase_microseconds_total" /* {loop,phase} */
 #define METRIC_OLDEST_IN_DOUBT "paytx_oldest_in_doubt_seconds"
 /* The coordinator. */
 #define METRIC_PAYMENTS "paytx_payments_total"            /* {outcome,reason} */

@@ -195,10 +195,12 @@ static int batch_try(struct part *p, struct part_item *items, size_t n)
 	for (size_t i = 0; !err && !ops->apply && i < n; i++)
 		if (items[i].valid && !items[i].applied)
 			err = item_apply(p, &items[i]);
+	loopstat_mark(&p->stats, 1, "apply");
 	if (!err)
 		crash_point("participant.before_local_commit");
 	if (!err && ops->batch_commit)
 		err = ops->batch_commit(p->ctx);
+	loopstat_mark(&p->stats, 2, "commit");
 	if (err) {
 		if (ops->batch_rollback)
 			ops->batch_rollback(p->ctx);
@@ -452,9 +454,8 @@ static int part_loop(struct part *p)
 		loopstat_mark(&p->stats, 0, "wait+collect");
 		int err = 0;
 		if (p->ndeliveries && batch_apply(p, n) == 0) {
-			loopstat_mark(&p->stats, 1, "apply+commit");
 			err = batch_finish(p, n);
-			loopstat_mark(&p->stats, 2, "reply+confirm+ack");
+			loopstat_mark(&p->stats, 3, "reply+confirm+ack");
 		}
 		loopstat_end(&p->stats, n);
 		batch_release(p);
