@@ -122,6 +122,15 @@ CREATE OR REPLACE TRIGGER entries_no_truncate
 	FOR EACH STATEMENT EXECUTE FUNCTION entries_immutable();
 
 -- The re-vote for a txn that already has a barrier row.
+-- Plans. The step functions below run their statements with generic plans
+-- (plan_cache_mode = force_generic_plan), made once per connection.
+-- PostgreSQL's default plans each statement afresh for the actual
+-- arguments until it judges a generic plan no worse, and for these
+-- statements (CTEs over the batch's JSON and arrays) it keeps re-planning:
+-- planning then costs more than running, about half of a one-step call.
+-- Every statement reads by key (txn, account id), so the generic plan is
+-- the custom one; tests/unit/test_ledger.c checks that no step scans a
+-- table under it.
 CREATE OR REPLACE FUNCTION ledger_revote(b barrier)
 RETURNS TABLE (vote boolean, reason text, detail text)
 LANGUAGE sql IMMUTABLE AS $$
@@ -139,7 +148,9 @@ $$;
 CREATE OR REPLACE FUNCTION ledger_prepare(p_txn bigint, p_participant text,
 					  p_payment_id text, p_legs jsonb)
 RETURNS TABLE (vote boolean, reason text, detail text)
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql
+-- Generic plans: see "Plans" above.
+SET plan_cache_mode = force_generic_plan AS $$
 DECLARE
 	b barrier%ROWTYPE;
 	acc accounts%ROWTYPE;
@@ -239,7 +250,9 @@ $$;
 -- otherwise it does call ledger_prepare step by step.
 CREATE OR REPLACE FUNCTION ledger_prepare_set(p_participant text, p_steps jsonb)
 RETURNS TABLE (txn bigint, vote boolean, reason text, detail text)
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql
+-- Generic plans: see "Plans" above.
+SET plan_cache_mode = force_generic_plan AS $$
 DECLARE
 	v_rows barrier[];      -- the barrier row of each step, in order
 	v_fast boolean;
@@ -356,7 +369,9 @@ $$;
 DROP FUNCTION IF EXISTS ledger_commit(bigint, text);
 CREATE OR REPLACE FUNCTION ledger_commit(p_txns bigint[], p_participant text)
 RETURNS TABLE (txn bigint, outcome text)
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql
+-- Generic plans: see "Plans" above.
+SET plan_cache_mode = force_generic_plan AS $$
 DECLARE
 	v_claimed bigint[];
 	-- The claimed legs, ordered by txn and then account (COLLATE "C").
@@ -427,7 +442,9 @@ $$;
 CREATE OR REPLACE FUNCTION ledger_abort(p_txn bigint, p_participant text,
 					p_payment_id text)
 RETURNS text
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql
+-- Generic plans: see "Plans" above.
+SET plan_cache_mode = force_generic_plan AS $$
 DECLARE
 	v_accounts text[];
 	v_amounts bigint[];

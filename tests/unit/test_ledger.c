@@ -608,6 +608,69 @@ START_TEST(test_in_doubt_lists_old_yes_votes_only)
 }
 END_TEST
 
+/* Run sql, which must not fail. */
+static void exec_ok(const char *sql)
+{
+	PGresult *res = pg_query(L.pg.conn, sql, 0, NULL);
+	ck_assert_msg(res != NULL, "query failed: %s", sql);
+	PQclear(res);
+}
+
+/* The step functions run generic plans (sql/ledger.sql, "Plans"), made once
+ * per connection, maybe while the tables are small: none may scan a whole
+ * table, whichever path a step takes. The tables get a few thousand rows
+ * and statistics first, as a shard has. */
+START_TEST(test_steps_scan_no_table_in_generic_plans)
+{
+	exec_ok("INSERT INTO accounts (id, currency, balance) SELECT 'filler.' || g, 'USD', 0 "
+		"FROM generate_series(1, 5000) g ON CONFLICT DO NOTHING");
+	exec_ok("INSERT INTO barrier (txn, participant, payment_id, state) "
+		"SELECT -g, 'ledger.0', 'filler', 'aborted' FROM generate_series(1, 5000) g "
+		"ON CONFLICT DO NOTHING");
+	exec_ok("ANALYZE accounts, barrier, entries");
+	fund(alice, 100);
+	int64_t t = next_txn(), u = next_txn(), w = next_txn(), x = next_txn();
+	char sql[2048];
+	ck_assert_int_eq(pg_exec(L.pg.conn, "BEGIN"), 0);
+	int64_t before = scalar("SELECT coalesce(sum(seq_scan), 0) FROM pg_stat_xact_user_tables",
+				NULL);
+	/* a run that fits (one statement per table), one that does not (one
+	 * by one), a single prepare, a run of commits, an abort, in doubt */
+	snprintf(sql, sizeof(sql),
+		 "SELECT count(*) FROM ledger_prepare_set('" PARTICIPANT "', jsonb_build_array("
+		 "jsonb_build_object('txn', %" PRId64 ", 'payment_id', 'p', 'legs', "
+		 "jsonb_build_array(jsonb_build_object('account', '%s', 'amount', -10, "
+		 "'currency', 'USD'), jsonb_build_object('account', '%s', 'amount', 10, "
+		 "'currency', 'USD')))))", t, alice, bob);
+	exec_ok(sql);
+	snprintf(sql, sizeof(sql),
+		 "SELECT count(*) FROM ledger_prepare_set('" PARTICIPANT "', jsonb_build_array("
+		 "jsonb_build_object('txn', %" PRId64 ", 'payment_id', 'p', 'legs', "
+		 "jsonb_build_array(jsonb_build_object('account', '%s', 'amount', -1000, "
+		 "'currency', 'USD'), jsonb_build_object('account', '%s', 'amount', 1000, "
+		 "'currency', 'USD')))))", u, alice, bob);
+	exec_ok(sql);
+	snprintf(sql, sizeof(sql),
+		 "SELECT count(*) FROM ledger_prepare(%" PRId64 ", '" PARTICIPANT "', 'p', "
+		 "jsonb_build_array(jsonb_build_object('account', '%s', 'amount', -5, "
+		 "'currency', 'USD'), jsonb_build_object('account', '%s', 'amount', 5, "
+		 "'currency', 'USD')))", w, alice, bob);
+	exec_ok(sql);
+	snprintf(sql, sizeof(sql), "SELECT count(*) FROM ledger_commit(ARRAY[%" PRId64 ", %" PRId64
+		 ", %" PRId64 "]::bigint[], '" PARTICIPANT "')", t, u, x);
+	exec_ok(sql);
+	snprintf(sql, sizeof(sql), "SELECT ledger_abort(%" PRId64 ", '" PARTICIPANT "', 'p')", w);
+	exec_ok(sql);
+	exec_ok("SELECT count(*) FROM ledger_in_doubt('" PARTICIPANT "', 0, 10)");
+	int64_t after = scalar("SELECT coalesce(sum(seq_scan), 0) FROM pg_stat_xact_user_tables",
+			       NULL);
+	ck_assert_int_eq(pg_exec(L.pg.conn, "COMMIT"), 0);
+	ck_assert_int_eq(after - before, 0);
+	ck_assert_int_eq(get(bob).balance, 10);       /* t committed, u refused, w aborted */
+	ck_assert_int_eq(get(alice).held, 0);
+}
+END_TEST
+
 START_TEST(test_account_create_is_idempotent_and_detects_conflict)
 {
 	ck_assert_int_eq(ledger_account_create(&L, alice, "USD", false), 0);
@@ -897,6 +960,7 @@ static Suite *ledger_suite(void)
 	ADD_CASE(s, test_batch_with_a_repeated_prepare_revotes);
 	ADD_CASE(s, test_legs_on_one_account_are_merged);
 	ADD_CASE(s, test_in_doubt_lists_old_yes_votes_only);
+	ADD_CASE(s, test_steps_scan_no_table_in_generic_plans);
 	ADD_CASE(s, test_account_create_is_idempotent_and_detects_conflict);
 	ADD_CASE(s, test_reset_recovers_a_lost_connection);
 	ADD_CASE(s, test_concurrent_duplicate_prepare_waits_and_revotes);
