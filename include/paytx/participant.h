@@ -48,11 +48,15 @@ struct paytx_participant_ops {
 	int (*commit)(void *ctx, int64_t txn);
 	int (*abort)(void *ctx, int64_t txn);
 	/* Apply every step of a batch at once, between batch_begin and
-	 * batch_commit, so a participant can pipeline its database calls (one
-	 * round trip for the batch). Optional: when set it is used instead of
-	 * prepare, commit and abort, which may then be NULL. Return 0 when
-	 * every step has its vote or result, negative on a failure: the batch
-	 * is then rolled back and retried one step at a time. */
+	 * batch_commit, so a participant can pipeline its database calls.
+	 * The votes and results are read only after batch_commit returned 0,
+	 * so apply may just queue the steps and send them with the commit
+	 * (one round trip for the batch). Optional: when set it is used
+	 * instead of prepare, commit and abort, which may then be NULL.
+	 * Return 0 when every step is applied or queued, negative on a
+	 * failure: the batch is then rolled back and retried one step at a
+	 * time, as it is when a step's result is a failure other than
+	 * PAYTX_EPROTO. */
 	int (*apply)(void *ctx, struct paytx_step *steps, size_t n);
 	/* Make the batch durable. Optional when each callback commits alone. */
 	int (*batch_commit)(void *ctx);

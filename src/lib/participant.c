@@ -149,8 +149,8 @@ static void vote_preset(struct part *p, struct part_item *it)
 	snprintf(it->vote.participant, sizeof(it->vote.participant), "%s", p->cfg->name);
 }
 
-/* The whole batch through ops->apply; results back into the items. */
-static int steps_apply(struct part *p, struct part_item *items, size_t n)
+/* The batch's items still to apply, as steps for ops->apply. */
+static size_t steps_build(struct part *p, struct part_item *items, size_t n)
 {
 	size_t k = 0;
 	for (size_t i = 0; i < n; i++) {
@@ -170,8 +170,16 @@ static int steps_apply(struct part *p, struct part_item *items, size_t n)
 			st->payment_id = it->in->u.decision.payment_id;
 		}
 	}
-	int err = k ? p->ops->apply(p->ctx, p->steps, k) : 0;
-	k = 0;
+	return k;
+}
+
+/* After batch_commit: what ops->apply's steps say, back into the items. A
+ * step that failed fails the try, whose items are then retried alone
+ * (idempotent, so whatever of it committed is found done). */
+static int steps_read(struct part *p, struct part_item *items, size_t n)
+{
+	size_t k = 0;
+	int err = 0;
 	for (size_t i = 0; !err && i < n; i++) {
 		struct part_item *it = &items[i];
 		if (!it->valid || it->applied)
@@ -185,13 +193,16 @@ static int steps_apply(struct part *p, struct part_item *items, size_t n)
 	return err;
 }
 
-/* Apply items[0..n) in one local transaction. 0, or the first failure. */
+/* Apply items[0..n) in one local transaction. 0, or the first failure.
+ * ops->apply's steps have their votes and results once batch_commit
+ * returned (paytx/participant.h), so that both may be one round trip. */
 static int batch_try(struct part *p, struct part_item *items, size_t n)
 {
 	const struct paytx_participant_ops *ops = p->ops;
 	int err = ops->batch_begin ? ops->batch_begin(p->ctx) : 0;
-	if (!err && ops->apply)
-		err = steps_apply(p, items, n);
+	size_t k = !err && ops->apply ? steps_build(p, items, n) : 0;
+	if (k)
+		err = ops->apply(p->ctx, p->steps, k);
 	for (size_t i = 0; !err && !ops->apply && i < n; i++)
 		if (items[i].valid && !items[i].applied)
 			err = item_apply(p, &items[i]);
@@ -201,6 +212,8 @@ static int batch_try(struct part *p, struct part_item *items, size_t n)
 	if (!err && ops->batch_commit)
 		err = ops->batch_commit(p->ctx);
 	loopstat_mark(&p->stats, 2, "commit");
+	if (!err && k)
+		err = steps_read(p, items, n);
 	if (err) {
 		if (ops->batch_rollback)
 			ops->batch_rollback(p->ctx);

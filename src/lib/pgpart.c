@@ -105,17 +105,20 @@ static int read_decision(struct pgpart *p, const char *outcome, const struct pay
 	return 0;
 }
 
+/* A run of steps whose results one statement returns. */
 struct apply_ctx {
 	struct pgpart *p;
 	struct paytx_step *steps;
 	size_t n;
 };
 
-/* The tag of a run of commits or prepares sent as one call (commit_set,
- * prepare_set): RUN_TAG plus the index of the run's first step. pgpipe
- * keeps SIZE_MAX. */
+/* Tags of the pipeline's statements: a step's index in p->queued; for a
+ * run of commits or prepares sent as one call (commit_set, prepare_set)
+ * RUN_TAG plus the index of the run's first step; and two of their own
+ * above every run (pgpipe keeps SIZE_MAX). */
 #define RUN_TAG (SIZE_MAX / 2 + 1)
 #define BEGIN_TAG (SIZE_MAX - 1)
+#define COMMIT_TAG (SIZE_MAX - 2)
 /* A commit step's result before its row is read. */
 #define RESULT_UNSET 1
 
@@ -192,28 +195,41 @@ static int commits_result(struct apply_ctx *a, const PGresult *res)
 	return 0;
 }
 
-/* A pgpipe_result_fn: the result of steps[tag], or of a set of them. */
+/* COMMIT of a failed transaction "succeeds" with tag ROLLBACK. */
+static int commit_result(struct pgpart *p, const PGresult *res)
+{
+	if (strcmp(PQcmdStatus((PGresult *)res), "COMMIT") == 0)
+		return 0;
+	log_error("%s: batch was rolled back by the server (%s)", p->who,
+		  PQcmdStatus((PGresult *)res));
+	return PAYTX_EDB;
+}
+
+/* A pgpipe_result_fn (arg: the pgpart): the result of p->queued[tag], of a
+ * run of them, of BEGIN or of COMMIT. */
 static int step_result(void *arg, size_t tag, const PGresult *res)
 {
-	struct apply_ctx *a = arg;
+	struct pgpart *p = arg;
 	if (tag == BEGIN_TAG)
 		return 0;
+	if (tag == COMMIT_TAG)
+		return commit_result(p, res);
 	if (tag >= RUN_TAG) {
 		size_t first = tag - RUN_TAG;
-		struct apply_ctx run = { .p = a->p, .steps = a->steps + first,
-					 .n = run_length(a->p, a->steps + first, a->n - first) };
+		struct apply_ctx run = { .p = p, .steps = p->queued + first,
+					 .n = run_length(p, p->queued + first, p->nqueued - first) };
 		return run.steps->type == PAYTX_MSG_COMMIT ? commits_result(&run, res)
 							   : prepares_result(&run, res);
 	}
-	struct paytx_step *st = &a->steps[tag];
+	struct paytx_step *st = &p->queued[tag];
 	if (PQntuples(res) != 1 || PQnfields(res) < 1 || PQgetisnull(res, 0, 0)) {
-		log_txn(LOG_ERROR, st->payment_id, st->txn, "%s: unexpected result shape", a->p->who);
+		log_txn(LOG_ERROR, st->payment_id, st->txn, "%s: unexpected result shape", p->who);
 		return PAYTX_EDB;
 	}
 	if (st->type == PAYTX_MSG_PREPARE)
-		read_vote(a->p, res, 0, 0, st);
+		read_vote(p, res, 0, 0, st);
 	else
-		st->result = read_decision(a->p, PQgetvalue(res, 0, 0), st);
+		st->result = read_decision(p, PQgetvalue(res, 0, 0), st);
 	return 0;
 }
 
@@ -308,16 +324,32 @@ static int step_send(struct pgpart *p, const struct paytx_step *st, size_t tag)
 	return err;
 }
 
-int pgpart_apply(void *ctx, struct paytx_step *steps, size_t n)
+/* Read every result of the open pipeline (if one is open) and close it. */
+static int pipe_end(struct pgpart *p)
 {
-	struct pgpart *p = ctx;
-	struct apply_ctx a = { .p = p, .steps = steps, .n = n };
-	int err = pgpipe_begin(&p->pipe, p->conn, step_result, &a);
-	if (!err && p->begin_pending) {
+	if (!p->pipe.active)
+		return 0;
+	int err = pgpipe_end(&p->pipe);
+	p->queued = NULL;
+	p->nqueued = 0;
+	return err;
+}
+
+/* Open the batch's pipeline (BEGIN first, when still to be sent) and queue
+ * steps[0..n) in order; a run of commits or of prepares is one call. */
+static int steps_queue(struct pgpart *p, struct paytx_step *steps, size_t n)
+{
+	if (p->pipe.active) /* one apply per batch */
+		return PAYTX_EDB;
+	int err = pgpipe_begin(&p->pipe, p->conn, step_result, p);
+	if (err)
+		return err;
+	p->queued = steps;
+	p->nqueued = n;
+	if (p->begin_pending) {
 		err = pgpipe_send(&p->pipe, "BEGIN", 0, NULL, BEGIN_TAG);
 		p->begin_pending = false;
 	}
-	/* In order; a run of commits or of prepares is one call (pgpart.h). */
 	for (size_t i = 0, run; !err && i < n; i += run ? run : 1) {
 		run = run_length(p, &steps[i], n - i);
 		if (!run)
@@ -327,7 +359,20 @@ int pgpart_apply(void *ctx, struct paytx_step *steps, size_t n)
 		else
 			err = prepares_send(p, &steps[i], run, RUN_TAG + i);
 	}
-	int end = pgpipe_end(&p->pipe);
+	return err;
+}
+
+/* Queued only: the results come with the COMMIT (pgpart_batch_commit). */
+int pgpart_apply(void *ctx, struct paytx_step *steps, size_t n)
+{
+	return steps_queue(ctx, steps, n);
+}
+
+/* One callback's step, applied now: its result is the callback's. */
+static int apply_now(struct pgpart *p, struct paytx_step *st)
+{
+	int err = steps_queue(p, st, 1);
+	int end = pipe_end(p);
 	return err ? err : end;
 }
 
@@ -335,13 +380,13 @@ int pgpart_prepare(void *ctx, const struct paytx_prepare *prep, struct paytx_vot
 {
 	struct paytx_step st = { .type = PAYTX_MSG_PREPARE, .prepare = prep, .txn = prep->txn,
 				 .payment_id = prep->payment_id, .vote = vote };
-	return pgpart_apply(ctx, &st, 1);
+	return apply_now(ctx, &st);
 }
 
 static int decide_one(void *ctx, enum paytx_msg_type type, int64_t txn)
 {
 	struct paytx_step st = { .type = type, .txn = txn, .payment_id = "" };
-	int err = pgpart_apply(ctx, &st, 1);
+	int err = apply_now(ctx, &st);
 	return err ? err : st.result;
 }
 
@@ -359,22 +404,25 @@ int pgpart_batch_commit(void *ctx)
 {
 	struct pgpart *p = ctx;
 	p->in_batch = false;
+	if (p->pipe.active) { /* after the steps apply queued: one round trip */
+		int err = pgpipe_send(&p->pipe, "COMMIT", 0, NULL, COMMIT_TAG);
+		int end = pipe_end(p);
+		return err ? err : end;
+	}
 	if (p->begin_pending) { /* nothing was sent */
 		p->begin_pending = false;
 		return 0;
 	}
-	/* COMMIT of a failed transaction "succeeds" with tag ROLLBACK. */
 	PGresult *res = pg_query(p->conn, "COMMIT", 0, NULL);
-	bool ok = res && strcmp(PQcmdStatus(res), "COMMIT") == 0;
-	if (res && !ok)
-		log_error("%s: batch was rolled back by the server (%s)", p->who, PQcmdStatus(res));
+	int err = res ? commit_result(p, res) : PAYTX_EDB;
 	PQclear(res);
-	return ok ? 0 : PAYTX_EDB;
+	return err;
 }
 
 void pgpart_batch_rollback(void *ctx)
 {
 	struct pgpart *p = ctx;
+	(void)pipe_end(p); /* what apply queued: skipped or rolled back below */
 	p->in_batch = false;
 	p->begin_pending = false;
 	if (!pg_broken(p->conn) && PQtransactionStatus(p->conn) != PQTRANS_IDLE &&
@@ -405,6 +453,7 @@ int pgpart_in_doubt(void *ctx, int64_t older_than_ms, int64_t *txns, size_t max,
 int pgpart_reset(void *ctx)
 {
 	struct pgpart *p = ctx;
+	(void)pipe_end(p);
 	p->in_batch = false;
 	p->begin_pending = false;
 	if (pg_broken(p->conn)) {

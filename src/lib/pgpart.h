@@ -14,7 +14,12 @@
  *           txn;
  *   in_doubt ($1 participant, $2 older-than Unix ms, $3 limit) returns txns.
  * Each batch of the SDK is one local transaction, and its steps go in one
- * pipeline of prepared statements (pgpipe): one round trip for the batch.
+ * pipeline of prepared statements (pgpipe) together with its BEGIN and its
+ * COMMIT: one round trip for the batch. pgpart_apply only queues the
+ * steps; their votes and results are filled when pgpart_batch_commit
+ * sends the COMMIT and reads every result (paytx/participant.h allows
+ * it). The per-message callbacks (pgpart_prepare, _commit, _abort) apply
+ * their step at once, since their result is their return value.
  * Steps run in the batch's order; with commit_set or prepare_set, each run
  * of consecutive commits, or of prepares, is one call of the set form.
  *
@@ -55,6 +60,8 @@ struct pgpart {
 	bool in_batch;
 	bool begin_pending;          /* in_batch, and BEGIN not sent yet */
 	struct pgpipe pipe;          /* the current batch's statements */
+	struct paytx_step *queued;   /* borrowed from pgpart_apply until the pipe */
+	size_t nqueued;              /* ends: the steps its results go to */
 };
 
 /* conn is taken over (closed even on failure); participant is copied. */

@@ -400,16 +400,26 @@ START_TEST(test_rolled_back_batch_leaves_nothing)
 }
 END_TEST
 
+/* Calls of the one-step ledger_prepare this session made so far, counting
+ * its last transaction (whose statistics are flushed first). */
+static int64_t prepare_calls(void)
+{
+	ck_assert_int_eq(pg_exec(L.pg.conn, "SELECT pg_stat_force_next_flush()"), 0);
+	return scalar("SELECT coalesce(sum(calls), 0) FROM pg_stat_user_functions "
+		      "WHERE funcname = 'ledger_prepare'", NULL);
+}
+
 /* Apply steps as one batch through the SDK's apply callback, committed;
- * returns how often the one-step ledger_prepare ran inside it. */
+ * returns how often the one-step ledger_prepare ran inside it. (The
+ * steps and their COMMIT are one pipeline: nothing can be asked between.) */
 static int64_t apply_batch(struct paytx_step *st, size_t n)
 {
 	ck_assert_int_eq(pg_exec(L.pg.conn, "SET track_functions = 'pl'"), 0);
+	int64_t before = prepare_calls();
 	ck_assert_int_eq(ledger_ops.batch_begin(&L), 0);
 	ck_assert_int_eq(ledger_ops.apply(&L, st, n), 0);
-	int64_t one_by_one = scalar("SELECT coalesce(sum(calls), 0) FROM pg_stat_xact_user_functions "
-				    "WHERE funcname = 'ledger_prepare'", NULL);
 	ck_assert_int_eq(ledger_ops.batch_commit(&L), 0);
+	int64_t one_by_one = prepare_calls() - before;
 	ck_assert_int_eq(pg_exec(L.pg.conn, "RESET track_functions"), 0);
 	return one_by_one;
 }
@@ -561,6 +571,49 @@ START_TEST(test_batch_of_commits_posts_each_txn_in_order)
 	ck_assert_int_eq(scalar("SELECT count(*) FROM entries WHERE account = $1", alice), 4);
 	ck_assert_int_eq(scalar("SELECT balance_after FROM entries WHERE account = $1 "
 				"ORDER BY id DESC LIMIT 1", bob), b.balance);
+}
+END_TEST
+
+/* Messages of kind name the client sent while PQtrace wrote to trace. */
+static int sent_messages(const char *trace, const char *name)
+{
+	int n = 0;
+	for (const char *line = trace; line && *line; line = strchr(line, '\n'), line += !!line)
+		if (line[0] == 'F' && strncmp(strchr(line + 2, '\t') + 1, name, strlen(name)) == 0)
+			n++;
+	return n;
+}
+
+/* A batch's steps and its COMMIT travel together: one round trip (one
+ * Sync) from BEGIN to COMMIT, the votes read once it has committed. */
+START_TEST(test_a_batch_and_its_commit_are_one_round_trip)
+{
+	fund(alice, 100);
+	struct paytx_prepare p[3] = { transfer(next_txn(), alice, bob, 10, "USD"),
+				      transfer(next_txn(), alice, bob, 20, "USD"),
+				      transfer(next_txn(), world, alice, 5, "USD") };
+	struct paytx_vote v[3];
+	struct paytx_step st[3] = { prepare_step(&p[0], &v[0]), prepare_step(&p[1], &v[1]),
+				    prepare_step(&p[2], &v[2]) };
+	char *trace = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&trace, &len);
+	ck_assert_ptr_nonnull(f);
+	PQtrace(L.pg.conn, f);
+	PQsetTraceFlags(L.pg.conn, PQTRACE_SUPPRESS_TIMESTAMPS);
+	ck_assert_int_eq(ledger_ops.batch_begin(&L), 0);
+	ck_assert_int_eq(ledger_ops.apply(&L, st, 3), 0);
+	ck_assert_int_eq(ledger_ops.batch_commit(&L), 0);
+	PQuntrace(L.pg.conn);
+	fclose(f);
+	ck_assert_int_eq(sent_messages(trace, "Sync"), 1);
+	free(trace);
+	for (int i = 0; i < 3; i++)
+		ck_assert_msg(v[i].yes, "step %d: %s", i, v[i].reason);
+	ck_assert_int_eq(get(alice).held, 30);
+	ck_assert_int_eq(get(world).held, 5);
+	for (int i = 0; i < 3; i++)
+		ck_assert_int_eq(legs_in(p[i].txn, "prepared"), 2);
 }
 END_TEST
 
@@ -958,6 +1011,7 @@ static Suite *ledger_suite(void)
 	ADD_CASE(s, test_batch_of_prepares_that_do_not_fit_votes_one_by_one);
 	ADD_CASE(s, test_batch_runs_steps_in_order);
 	ADD_CASE(s, test_batch_with_a_repeated_prepare_revotes);
+	ADD_CASE(s, test_a_batch_and_its_commit_are_one_round_trip);
 	ADD_CASE(s, test_legs_on_one_account_are_merged);
 	ADD_CASE(s, test_in_doubt_lists_old_yes_votes_only);
 	ADD_CASE(s, test_steps_scan_no_table_in_generic_plans);
