@@ -96,11 +96,9 @@ static int log_try(struct coordinator *c, bool *logged)
 		err = txlog_outcomes_sent(&c->log, c->sent.v, c->sent.n);
 	if (!err)
 		err = log_done_rows(c);
-	/* Everything above was only queued: one exchange sends it and fills
-	 * the results the code after this reads. */
-	if (!err)
-		err = txlog_sync(&c->log);
 	loopstat_mark(&c->stats, 1, "log");
+	/* Everything above was only queued: one exchange sends it with the
+	 * COMMIT and fills the results the code after this reads. */
 	if (!err)
 		crash_point("coordinator.before_log_commit");
 	if (!err)

@@ -103,7 +103,7 @@ void txlog_heal(struct txlog *l)
 
 /* ---- pipelined writes ---------------------------------------------------- */
 
-enum op_kind { OP_PLAIN, OP_INSERT, OP_DECIDE, OP_ROW, OP_DECISION };
+enum op_kind { OP_PLAIN, OP_INSERT, OP_DECIDE, OP_ROW, OP_DECISION, OP_COMMIT };
 
 /* A queued statement and where its result goes (all borrowed). */
 struct txlog_op {
@@ -150,6 +150,12 @@ static int op_result(void *arg, size_t tag, const PGresult *r)
 			snprintf(op->payment_id, PAYTX_ID_MAX + 1, "%s", PQgetvalue(r, 0, 1));
 		}
 		return 0;
+	case OP_COMMIT:
+		/* COMMIT of a failed transaction "succeeds" with tag ROLLBACK. */
+		if (strcmp(PQcmdStatus((PGresult *)r), "COMMIT") == 0)
+			return 0;
+		log_error("postgres: coordinator log batch was rolled back by the server");
+		return PAYTX_EDB;
 	}
 	return PAYTX_EDB;
 }
@@ -238,12 +244,12 @@ static int queue_marks(struct txlog *l)
 	return err ? (err == PAYTX_ENOMEM ? err : PAYTX_EDB) : 0;
 }
 
-int txlog_sync(struct txlog *l)
+/* Submits whose payment_id was taken: what is there, one by one (they
+ * are rare), in the transaction still open or, after the COMMIT, each in
+ * its own (a waiter added then is durable before the submit is acked). */
+static int follow_ups(struct txlog *l)
 {
-	int err = queue_marks(l);
-	int end = pgpipe_end(&l->pipe);
-	err = err ? err : end;
-	/* Duplicates are rare: their look-ups go one by one, same transaction. */
+	int err = 0;
 	for (size_t i = 0; !err && i < l->nops; i++)
 		if (l->ops[i].kind == OP_INSERT && l->ops[i].follow)
 			err = insert_existing(l, &l->ops[i]);
@@ -251,12 +257,40 @@ int txlog_sync(struct txlog *l)
 	return err;
 }
 
+int txlog_sync(struct txlog *l)
+{
+	int err = queue_marks(l);
+	int end = pgpipe_end(&l->pipe);
+	err = err ? err : end;
+	return err ? err : follow_ups(l);
+}
+
+/* The queued statements, then (SET LOCAL and) COMMIT, in one exchange. A
+ * result the loop cannot use after the server committed is a commit whose
+ * reply was lost: the caller redoes the batch, whose steps are idempotent. */
+static int commit_pipelined(struct txlog *l, bool durable)
+{
+	const struct txlog_op plain = { .kind = OP_PLAIN }, commit = { .kind = OP_COMMIT };
+	int err = queue_marks(l);
+	if (!err && !durable)
+		err = queue(l, NULL, "SET LOCAL synchronous_commit = off", 0, NULL, &plain);
+	if (!err)
+		err = queue(l, NULL, "COMMIT", 0, NULL, &commit);
+	int end = pgpipe_end(&l->pipe);
+	err = err ? err : end;
+	if (err) {
+		l->nops = 0;
+		txlog_rollback(l);
+		return err;
+	}
+	l->in_tx = false;
+	return follow_ups(l);
+}
+
 int txlog_commit(struct txlog *l, bool durable)
 {
-	if (l->pipe.active) {
-		txlog_rollback(l);
-		return PAYTX_EDB;
-	}
+	if (l->pipe.active)
+		return commit_pipelined(l, durable);
 	if (!durable && pg_exec(l->conn, "SET LOCAL synchronous_commit = off") != 0) {
 		txlog_rollback(l);
 		return PAYTX_EDB;

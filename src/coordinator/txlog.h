@@ -5,10 +5,10 @@
  * cost one forced commit together. Inside it the writes are pipelined
  * (libpq pipeline mode): txlog_insert, _decide, _finish_txn,
  * _outcomes_sent and _decision only queue their statement and remember
- * where their results go; txlog_sync sends what is queued and fills those
- * results, so a batch costs a couple of network round trips instead of
- * several per payment. Every result pointer must stay valid until
- * txlog_sync returns. A payment is two rows: its request
+ * where their results go; txlog_commit sends what is queued with the
+ * COMMIT and fills those results, so a batch costs one network round trip
+ * instead of several per payment. Every result pointer must stay valid
+ * until txlog_commit (or txlog_sync) returns. A payment is two rows: its request
  * (payment_requests), inserted once and never updated, and its narrow 2PC
  * state (payment_states), which each step rewrites in place (HOT) since no
  * index covers what a step changes. Leases: each coordinator owns the open
@@ -34,10 +34,10 @@ struct txlog {
 	char owner[128];
 	int64_t lease_ms;
 	bool in_tx;
-	struct pgpipe pipe;          /* the writes between begin and sync */
+	struct pgpipe pipe;          /* the writes between begin and commit */
 	struct txlog_op *ops;        /* queued statements and their results; owned */
 	size_t nops, cap;
-	int64_t *marks;              /* outcomes to mark sent at txlog_sync; owned */
+	int64_t *marks;              /* outcomes to mark sent at commit; owned */
 	size_t nmarks, marks_cap;
 };
 
@@ -79,16 +79,20 @@ void txlog_finish(struct txlog *l);
 void txlog_heal(struct txlog *l);
 
 int txlog_begin(struct txlog *l) PAYTX_MUST_CHECK;
-/* Send every queued statement, fill their results, leave pipeline mode.
- * Call once, after the last queued write and before txlog_commit. On an
- * error the transaction is lost: roll back and redo the batch. */
+/* Send every queued statement, fill their results, leave pipeline mode;
+ * the transaction stays open (for a look inside it before txlog_commit:
+ * the loop itself does not need it). At most once, after the last queued
+ * write. On an error the transaction is lost: roll back, redo the batch. */
 int txlog_sync(struct txlog *l) PAYTX_MUST_CHECK;
-/* durable: false lets the commit skip the WAL flush (completions only). */
+/* Commit the batch: with what is still queued, in one exchange, and fill
+ * its results. On an error nothing may be assumed of the batch (it may
+ * have committed, its reply lost): redo it. durable: false lets the
+ * commit skip the WAL flush (completions only). */
 int txlog_commit(struct txlog *l, bool durable) PAYTX_MUST_CHECK;
 void txlog_rollback(struct txlog *l);
 
 /* Record a submit. p, reply_to and correlation_id are borrowed until
- * txlog_sync; canonical is its canonical form (used at once). extra: the
+ * txlog_commit; canonical is its canonical form (used at once). extra: the
  * further participants (PAYTX_PARTICIPANTS, comma-separated) it will be
  * prepared on, so that whoever adopts it decides on exactly those;
  * traceparent: the submit's, carried on every message about the payment. */
@@ -106,7 +110,7 @@ int txlog_decide(struct txlog *l, int64_t txn, bool commit, const char *reason,
  * was marked sent earlier in the batch (txlog_outcomes_sent), the mark is
  * written by this same update (row->outcome_sent is then true). */
 int txlog_finish_txn(struct txlog *l, int64_t txn, bool commit, struct txlog_row *row) PAYTX_MUST_CHECK;
-/* Mark the outcomes of txns[0..n) as sent: one statement at txlog_sync for
+/* Mark the outcomes of txns[0..n) as sent: one statement at txlog_commit for
  * those no txlog_finish_txn of the batch took over. Call it before the
  * batch's finishes. */
 int txlog_outcomes_sent(struct txlog *l, const int64_t *txns, size_t n) PAYTX_MUST_CHECK;

@@ -13,7 +13,11 @@ import urllib.parse
 
 from harness import PaytxTestCase, main
 
-COMMIT = b"Q\x00\x00\x00\x0bCOMMIT\x00"
+# COMMIT as a simple query, and as the Parse message of an unnamed
+# statement, which is how the coordinator sends it in the pipeline that
+# carries its batch (one round trip: the batch's results and the COMMIT's
+# come back in the one reply the proxy drops).
+COMMITS = (b"Q\x00\x00\x00\x0bCOMMIT\x00", b"P\x00\x00\x00\x0e\x00COMMIT\x00\x00\x00")
 
 
 class CommitReplyCutter:
@@ -45,7 +49,7 @@ class CommitReplyCutter:
                 data = src.recv(65536)
                 if not data:
                     break
-                if upstream and self.armed.is_set() and COMMIT in data:
+                if upstream and self.armed.is_set() and any(c in data for c in COMMITS):
                     self.armed.clear()
                     state["drop_reply"] = True
                 elif not upstream and state.get("drop_reply"):

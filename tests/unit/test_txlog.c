@@ -70,7 +70,6 @@ static enum txlog_insert submit(struct txlog *l, const char *id, int64_t amount,
 	ck_assert_int_eq(txlog_begin(l), 0);
 	ck_assert_int_eq(txlog_insert(l, &p, canon.data, reply_to, "corr", "risk", "",
 				      clock_wall_ms(), &res, txn, &row), 0);
-	ck_assert_int_eq(txlog_sync(l), 0);
 	ck_assert_int_eq(txlog_commit(l, true), 0);
 	paytx_buf_finish(&canon);
 	return res;
@@ -109,11 +108,65 @@ static void finish_all(struct txlog *l, int64_t txn, bool commit, bool sent)
 	ck_assert_int_eq(txlog_finish_txn(l, txn, commit, &frow), 0);
 	if (sent)
 		ck_assert_int_eq(txlog_outcomes_sent(l, &txn, 1), 0);
-	ck_assert_int_eq(txlog_sync(l), 0);
 	ck_assert_int_eq(txlog_commit(l, true), 0);
 	txlog_row_finish(&drow);
 	txlog_row_finish(&frow);
 }
+
+/* Messages of kind name the client sent while PQtrace wrote to trace. */
+static int sent_messages(const char *trace, const char *name)
+{
+	int n = 0;
+	for (const char *line = trace; line && *line; line = strchr(line, '\n'), line += !!line)
+		if (line[0] == 'F' && strncmp(strchr(line + 2, '\t') + 1, name, strlen(name)) == 0)
+			n++;
+	return n;
+}
+
+/* What a batch queued goes with its COMMIT: one round trip (one Sync)
+ * from BEGIN to COMMIT, every result filled once it has committed. */
+START_TEST(test_a_batch_and_its_commit_are_one_round_trip)
+{
+	int64_t decided_txn = 0, txn[3] = { 0 };
+	ck_assert_int_eq(submit(&A, "rt0", 10, NULL, &decided_txn), TXLOG_NEW);
+	struct paytx_payment p[3] = { payment("rt1", 1), payment("rt2", 2), payment("rt3", 3) };
+	struct paytx_buf canon[3];
+	struct txlog_row row[3] = { 0 }, drow = { 0 };
+	enum txlog_insert res[3];
+	bool logged = false;
+	char *trace = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&trace, &len);
+	ck_assert_ptr_nonnull(f);
+	PQtrace(A.conn, f);
+	PQsetTraceFlags(A.conn, PQTRACE_SUPPRESS_TIMESTAMPS);
+	ck_assert_int_eq(txlog_begin(&A), 0);
+	for (int i = 0; i < 3; i++) {
+		paytx_buf_init(&canon[i]);
+		ck_assert_int_eq(paytx_payment_canonical(&p[i], &canon[i]), 0);
+		ck_assert_int_eq(txlog_insert(&A, &p[i], canon[i].data, NULL, NULL, "", "",
+					      clock_wall_ms(), &res[i], &txn[i], &row[i]), 0);
+	}
+	ck_assert_int_eq(txlog_decide(&A, decided_txn, true, "", "", &logged, &drow), 0);
+	ck_assert_int_eq(txlog_commit(&A, true), 0);
+	PQuntrace(A.conn);
+	fclose(f);
+	ck_assert_int_eq(sent_messages(trace, "Sync"), 1);
+	free(trace);
+	for (int i = 0; i < 3; i++) {
+		ck_assert_int_eq(res[i], TXLOG_NEW);
+		ck_assert_int_gt(txn[i], 0);
+		paytx_buf_finish(&canon[i]);
+	}
+	ck_assert(logged);
+	ck_assert_str_eq(drow.state, "committing");
+	txlog_row_finish(&drow);
+	char id[24];
+	snprintf(id, sizeof(id), "%" PRId64, txn[2]);
+	ck_assert_int_eq(scalar(B.conn, "SELECT count(*) FROM payment_states WHERE txn = $1", id),
+			 1);
+}
+END_TEST
 
 START_TEST(test_duplicate_is_recognised_and_other_content_conflicts)
 {
@@ -382,6 +435,7 @@ int main(void)
 		UNIT_CASE(test_steps_rewrite_only_the_state_row_in_place),
 		UNIT_CASE(test_finish_in_the_batch_of_its_mark_writes_once),
 		UNIT_CASE(test_steps_scan_no_table_in_generic_plans),
+		UNIT_CASE(test_a_batch_and_its_commit_are_one_round_trip),
 		UNIT_CASE(test_first_logged_decision_stands),
 		UNIT_CASE(test_adoption_takes_only_expired_unfinished_payments),
 		UNIT_CASE(test_unknown_payment_is_not_found),
