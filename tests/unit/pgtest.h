@@ -102,4 +102,41 @@ static inline int pgtest_open(const char *name, const char *schema, const char *
 	return 0;
 }
 
+/* The protocol messages a test's client sends on one connection: start a
+ * libpq trace, then count the messages of one kind ("Sync": one per round
+ * trip) and stop. */
+struct pgtest_trace {
+	PGconn *conn;
+	FILE *f;
+	char *buf;
+	size_t len;
+};
+
+static inline int pgtest_trace_start(struct pgtest_trace *t, PGconn *conn)
+{
+	memset(t, 0, sizeof(*t));
+	t->conn = conn;
+	t->f = open_memstream(&t->buf, &t->len);
+	if (!t->f)
+		return -1;
+	PQtrace(conn, t->f);
+	PQsetTraceFlags(conn, PQTRACE_SUPPRESS_TIMESTAMPS);
+	return 0;
+}
+
+/* Stop and return how many messages called name the client sent. */
+static inline int pgtest_trace_stop(struct pgtest_trace *t, const char *name)
+{
+	PQuntrace(t->conn);
+	fclose(t->f);
+	int n = 0;
+	for (const char *line = t->buf; line && *line; line = strchr(line, '\n'), line += !!line) {
+		const char *tab = line[0] == 'F' ? strchr(line + 2, '\t') : NULL;
+		if (tab && strncmp(tab + 1, name, strlen(name)) == 0)
+			n++;
+	}
+	free(t->buf);
+	return n;
+}
+
 #endif

@@ -574,16 +574,6 @@ START_TEST(test_batch_of_commits_posts_each_txn_in_order)
 }
 END_TEST
 
-/* Messages of kind name the client sent while PQtrace wrote to trace. */
-static int sent_messages(const char *trace, const char *name)
-{
-	int n = 0;
-	for (const char *line = trace; line && *line; line = strchr(line, '\n'), line += !!line)
-		if (line[0] == 'F' && strncmp(strchr(line + 2, '\t') + 1, name, strlen(name)) == 0)
-			n++;
-	return n;
-}
-
 /* A batch's steps and its COMMIT travel together: one round trip (one
  * Sync) from BEGIN to COMMIT, the votes read once it has committed. */
 START_TEST(test_a_batch_and_its_commit_are_one_round_trip)
@@ -595,19 +585,12 @@ START_TEST(test_a_batch_and_its_commit_are_one_round_trip)
 	struct paytx_vote v[3];
 	struct paytx_step st[3] = { prepare_step(&p[0], &v[0]), prepare_step(&p[1], &v[1]),
 				    prepare_step(&p[2], &v[2]) };
-	char *trace = NULL;
-	size_t len = 0;
-	FILE *f = open_memstream(&trace, &len);
-	ck_assert_ptr_nonnull(f);
-	PQtrace(L.pg.conn, f);
-	PQsetTraceFlags(L.pg.conn, PQTRACE_SUPPRESS_TIMESTAMPS);
+	struct pgtest_trace trace;
+	ck_assert_int_eq(pgtest_trace_start(&trace, L.pg.conn), 0);
 	ck_assert_int_eq(ledger_ops.batch_begin(&L), 0);
 	ck_assert_int_eq(ledger_ops.apply(&L, st, 3), 0);
 	ck_assert_int_eq(ledger_ops.batch_commit(&L), 0);
-	PQuntrace(L.pg.conn);
-	fclose(f);
-	ck_assert_int_eq(sent_messages(trace, "Sync"), 1);
-	free(trace);
+	ck_assert_int_eq(pgtest_trace_stop(&trace, "Sync"), 1);
 	for (int i = 0; i < 3; i++)
 		ck_assert_msg(v[i].yes, "step %d: %s", i, v[i].reason);
 	ck_assert_int_eq(get(alice).held, 30);

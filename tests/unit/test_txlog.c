@@ -113,16 +113,6 @@ static void finish_all(struct txlog *l, int64_t txn, bool commit, bool sent)
 	txlog_row_finish(&frow);
 }
 
-/* Messages of kind name the client sent while PQtrace wrote to trace. */
-static int sent_messages(const char *trace, const char *name)
-{
-	int n = 0;
-	for (const char *line = trace; line && *line; line = strchr(line, '\n'), line += !!line)
-		if (line[0] == 'F' && strncmp(strchr(line + 2, '\t') + 1, name, strlen(name)) == 0)
-			n++;
-	return n;
-}
-
 /* What a batch queued goes with its COMMIT: one round trip (one Sync)
  * from BEGIN to COMMIT, every result filled once it has committed. */
 START_TEST(test_a_batch_and_its_commit_are_one_round_trip)
@@ -134,12 +124,8 @@ START_TEST(test_a_batch_and_its_commit_are_one_round_trip)
 	struct txlog_row row[3] = { 0 }, drow = { 0 };
 	enum txlog_insert res[3];
 	bool logged = false;
-	char *trace = NULL;
-	size_t len = 0;
-	FILE *f = open_memstream(&trace, &len);
-	ck_assert_ptr_nonnull(f);
-	PQtrace(A.conn, f);
-	PQsetTraceFlags(A.conn, PQTRACE_SUPPRESS_TIMESTAMPS);
+	struct pgtest_trace trace;
+	ck_assert_int_eq(pgtest_trace_start(&trace, A.conn), 0);
 	ck_assert_int_eq(txlog_begin(&A), 0);
 	for (int i = 0; i < 3; i++) {
 		paytx_buf_init(&canon[i]);
@@ -149,10 +135,7 @@ START_TEST(test_a_batch_and_its_commit_are_one_round_trip)
 	}
 	ck_assert_int_eq(txlog_decide(&A, decided_txn, true, "", "", &logged, &drow), 0);
 	ck_assert_int_eq(txlog_commit(&A, true), 0);
-	PQuntrace(A.conn);
-	fclose(f);
-	ck_assert_int_eq(sent_messages(trace, "Sync"), 1);
-	free(trace);
+	ck_assert_int_eq(pgtest_trace_stop(&trace, "Sync"), 1);
 	for (int i = 0; i < 3; i++) {
 		ck_assert_int_eq(res[i], TXLOG_NEW);
 		ck_assert_int_gt(txn[i], 0);
