@@ -12,6 +12,8 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
+import time
 
 BUILD = os.environ.get("PAYTX_BUILD_DIR", "build")
 ADMIN_DSN = os.environ["PAYTX_TEST_PG_ADMIN_DSN"]
@@ -151,6 +153,46 @@ def median(runs, key):
     return statistics.median(key(r) for r in runs)
 
 
+class HostProbe:
+    """How fast the host ran while a figure was measured. The build
+    machine's virtual cores change speed by up to 2x from one second to the
+    next (docs/performance.md, "Measuring"), so a ratio of two figures taken
+    minutes apart may mix speeds. Every half second this times a fixed
+    piece of work in its own thread's CPU time (waiting for a core does not
+    count, only how fast the core runs it): microseconds, lower = faster."""
+
+    def __init__(self, fig, name):
+        self.fig, self.name, self.samples = fig, name, []
+        self.stop = threading.Event()
+        self.th = threading.Thread(target=self._run, daemon=True)
+
+    @staticmethod
+    def _work():
+        x = 0
+        for i in range(20000):
+            x += i * i
+        return x
+
+    def _run(self):
+        while not self.stop.is_set():
+            t0 = time.thread_time()
+            self._work()
+            self.samples.append((time.thread_time() - t0) * 1e6)
+            self.stop.wait(0.5)
+
+    def __enter__(self):
+        self.th.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        self.th.join()
+        if self.samples:
+            self.fig.setdefault("host_probe_us", {})[self.name] = \
+                round(statistics.median(self.samples))
+        return False
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--duration", type=int, default=30, help="seconds per measurement")
@@ -176,32 +218,38 @@ def main():
     say("pgbench: setting up %d accounts" % a.accounts)
     pgbench_setup(a.accounts)
     say("pgbench: uniform transfers")
-    fig["pgbench_uniform_tps"] = statistics.median(
-        pgbench(a.accounts, a.clients, a.duration) for _ in rep)
+    with HostProbe(fig, "pgbench uniform"):
+        fig["pgbench_uniform_tps"] = statistics.median(
+            pgbench(a.accounts, a.clients, a.duration) for _ in rep)
     say("pgbench: transfers among 10 hot accounts")
-    fig["pgbench_hot10_tps"] = statistics.median(
-        pgbench(10, a.clients, a.duration) for _ in rep)
+    with HostProbe(fig, "pgbench hot-10"):
+        fig["pgbench_hot10_tps"] = statistics.median(
+            pgbench(10, a.clients, a.duration) for _ in rep)
     say("RabbitMQ: confirmed persistent publishes through a durable queue")
-    fig["amqp_msgs_per_s"] = statistics.median(amqp(a.duration) for _ in rep)
+    with HostProbe(fig, "RabbitMQ alone"):
+        fig["amqp_msgs_per_s"] = statistics.median(amqp(a.duration) for _ in rep)
     named = []
     for c in levels:
         say("paytx: cross-shard, uniform accounts, closed loop, %d outstanding" % c)
-        runs = [paytx(a.duration, mode="closed", concurrency=c, cross_shard=1,
-                      accounts=a.accounts) for _ in rep]
+        with HostProbe(fig, "paytx uniform@%d" % c):
+            runs = [paytx(a.duration, mode="closed", concurrency=c, cross_shard=1,
+                          accounts=a.accounts) for _ in rep]
         fig["paytx_uniform_per_s_at_%d" % c] = median(runs, lambda r: r["payments_per_s"])
         fig["paytx_uniform_p50_ms_at_%d" % c] = median(runs, lambda r: r["latency_ms"]["p50"])
         named += [("uniform@%d" % c, r) for r in runs]
         say("paytx: every payment touches one of 10 hot accounts, %d outstanding" % c)
-        runs = [paytx(a.duration, mode="closed", concurrency=c, cross_shard=1,
-                      hot_share=1, hot_accounts=10, accounts=a.accounts) for _ in rep]
+        with HostProbe(fig, "paytx hot-10@%d" % c):
+            runs = [paytx(a.duration, mode="closed", concurrency=c, cross_shard=1,
+                          hot_share=1, hot_accounts=10, accounts=a.accounts) for _ in rep]
         fig["paytx_hot10_per_s_at_%d" % c] = median(runs, lambda r: r["payments_per_s"])
         named += [("hot-10@%d" % c, r) for r in runs]
     fig["paytx_uniform_per_s"] = max(fig["paytx_uniform_per_s_at_%d" % c] for c in levels)
     fig["paytx_hot10_per_s"] = max(fig["paytx_hot10_per_s_at_%d" % c] for c in levels)
     half = max(1, fig["paytx_uniform_per_s"] / 2)
     say("paytx: open loop at half the maximum, %.0f/s" % half)
-    lat = [paytx(a.duration, mode="open", rate=round(half), cross_shard=1,
-                 accounts=a.accounts) for _ in rep]
+    with HostProbe(fig, "paytx half rate"):
+        lat = [paytx(a.duration, mode="open", rate=round(half), cross_shard=1,
+                     accounts=a.accounts) for _ in rep]
     fig["paytx_half_rate_p99_ms"] = median(lat, lambda r: r["latency_ms"]["p99"])
     fig["paytx_half_rate_p50_ms"] = median(lat, lambda r: r["latency_ms"]["p50"])
     named += [("half rate", r) for r in lat]
@@ -244,6 +292,14 @@ def main():
     for (name, _), o in zip(named, fig["outcomes"]):
         print("  %-14s sent %7d  committed %7d  aborted %7d  rejected %d" %
               (name, o["sent"], o["committed"], o["aborted"], o["rejected"]))
+    probe = fig.get("host_probe_us", {})
+    if probe:
+        print("host speed per figure (fixed work, us of CPU, lower = faster): " +
+              ", ".join("%s %d" % kv for kv in probe.items()))
+        spread = max(probe.values()) / max(1, min(probe.values()))
+        if spread > 1.25:
+            print("  the host ran %.1fx slower in one figure than in another: ratios "
+                  "between those figures mix two speeds" % spread)
     print("ledger invariants after every run: %s; payments without outcome: %d" %
           ("OK" if fig["invariants_ok"] else "VIOLATED", fig["no_outcome"]))
     if a.json:
