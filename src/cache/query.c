@@ -191,38 +191,80 @@ static int serve_one(struct query *q, amqp_connection_state_t st, amqp_envelope_
 	return amqp_basic_ack(st, QUERY_CHANNEL, env->delivery_tag, 0) ? PAYTX_EBROKER : 0;
 }
 
+/* Queue account (q->mu held): once; an account already queued keeps its
+ * place and takes the earlier due time and fewer attempts of the two. */
+static void refresh_push(struct query *q, const char *account, int attempts, int64_t due_ms)
+{
+	for (size_t k = 0; k < q->refresh_n; k++) {
+		struct query_refresh *e = &q->refresh[(q->refresh_head + k) % QUERY_REFRESH_MAX];
+		if (strcmp(e->account, account) == 0) {
+			e->attempts = attempts < e->attempts ? attempts : e->attempts;
+			e->due_ms = due_ms < e->due_ms ? due_ms : e->due_ms;
+			return;
+		}
+	}
+	if (q->refresh_n == QUERY_REFRESH_MAX) {
+		q->refresh_dropped++;
+		return;
+	}
+	struct query_refresh *e = &q->refresh[(q->refresh_head + q->refresh_n++) %
+					      QUERY_REFRESH_MAX];
+	snprintf(e->account, sizeof(e->account), "%s", account);
+	e->attempts = attempts;
+	e->due_ms = due_ms;
+}
+
 void query_refresh(struct query *q, const char *account)
 {
 	pthread_mutex_lock(&q->mu);
-	if (q->refresh_n < QUERY_REFRESH_MAX) {
-		size_t i = (q->refresh_head + q->refresh_n++) % QUERY_REFRESH_MAX;
-		snprintf(q->refresh[i], PAYTX_ID_MAX + 1, "%s", account);
-	} else {
-		q->refresh_dropped++;
-	}
+	refresh_push(q, account, 0, 0);
 	pthread_mutex_unlock(&q->mu);
 }
 
-/* Re-read the accounts handed over since the last call (installs what the
- * ledger has posted). */
+/* Take the oldest queued account; false when none. */
+static bool refresh_pop(struct query *q, struct query_refresh *out)
+{
+	pthread_mutex_lock(&q->mu);
+	bool any = q->refresh_n > 0;
+	if (any) {
+		*out = q->refresh[q->refresh_head];
+		q->refresh_head = (q->refresh_head + 1) % QUERY_REFRESH_MAX;
+		q->refresh_n--;
+	}
+	pthread_mutex_unlock(&q->mu);
+	return any;
+}
+
+/* Re-read the accounts that are due (installs what the ledger has posted);
+ * one still held, or whose ledger failed, goes back in the queue. */
 static void refresh_some(struct query *q)
 {
-	char account[PAYTX_ID_MAX + 1];
-	for (int k = 0; k < 64; k++) {
-		pthread_mutex_lock(&q->mu);
-		bool any = q->refresh_n > 0;
-		if (any) {
-			memcpy(account, q->refresh[q->refresh_head], sizeof(account));
-			q->refresh_head = (q->refresh_head + 1) % QUERY_REFRESH_MAX;
-			q->refresh_n--;
+	int64_t now = clock_mono_ms();
+	pthread_mutex_lock(&q->mu);
+	size_t n = q->refresh_n < 64 ? q->refresh_n : 64; /* not what goes back now */
+	pthread_mutex_unlock(&q->mu);
+	struct query_refresh e;
+	for (size_t k = 0; k < n && refresh_pop(q, &e); k++) {
+		int64_t due = e.due_ms;
+		if (due <= now) {
+			struct balance b;
+			int err = balance_read(&q->reader, e.account, &b);
+			if (err && err != PAYTX_EDB) {
+				log_debug("cache: no refresh of %s: %s", e.account, paytx_strerror(err));
+				continue;
+			}
+			if (!err && b.anchored)
+				continue;
+			if (++e.attempts >= QUERY_REFRESH_ATTEMPTS) {
+				log_debug("cache: %s still held after %d reads; left to readers",
+					  e.account, e.attempts);
+				continue;
+			}
+			due = now + QUERY_REFRESH_RETRY_MS;
 		}
+		pthread_mutex_lock(&q->mu);
+		refresh_push(q, e.account, e.attempts, due);
 		pthread_mutex_unlock(&q->mu);
-		if (!any)
-			return;
-		struct balance b;
-		int err = balance_read(&q->reader, account, &b);
-		if (err)
-			log_debug("cache: no refresh of %s: %s", account, paytx_strerror(err));
 	}
 }
 

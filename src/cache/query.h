@@ -12,9 +12,12 @@
  *
  * The same thread refreshes the cache for accounts the participant hands
  * it after a commit (query_refresh): it reads them through the read path,
- * which installs a balance once the ledger has posted. This keeps ledger
- * reads out of the participant's commit (the coordinator waits for that
- * ack). query_refresh may be called from any thread.
+ * which installs a balance once the ledger has posted. The cache's commit
+ * and the ledgers' postings of one payment race, so an account read while
+ * still held (or while its ledger is unreachable) is read again every
+ * QUERY_REFRESH_RETRY_MS, up to QUERY_REFRESH_ATTEMPTS times. This keeps
+ * ledger reads out of the participant's commit (the coordinator waits for
+ * that ack). query_refresh may be called from any thread.
  */
 #ifndef PAYTX_CACHE_QUERY_H
 #define PAYTX_CACHE_QUERY_H
@@ -30,6 +33,15 @@
 
 #define QUERY_QUEUE "paytx.balance"
 #define QUERY_REFRESH_MAX 1024     /* accounts waiting; more are dropped */
+#define QUERY_REFRESH_RETRY_MS 200 /* between reads of a still-held account */
+#define QUERY_REFRESH_ATTEMPTS 50  /* reads of one account at most: 10 s */
+
+/* An account to read again. */
+struct query_refresh {
+	char account[PAYTX_ID_MAX + 1];
+	int attempts;                /* reads so far */
+	int64_t due_ms;              /* monotonic: not read before */
+};
 
 struct query_config {
 	const char *amqp_url;        /* borrowed, like the rest */
@@ -45,7 +57,8 @@ struct query {
 	pthread_t thread;
 	bool running;
 	pthread_mutex_t mu;          /* guards the refresh ring */
-	char (*refresh)[PAYTX_ID_MAX + 1]; /* owned ring of QUERY_REFRESH_MAX */
+	struct query_refresh *refresh; /* owned ring of QUERY_REFRESH_MAX, an
+					* account at most once */
 	size_t refresh_head, refresh_n;
 	uint64_t refresh_dropped;
 	char id_prefix[40];          /* of the replies' message ids */

@@ -183,6 +183,7 @@ int balance_read_through(struct balance_reader *r, const char *account, struct b
 	free(txns);
 	free(commit);
 	*anchored = !err && nholds == 0;
+	out->anchored = *anchored;
 	return err;
 }
 
@@ -199,6 +200,7 @@ int balance_read(struct balance_reader *r, const char *account, struct balance *
 			pgpart_copy_str(out->account, sizeof(out->account), account);
 			out->e = seen.entry;
 			out->source = BALANCE_FROM_CACHE;
+			out->anchored = true;
 			return 0;
 		}
 	}

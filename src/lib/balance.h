@@ -35,6 +35,10 @@ struct balance {
 	int64_t undecided;           /* open holds whose txn has no decision yet
 				      * (ledger reads only) */
 	enum balance_source source;
+	bool anchored;               /* served by the cache, or read with no open
+				      * hold: a state the cache may hold (a read
+				      * through that is not anchored installs
+				      * nothing) */
 };
 
 struct balance_reader {

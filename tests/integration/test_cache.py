@@ -96,6 +96,40 @@ class CacheTest(PaytxTestCase):
         self.wait_cached(b, 350)
         self.d.check_invariants(self)
 
+    def test_balance_installed_when_the_ledger_posts_after_the_cache_committed(self):
+        """The cache's commit and the ledger's posting of one payment race:
+        here ledger.1 dies just before posting, so the cache has committed
+        (and read b, still held) long before b's new balance exists. Once
+        the restarted ledger posts it, paytx-cache must install it by
+        itself, as it does when the ledger wins the race."""
+        a, b = self.alice_and_bob(1000)
+        self.d.wait_for(self.coherent, what="a coherence epoch")
+        self.assertEqual(self.pay(a, b, 300)["status"], "committed")
+        self.wait_cached(b, 300)
+        key = self.d.cache_prefix + ":a:" + b
+        self.d.stop("ledger.1")
+        # the next payment's prepare is ledger.1's first local commit, its
+        # posting the second
+        self.d.start_ledger("ledger.1", PAYTX_CRASH_AT="participant.before_local_commit@2")
+        self.d.wait_consumers("ledger.1", 1)
+        corr = self.d.submit({"payment_id": "p-" + uuid.uuid4().hex[:12], "from": a,
+                              "to": b, "amount": 50, "currency": "EUR"})
+        self.d.wait_for(lambda: not self.d.alive("ledger.1"), timeout=20,
+                        what="ledger.1 to die before posting")
+        self.d.stop("ledger.1")
+        # the cache's commit drops b's entry; its refresh reads b, held
+        self.d.wait_for(lambda: self.d.redis("EXISTS", key) == "0",
+                        what="the cache's commit to drop b's entry")
+        time.sleep(1)
+        self.assertEqual(self.d.redis("EXISTS", key), "0")
+        self.d.start_ledger("ledger.1")
+        out, _ = self.d.wait_reply(corr, timeout=40)
+        self.assertEqual(out["status"], "committed", out)
+        self.d.wait_for(lambda: self.d.redis("HGET", key, "balance") == "350",
+                        what="paytx-cache installs b's balance once ledger.1 posted it")
+        self.assert_balance(b, 350, "after the late posting")
+        self.d.check_invariants(self)
+
     def test_bad_balance_queries_get_an_error_reply_and_are_dead_lettered(self):
         a, _ = self.alice_and_bob(100)
         pika = harness.pika
