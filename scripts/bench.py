@@ -106,8 +106,6 @@ def rss_kib(pid):
 def soak(minutes, rate, accounts):
     """Open loop at rate for minutes, sampling the daemons' RSS every 10 s:
     memory must stay flat (bounded by payments in flight, not history)."""
-    import threading
-    import time
     run_dir = os.path.join(os.environ.get("PAYTX_HOME", ".paytx"), "run")
     pids = {}
     for f in sorted(os.listdir(run_dir)):

@@ -265,13 +265,16 @@ int txlog_sync(struct txlog *l)
 	return err ? err : follow_ups(l);
 }
 
-/* The queued statements, then (SET LOCAL and) COMMIT, in one exchange. A
- * result the loop cannot use after the server committed is a commit whose
- * reply was lost: the caller redoes the batch, whose steps are idempotent. */
-static int commit_pipelined(struct txlog *l, bool durable)
+/* The queued statements (none after txlog_sync), then (SET LOCAL and)
+ * COMMIT, in one exchange. A result the loop cannot use after the server
+ * committed is a commit whose reply was lost: the caller redoes the batch,
+ * whose steps are idempotent. */
+int txlog_commit(struct txlog *l, bool durable)
 {
 	const struct txlog_op plain = { .kind = OP_PLAIN }, commit = { .kind = OP_COMMIT };
-	int err = queue_marks(l);
+	int err = l->pipe.active ? 0 : pgpipe_begin(&l->pipe, l->conn, op_result, l);
+	if (!err)
+		err = queue_marks(l);
 	if (!err && !durable)
 		err = queue(l, NULL, "SET LOCAL synchronous_commit = off", 0, NULL, &plain);
 	if (!err)
@@ -285,19 +288,6 @@ static int commit_pipelined(struct txlog *l, bool durable)
 	}
 	l->in_tx = false;
 	return follow_ups(l);
-}
-
-int txlog_commit(struct txlog *l, bool durable)
-{
-	if (l->pipe.active)
-		return commit_pipelined(l, durable);
-	if (!durable && pg_exec(l->conn, "SET LOCAL synchronous_commit = off") != 0) {
-		txlog_rollback(l);
-		return PAYTX_EDB;
-	}
-	int err = pg_exec(l->conn, "COMMIT");
-	l->in_tx = false;
-	return err;
 }
 
 void txlog_rollback(struct txlog *l)

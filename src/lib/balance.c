@@ -164,8 +164,7 @@ static int read_through(struct balance_reader *r, const char *account, struct ba
 	return err;
 }
 
-int balance_read_through(struct balance_reader *r, const char *account, struct balance *out,
-			 bool *anchored)
+int balance_read_through(struct balance_reader *r, const char *account, struct balance *out)
 {
 	if (!account || !paytx_id_valid(account, strlen(account)))
 		return PAYTX_EINVAL;
@@ -182,15 +181,14 @@ int balance_read_through(struct balance_reader *r, const char *account, struct b
 				   txns + 3 * BALANCE_HOLDS_MAX, &nholds);
 	free(txns);
 	free(commit);
-	*anchored = !err && nholds == 0;
-	out->anchored = *anchored;
+	out->anchored = !err && nholds == 0;
 	return err;
 }
 
 int balance_read(struct balance_reader *r, const char *account, struct balance *out)
 {
 	struct cache_lookup seen;
-	bool anchored, looked = false;
+	bool looked = false;
 	if (!account || !paytx_id_valid(account, strlen(account)))
 		return PAYTX_EINVAL;
 	if (r->cache && cachestore_lookup(r->cache, account, &seen) == 0) {
@@ -204,8 +202,8 @@ int balance_read(struct balance_reader *r, const char *account, struct balance *
 			return 0;
 		}
 	}
-	int err = balance_read_through(r, account, out, &anchored);
-	if (err || !looked || !anchored || !seen.epoch[0] || seen.pending)
+	int err = balance_read_through(r, account, out);
+	if (err || !looked || !out->anchored || !seen.epoch[0] || seen.pending)
 		return err;
 	enum cache_install result;
 	if (cachestore_install(r->cache, account, &seen, &out->e, &result) == 0)

@@ -65,10 +65,10 @@ void balance_reader_finish(struct balance_reader *r);
 int balance_read(struct balance_reader *r, const char *account,
 		 struct balance *out) PAYTX_MUST_CHECK;
 
-/* The ledger read alone, without the cache: *anchored is true when the
- * account had no open hold (the answer is then a ledger state). */
-int balance_read_through(struct balance_reader *r, const char *account, struct balance *out,
-			 bool *anchored) PAYTX_MUST_CHECK;
+/* The ledger read alone, without the cache: out->anchored is true when
+ * the account had no open hold (the answer is then a ledger state). */
+int balance_read_through(struct balance_reader *r, const char *account,
+			 struct balance *out) PAYTX_MUST_CHECK;
 
 /* Add the committed ones of holds (txns[i], amounts[i], debits[i]) to e,
  * given the decided txns (decided[j] committed when commit[j]); count the

@@ -336,9 +336,11 @@ static int pipe_end(struct pgpart *p)
 }
 
 /* Open the batch's pipeline (BEGIN first, when still to be sent) and queue
- * steps[0..n) in order; a run of commits or of prepares is one call. */
-static int steps_queue(struct pgpart *p, struct paytx_step *steps, size_t n)
+ * steps[0..n) in order; a run of commits or of prepares is one call. Only
+ * queued: the results come with the COMMIT (pgpart_batch_commit). */
+int pgpart_apply(void *ctx, struct paytx_step *steps, size_t n)
 {
+	struct pgpart *p = ctx;
 	if (p->pipe.active) /* one apply per batch */
 		return PAYTX_EDB;
 	int err = pgpipe_begin(&p->pipe, p->conn, step_result, p);
@@ -362,16 +364,10 @@ static int steps_queue(struct pgpart *p, struct paytx_step *steps, size_t n)
 	return err;
 }
 
-/* Queued only: the results come with the COMMIT (pgpart_batch_commit). */
-int pgpart_apply(void *ctx, struct paytx_step *steps, size_t n)
-{
-	return steps_queue(ctx, steps, n);
-}
-
 /* One callback's step, applied now: its result is the callback's. */
 static int apply_now(struct pgpart *p, struct paytx_step *st)
 {
-	int err = steps_queue(p, st, 1);
+	int err = pgpart_apply(p, st, 1);
 	int end = pipe_end(p);
 	return err ? err : end;
 }
@@ -404,19 +400,17 @@ int pgpart_batch_commit(void *ctx)
 {
 	struct pgpart *p = ctx;
 	p->in_batch = false;
-	if (p->pipe.active) { /* after the steps apply queued: one round trip */
-		int err = pgpipe_send(&p->pipe, "COMMIT", 0, NULL, COMMIT_TAG);
-		int end = pipe_end(p);
-		return err ? err : end;
-	}
 	if (p->begin_pending) { /* nothing was sent */
 		p->begin_pending = false;
 		return 0;
 	}
-	PGresult *res = pg_query(p->conn, "COMMIT", 0, NULL);
-	int err = res ? commit_result(p, res) : PAYTX_EDB;
-	PQclear(res);
-	return err;
+	/* After what apply queued (one round trip for the batch), or alone
+	 * after the per-message callbacks' steps. */
+	int err = p->pipe.active ? 0 : pgpipe_begin(&p->pipe, p->conn, step_result, p);
+	if (!err)
+		err = pgpipe_send(&p->pipe, "COMMIT", 0, NULL, COMMIT_TAG);
+	int end = pipe_end(p);
+	return err ? err : end;
 }
 
 void pgpart_batch_rollback(void *ctx)

@@ -431,6 +431,14 @@ static struct paytx_step prepare_step(const struct paytx_prepare *p, struct payt
 				    .payment_id = p->payment_id, .vote = v };
 }
 
+/* Steps st[0..n) preparing p[0..n), their votes going to v. */
+static void prepare_steps(const struct paytx_prepare *p, struct paytx_vote *v,
+			  struct paytx_step *st, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		st[i] = prepare_step(&p[i], &v[i]);
+}
+
 /* The prepares of a batch are one call (prepare_set): when they all fit,
  * it reserves for all of them at once, holds adding up per account. */
 START_TEST(test_batch_of_prepares_that_fit_reserves_at_once)
@@ -440,8 +448,8 @@ START_TEST(test_batch_of_prepares_that_fit_reserves_at_once)
 				      transfer(next_txn(), alice, bob, 70, "USD"),
 				      transfer(next_txn(), world, alice, 5, "USD") };
 	struct paytx_vote v[3];
-	struct paytx_step st[3] = { prepare_step(&p[0], &v[0]), prepare_step(&p[1], &v[1]),
-				    prepare_step(&p[2], &v[2]) };
+	struct paytx_step st[3];
+	prepare_steps(p, v, st, 3);
 	ck_assert_int_eq(apply_batch(st, 3), 0);
 	for (int i = 0; i < 3; i++) {
 		ck_assert_msg(v[i].yes, "step %d: %s", i, v[i].reason);
@@ -466,8 +474,8 @@ START_TEST(test_batch_of_prepares_that_do_not_fit_votes_one_by_one)
 				      transfer(next_txn(), alice, bob, 50, "USD"),
 				      transfer(next_txn(), alice, bob, 40, "USD") };
 	struct paytx_vote v[3];
-	struct paytx_step st[3] = { prepare_step(&p[0], &v[0]), prepare_step(&p[1], &v[1]),
-				    prepare_step(&p[2], &v[2]) };
+	struct paytx_step st[3];
+	prepare_steps(p, v, st, 3);
 	ck_assert_int_eq(apply_batch(st, 3), 3);
 	ck_assert(v[0].yes);
 	ck_assert(!v[1].yes);
@@ -583,8 +591,8 @@ START_TEST(test_a_batch_and_its_commit_are_one_round_trip)
 				      transfer(next_txn(), alice, bob, 20, "USD"),
 				      transfer(next_txn(), world, alice, 5, "USD") };
 	struct paytx_vote v[3];
-	struct paytx_step st[3] = { prepare_step(&p[0], &v[0]), prepare_step(&p[1], &v[1]),
-				    prepare_step(&p[2], &v[2]) };
+	struct paytx_step st[3];
+	prepare_steps(p, v, st, 3);
 	struct pgtest_trace trace;
 	ck_assert_int_eq(pgtest_trace_start(&trace, L.pg.conn), 0);
 	ck_assert_int_eq(ledger_ops.batch_begin(&L), 0);
