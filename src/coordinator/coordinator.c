@@ -458,7 +458,8 @@ int coordinator_run(struct coordinator *c)
 	PGconn *conn;
 	/* The connects only give up when asked to stop (e.g. SIGTERM while a
 	 * refused TLS certificate keeps them retrying): that is a clean stop. */
-	if (pg_connect(&conn, c->cfg.pg_dsn, "paytx-coordinator", c->stop) != 0)
+	if (pg_connect_options(&conn, c->cfg.pg_dsn, "paytx-coordinator", TXLOG_PG_OPTIONS,
+			       c->stop) != 0)
 		return *c->stop ? 0 : PAYTX_EDB;
 	txlog_init(&c->log, conn, c->cfg.id, c->cfg.lease_ms);
 	int err = pg_schema_check(conn, PG_SCHEMA_COORDINATOR, PG_SCHEMA_COORDINATOR_VERSION);

@@ -86,6 +86,9 @@ void txlog_finish(struct txlog *l)
 	l->ops = NULL;
 	free(l->marks);
 	l->marks = NULL;
+	free(l->decides);
+	free(l->finishes);
+	l->decides = l->finishes = NULL;
 	pgpipe_finish(&l->pipe);
 }
 
@@ -103,7 +106,18 @@ void txlog_heal(struct txlog *l)
 
 /* ---- pipelined writes ---------------------------------------------------- */
 
-enum op_kind { OP_PLAIN, OP_INSERT, OP_DECIDE, OP_ROW, OP_DECISION, OP_COMMIT };
+enum op_kind { OP_PLAIN, OP_INSERT, OP_DECIDES, OP_FINISHES, OP_DECISION, OP_COMMIT };
+
+/* A decision or a finish, waiting to be sent with the others of its kind. */
+struct txlog_step {
+	int64_t txn;
+	bool commit;                      /* decide: asked for; finish: the outcome */
+	bool mark;                        /* finish: its outcome was marked sent */
+	const char *reason, *detail;      /* decide; borrowed */
+	bool *logged_commit;              /* decide */
+	struct txlog_row *row;
+	bool filled;
+};
 
 /* A queued statement and where its result goes (all borrowed). */
 struct txlog_op {
@@ -113,12 +127,47 @@ struct txlog_op {
 	char hash[65];
 	enum txlog_insert *res;
 	int64_t *txn;
-	struct txlog_row *row;            /* OP_INSERT (follow-up), _DECIDE, _ROW */
-	bool *commit;                     /* OP_DECIDE: the logged decision; OP_DECISION */
+	struct txlog_row *row;            /* OP_INSERT (follow-up) */
+	struct txlog_step *steps;         /* OP_DECIDES, _FINISHES: sorted by txn */
+	size_t nsteps;
+	bool *commit;                     /* OP_DECISION */
 	bool *found;                      /* OP_DECISION */
 	char *payment_id;                 /* OP_DECISION: PAYTX_ID_MAX + 1 bytes */
 	bool follow;                      /* OP_INSERT: the payment_id was taken */
 };
+
+/* One row per distinct txn of a set statement's steps: fill each step of
+ * that txn (the steps are sorted by txn). A step without a row is missing
+ * from the log or not yet visible (a concurrent decision): retry. */
+static int steps_result(const struct txlog_op *op, const PGresult *r)
+{
+	for (int i = 0; i < PQntuples(r); i++) {
+		int64_t txn = strtoll(PQgetvalue(r, i, 0), NULL, 10);
+		size_t lo = 0, hi = op->nsteps;
+		while (lo < hi) {
+			size_t mid = lo + (hi - lo) / 2;
+			if (op->steps[mid].txn < txn)
+				lo = mid + 1;
+			else
+				hi = mid;
+		}
+		for (size_t j = lo; j < op->nsteps && op->steps[j].txn == txn; j++) {
+			struct txlog_step *st = &op->steps[j];
+			if (st->filled)
+				continue;
+			row_read(r, i, st->row, true);
+			st->filled = true;
+			if (!st->row->request || !st->row->waiters)
+				return PAYTX_ENOMEM;
+			if (op->kind == OP_DECIDES)
+				*st->logged_commit = PQgetvalue(r, i, ROW_NCOLS)[0] == 't';
+		}
+	}
+	for (size_t j = 0; j < op->nsteps; j++)
+		if (!op->steps[j].filled)
+			return PAYTX_EDB;
+	return 0;
+}
 
 /* Fill an op's outputs from its (successful) result; a pgpipe_result_fn. */
 static int op_result(void *arg, size_t tag, const PGresult *r)
@@ -135,14 +184,9 @@ static int op_result(void *arg, size_t tag, const PGresult *r)
 			*op->res = TXLOG_NEW;
 		}
 		return 0;
-	case OP_DECIDE:
-	case OP_ROW:
-		if (PQntuples(r) != 1)
-			return PAYTX_EDB; /* e.g. a concurrent decision not yet visible: retry */
-		row_read(r, 0, op->row, true);
-		if (op->kind == OP_DECIDE)
-			*op->commit = PQgetvalue(r, 0, ROW_NCOLS)[0] == 't';
-		return op->row->request && op->row->waiters ? 0 : PAYTX_ENOMEM;
+	case OP_DECIDES:
+	case OP_FINISHES:
+		return steps_result(op, r);
 	case OP_DECISION:
 		*op->found = PQntuples(r) == 1;
 		if (*op->found) {
@@ -178,6 +222,7 @@ int txlog_begin(struct txlog *l)
 {
 	l->nops = 0;
 	l->nmarks = 0;
+	l->ndecides = l->nfinishes = 0;
 	int err = pgpipe_begin(&l->pipe, l->conn, op_result, l);
 	l->in_tx = err == 0;
 	return err ? err : queue(l, NULL, "BEGIN", 0, NULL, &(struct txlog_op){ .kind = OP_PLAIN });
@@ -215,6 +260,135 @@ static int insert_existing(struct txlog *l, const struct txlog_op *op)
 		     "'correlation_id', $3::text)) WHERE txn = $1", 3, upd);
 	PQclear(r);
 	return r ? 0 : PAYTX_EDB;
+}
+
+/* Array literals for the set statements' parameters. */
+static int array_sep(struct paytx_buf *b)
+{
+	return paytx_buf_append(b, b->len ? "," : "{", 1);
+}
+
+static int array_int(struct paytx_buf *b, int64_t v)
+{
+	char num[24];
+	int len = snprintf(num, sizeof(num), "%" PRId64, v);
+	int err = array_sep(b);
+	return err ? err : paytx_buf_append(b, num, (size_t)len);
+}
+
+static int array_bool(struct paytx_buf *b, bool v)
+{
+	int err = array_sep(b);
+	return err ? err : paytx_buf_append(b, v ? "t" : "f", 1);
+}
+
+/* A text element: quoted, with its quotes and backslashes escaped. */
+static int array_text(struct paytx_buf *b, const char *s)
+{
+	int err = array_sep(b);
+	if (!err)
+		err = paytx_buf_append(b, "\"", 1);
+	while (!err && *s) {
+		size_t span = strcspn(s, "\"\\");
+		err = paytx_buf_append(b, s, span);
+		s += span;
+		if (!err && *s) {
+			char esc[2] = { '\\', *s++ };
+			err = paytx_buf_append(b, esc, 2);
+		}
+	}
+	return err ? err : paytx_buf_append(b, "\"", 1);
+}
+
+static int array_close(struct paytx_buf *b)
+{
+	/* The buffer stays NUL-terminated. */
+	return paytx_buf_append(b, b->len ? "}" : "{}", b->len ? 1 : 2);
+}
+
+static int step_cmp(const void *a, const void *b)
+{
+	int64_t x = ((const struct txlog_step *)a)->txn, y = ((const struct txlog_step *)b)->txn;
+	return (x > y) - (x < y);
+}
+
+/* The batch's decisions as one statement: each one's decision (or the one
+ * already logged, maybe by another coordinator), the payment's new state,
+ * and its row back for answering an abort at once. The statement's
+ * snapshot sees the decisions logged before it, not those it inserts; and
+ * the states before it, so a payment the update skipped is read as it was
+ * (one the update skipped although it was preparing, because another
+ * coordinator changed it meanwhile, has no row: retried). Every join is
+ * driven by the batch, never a batch against a batch. The commit flag is
+ * the last column. */
+#define DECIDES_SQL                                                                          \
+	"WITH f AS (SELECT * FROM unnest($1::bigint[], $2::boolean[], $3::text[], $4::text[]) " \
+	"  AS f(txn, commit, reason, detail)), "                                            \
+	"ins AS (INSERT INTO decisions (txn, commit, reason, detail, decided_by) "           \
+	"  SELECT f.txn, f.commit, f.reason, f.detail, $5 FROM f "                           \
+	"  ON CONFLICT (txn) DO NOTHING RETURNING txn, commit, reason, detail), "            \
+	"d AS (SELECT * FROM ins UNION ALL SELECT o.txn, o.commit, o.reason, o.detail "      \
+	"  FROM decisions o WHERE o.txn = ANY ($1::bigint[])), "                             \
+	"u AS (UPDATE payment_states p SET state = CASE WHEN d.commit THEN 'committing' "    \
+	"  ELSE 'aborting' END, decided_at = now(), reason = d.reason, detail = d.detail "   \
+	"  FROM d WHERE p.txn = d.txn AND p.state = 'preparing' "                           \
+	"  RETURNING p.*, d.commit AS d_commit) "                                            \
+	"SELECT " ROW_COLS ", s.d_commit FROM (SELECT * FROM u UNION ALL "                   \
+	"  SELECT q.*, d.commit FROM d JOIN payment_states q ON q.txn = d.txn "              \
+	"  WHERE q.state <> 'preparing') s JOIN payment_requests r ON r.txn = s.txn"
+
+/* The batch's finishes as one statement; a finish whose outcome was
+ * marked sent in the batch writes the mark too. */
+#define FINISHES_SQL                                                                        \
+	"UPDATE payment_states s SET state = CASE WHEN f.commit THEN 'committed' "          \
+	"  ELSE 'aborted' END, finished_at = coalesce(s.finished_at, now()), "              \
+	"  outcome_sent = s.outcome_sent OR f.mark "                                        \
+	"FROM unnest($1::bigint[], $2::boolean[], $3::boolean[]) AS f(txn, commit, mark), " \
+	"  payment_requests r WHERE s.txn = f.txn AND r.txn = f.txn RETURNING " ROW_COLS
+
+/* Queue steps[0..n) of one kind as one statement; its result fills them. */
+static int queue_steps(struct txlog *l, enum op_kind kind, struct txlog_step *steps, size_t n)
+{
+	if (!n)
+		return 0;
+	qsort(steps, n, sizeof(*steps), step_cmp);
+	bool decides = kind == OP_DECIDES;
+	struct paytx_buf a[4];
+	for (int k = 0; k < 4; k++)
+		paytx_buf_init(&a[k]);
+	int err = 0;
+	for (size_t i = 0; !err && i < n; i++) {
+		err = array_int(&a[0], steps[i].txn);
+		if (!err)
+			err = array_bool(&a[1], steps[i].commit);
+		if (!err)
+			err = decides ? array_text(&a[2], steps[i].reason) : array_bool(&a[2], steps[i].mark);
+		if (!err && decides)
+			err = array_text(&a[3], steps[i].detail);
+	}
+	for (int k = 0; !err && k < (decides ? 4 : 3); k++)
+		err = array_close(&a[k]);
+	const char *params[] = { a[0].data, a[1].data, a[2].data, decides ? a[3].data : NULL,
+				 l->owner };
+	const struct txlog_op op = { .kind = kind, .steps = steps, .nsteps = n };
+	if (!err)
+		err = decides ? queue(l, "paytx_txlog_decides", DECIDES_SQL, 5, params, &op)
+			      : queue(l, "paytx_txlog_finishes", FINISHES_SQL, 3, params, &op);
+	for (int k = 0; k < 4; k++)
+		paytx_buf_finish(&a[k]);
+	return err ? (err == PAYTX_ENOMEM ? err : PAYTX_EDB) : 0;
+}
+
+/* What the batch decided and finished: one statement per kind. The step
+ * arrays stay as they are until the results are read (nothing is added
+ * between here and the end of the pipeline). */
+static int queue_sets(struct txlog *l)
+{
+	int err = queue_steps(l, OP_DECIDES, l->decides, l->ndecides);
+	if (!err)
+		err = queue_steps(l, OP_FINISHES, l->finishes, l->nfinishes);
+	l->ndecides = l->nfinishes = 0;
+	return err;
 }
 
 /* Queue the marks no finish took over, as one statement. */
@@ -259,7 +433,9 @@ static int follow_ups(struct txlog *l)
 
 int txlog_sync(struct txlog *l)
 {
-	int err = queue_marks(l);
+	int err = queue_sets(l);
+	if (!err)
+		err = queue_marks(l);
 	int end = pgpipe_end(&l->pipe);
 	err = err ? err : end;
 	return err ? err : follow_ups(l);
@@ -273,6 +449,8 @@ int txlog_commit(struct txlog *l, bool durable)
 {
 	const struct txlog_op plain = { .kind = OP_PLAIN }, commit = { .kind = OP_COMMIT };
 	int err = l->pipe.active ? 0 : pgpipe_begin(&l->pipe, l->conn, op_result, l);
+	if (!err)
+		err = queue_sets(l);
 	if (!err)
 		err = queue_marks(l);
 	if (!err && !durable)
@@ -297,6 +475,7 @@ void txlog_rollback(struct txlog *l)
 		log_warn("postgres: could not leave pipeline mode");
 	l->nops = 0;
 	l->nmarks = 0;
+	l->ndecides = l->nfinishes = 0;
 	if (l->in_tx && !pg_broken(l->conn) && PQtransactionStatus(l->conn) != PQTRANS_IDLE)
 		if (pg_exec(l->conn, "ROLLBACK") != 0)
 			log_warn("postgres: rollback failed");
@@ -341,30 +520,27 @@ int txlog_insert(struct txlog *l, const struct paytx_payment *p, const char *can
 	return err;
 }
 
+/* Append a step to steps[0..*n) (capacity *cap). */
+static int step_add(struct txlog *l, struct txlog_step **steps, size_t *n, size_t *cap,
+		    const struct txlog_step *st)
+{
+	if (!l->pipe.active)
+		return PAYTX_EDB;
+	struct txlog_step *grown = paytx_grow(*steps, cap, *n, sizeof(*grown), 64);
+	if (!grown)
+		return PAYTX_ENOMEM;
+	*steps = grown;
+	grown[(*n)++] = *st;
+	return 0;
+}
+
 int txlog_decide(struct txlog *l, int64_t txn, bool commit, const char *reason,
 		 const char *detail, bool *logged_commit, struct txlog_row *row)
 {
-	char id[32];
-	snprintf(id, sizeof(id), "%" PRId64, txn);
-	const char *params[] = { id, commit ? "t" : "f", reason, detail, l->owner };
-	/* One statement: the decision (or the one already logged, maybe by
-	 * another coordinator), the payment's new state, and its row back for
-	 * answering an abort at once. The commit flag is the last column. */
-	return queue(l, "paytx_txlog_decide",
-		"WITH ins AS (INSERT INTO decisions (txn, commit, reason, detail, decided_by) "
-		"  VALUES ($1, $2, $3, $4, $5) ON CONFLICT (txn) DO NOTHING "
-		"  RETURNING commit AS d_commit, reason AS d_reason, detail AS d_detail), "
-		"d AS (SELECT * FROM ins UNION ALL SELECT commit, reason, detail FROM decisions "
-		"  WHERE txn = $1 AND NOT EXISTS (SELECT 1 FROM ins)), "
-		"u AS (UPDATE payment_states p SET state = CASE WHEN d.d_commit THEN 'committing' "
-		"  ELSE 'aborting' END, decided_at = now(), reason = d.d_reason, "
-		"  detail = d.d_detail FROM d WHERE p.txn = $1 AND p.state = 'preparing' "
-		"  RETURNING p.*) "
-		"SELECT " ROW_COLS ", d.d_commit FROM d, (SELECT * FROM u UNION ALL "
-		"  SELECT * FROM payment_states WHERE txn = $1 AND NOT EXISTS (SELECT 1 FROM u)) s "
-		"  JOIN payment_requests r ON r.txn = $1", /* not s.txn: a seq scan in a generic plan */
-		5, params, &(struct txlog_op){ .kind = OP_DECIDE, .row = row,
-					       .commit = logged_commit });
+	return step_add(l, &l->decides, &l->ndecides, &l->decides_cap,
+			&(struct txlog_step){ .txn = txn, .commit = commit, .reason = reason,
+					      .detail = detail, .logged_commit = logged_commit,
+					      .row = row });
 }
 
 /* Take txn out of the pending marks: true if it was there. */
@@ -381,17 +557,11 @@ static bool take_mark(struct txlog *l, int64_t txn)
 
 int txlog_finish_txn(struct txlog *l, int64_t txn, bool commit, struct txlog_row *row)
 {
-	char id[32];
-	snprintf(id, sizeof(id), "%" PRId64, txn);
 	/* An outcome answered early (an abort) and confirmed since: one update
 	 * closes the payment instead of a mark and then a finish. */
-	const char *params[] = { id, commit ? "committed" : "aborted",
-				 take_mark(l, txn) ? "t" : "f" };
-	return queue(l, "paytx_txlog_finish", "UPDATE payment_states s SET state = $2, "
-		     "finished_at = coalesce(s.finished_at, now()), "
-		     "outcome_sent = s.outcome_sent OR $3::boolean FROM payment_requests r "
-		     "WHERE s.txn = $1 AND r.txn = s.txn RETURNING " ROW_COLS, 3, params,
-		     &(struct txlog_op){ .kind = OP_ROW, .row = row });
+	return step_add(l, &l->finishes, &l->nfinishes, &l->finishes_cap,
+			&(struct txlog_step){ .txn = txn, .commit = commit,
+					      .mark = take_mark(l, txn), .row = row });
 }
 
 int txlog_outcomes_sent(struct txlog *l, const int64_t *txns, size_t n)

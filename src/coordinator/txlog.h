@@ -7,7 +7,8 @@
  * _outcomes_sent and _decision only queue their statement and remember
  * where their results go; txlog_commit sends what is queued with the
  * COMMIT and fills those results, so a batch costs one network round trip
- * instead of several per payment. Every result pointer must stay valid
+ * instead of several per payment; a batch's decisions are one statement,
+ * and so are its finishes. Every result pointer must stay valid
  * until txlog_commit (or txlog_sync) returns. A payment is two rows: its request
  * (payment_requests), inserted once and never updated, and its narrow 2PC
  * state (payment_states), which each step rewrites in place (HOT) since no
@@ -28,6 +29,16 @@
 #include "pgpipe.h"
 
 struct txlog_op;
+struct txlog_step;
+
+/* Server options for the log's connection (pg_connect_options). Its
+ * statements look payments up by key, one or a batch's at a time. A plan
+ * that reads a table whole to hash or merge a batch against it is the
+ * cheaper one only while the table is tiny, and a generic plan made then
+ * is kept while the table grows: so the log's plans are index lookups. */
+#define TXLOG_PG_OPTIONS                                                        \
+	"-c enable_seqscan=off -c enable_hashjoin=off -c enable_mergejoin=off " \
+	"-c plan_cache_mode=force_generic_plan"
 
 struct txlog {
 	PGconn *conn;                /* owned */
@@ -39,6 +50,10 @@ struct txlog {
 	size_t nops, cap;
 	int64_t *marks;              /* outcomes to mark sent at commit; owned */
 	size_t nmarks, marks_cap;
+	/* Decisions and finishes of the batch, sent as one statement each
+	 * (per kind, not per payment) at txlog_sync or txlog_commit; owned. */
+	struct txlog_step *decides, *finishes;
+	size_t ndecides, decides_cap, nfinishes, finishes_cap;
 };
 
 enum txlog_insert {
@@ -102,7 +117,8 @@ int txlog_insert(struct txlog *l, const struct paytx_payment *p, const char *can
 		 int64_t *txn, struct txlog_row *row) PAYTX_MUST_CHECK;
 /* Record a decision; *logged_commit is the decision that is in the log
  * (another coordinator's if it was first). row gets the payment's reply
- * targets (waiters on the heap) so an abort can be answered at once. */
+ * targets (waiters on the heap) so an abort can be answered at once.
+ * reason and detail are borrowed until txlog_commit (or txlog_sync). */
 int txlog_decide(struct txlog *l, int64_t txn, bool commit, const char *reason,
 		 const char *detail, bool *logged_commit, struct txlog_row *row) PAYTX_MUST_CHECK;
 /* Mark the payment finished; returns its waiters (row->waiters, reply_to,
@@ -114,7 +130,8 @@ int txlog_finish_txn(struct txlog *l, int64_t txn, bool commit, struct txlog_row
  * those no txlog_finish_txn of the batch took over. Call it before the
  * batch's finishes. */
 int txlog_outcomes_sent(struct txlog *l, const int64_t *txns, size_t n) PAYTX_MUST_CHECK;
-/* Look up a decision: *found false when none is logged. */
+/* Look up a decision: *found false when none is logged. It reads the log
+ * as it was before the batch's decisions (they are sent at the commit). */
 int txlog_decision(struct txlog *l, int64_t txn, bool *found, bool *commit,
 		   char *payment_id) PAYTX_MUST_CHECK;
 

@@ -17,13 +17,19 @@ static void pg_notice(void *arg, const char *message)
 
 int pg_connect(PGconn **out, const char *dsn, const char *app, volatile sig_atomic_t *stop)
 {
+	return pg_connect_options(out, dsn, app, NULL, stop);
+}
+
+int pg_connect_options(PGconn **out, const char *dsn, const char *app, const char *options,
+		       volatile sig_atomic_t *stop)
+{
 	/* Keepalives and a TCP user timeout: a half-open connection fails in
 	 * seconds instead of blocking a query forever. These are defaults:
 	 * the DSN, expanded last, overrides any of them. */
 	const char *keys[] = { "application_name", "connect_timeout", "keepalives",
 			       "keepalives_idle", "keepalives_interval", "keepalives_count",
-			       "tcp_user_timeout", "dbname", NULL };
-	const char *vals[] = { app, "5", "1", "10", "5", "3", "30000", dsn, NULL };
+			       "tcp_user_timeout", "options", "dbname", NULL };
+	const char *vals[] = { app, "5", "1", "10", "5", "3", "30000", options, dsn, NULL };
 	int64_t backoff = 100;
 	*out = NULL;
 	for (;;) {

@@ -15,6 +15,10 @@
  * *stop becomes non-zero (stop may be NULL: one attempt only). */
 int pg_connect(PGconn **out, const char *dsn, const char *app,
 	       volatile sig_atomic_t *stop) PAYTX_MUST_CHECK;
+/* The same with server options for the session (libpq's "options", e.g.
+ * "-c name=value"), kept across resets; the DSN's own take precedence. */
+int pg_connect_options(PGconn **out, const char *dsn, const char *app, const char *options,
+		       volatile sig_atomic_t *stop) PAYTX_MUST_CHECK;
 /* Is dsn a valid libpq connection string or URI (known options, a valid
  * sslmode)? 0 or PAYTX_ECONFIG; prints nothing (it may hold a password). */
 int pg_dsn_check(const char *dsn) PAYTX_MUST_CHECK;

@@ -26,7 +26,7 @@ static void open_log(struct txlog *l, const char *who, int64_t lease_ms)
 {
 	PGconn *c;
 	char owner[64];
-	ck_assert_int_eq(pg_connect(&c, test_dsn, "test_txlog", NULL), 0);
+	ck_assert_int_eq(pg_connect_options(&c, test_dsn, "test_txlog", TXLOG_PG_OPTIONS, NULL), 0);
 	snprintf(owner, sizeof(owner), "%s%s", prefix, who);
 	txlog_init(l, c, owner, lease_ms);
 }
@@ -284,6 +284,7 @@ START_TEST(test_steps_scan_no_table_in_generic_plans)
 	bool logged[4], found[4], commit[4];
 	char pid[4][PAYTX_ID_MAX + 1];
 	ck_assert_int_eq(txlog_begin(&A), 0);
+	/* A lookup reads the log as it was before the batch's decisions. */
 	for (int i = 0; i < 4; i++) {
 		ck_assert_int_eq(txlog_decide(&A, txn[i], i % 2, "", "", &logged[i], &drow[i]), 0);
 		ck_assert_int_eq(txlog_decision(&A, txn[i], &found[i], &commit[i], pid[i]), 0);
@@ -296,8 +297,63 @@ START_TEST(test_steps_scan_no_table_in_generic_plans)
 	ck_assert_int_eq(txlog_commit(&A, true), 0);
 	ck_assert_int_eq(after - before, 0);
 	for (int i = 0; i < 4; i++) {
-		ck_assert(found[i] && commit[i] == (i % 2));
+		ck_assert(!found[i]);
 		ck_assert_str_eq(frow[i].state, i % 2 ? "committed" : "aborted");
+		txlog_row_finish(&drow[i]);
+		txlog_row_finish(&frow[i]);
+	}
+}
+END_TEST
+
+/* A batch's decisions are one statement whatever their number, and so are
+ * its finishes; each result still reaches its own payment, reasons and
+ * details as given (quotes, backslashes, commas and braces included). */
+START_TEST(test_a_batch_decides_and_finishes_in_one_statement_each)
+{
+	enum { N = 5 };
+	int64_t txn[N];
+	char id[8];
+	const char *detail[N] = { "plain", "a \"quoted\" word", "back\\slash", "{brace}, comma",
+				  "" };
+	for (int i = 0; i < N; i++) {
+		snprintf(id, sizeof(id), "s%d", i);
+		ck_assert_int_eq(submit(&A, id, 10, NULL, &txn[i]), TXLOG_NEW);
+	}
+	struct txlog_row drow[N] = { 0 }, frow[N] = { 0 };
+	bool logged[N];
+	struct pgtest_trace trace;
+	ck_assert_int_eq(pgtest_trace_start(&trace, A.conn), 0);
+	ck_assert_int_eq(txlog_begin(&A), 0);
+	for (int i = N - 1; i >= 0; i--) /* not in txn order */
+		ck_assert_int_eq(txlog_decide(&A, txn[i], i % 2, i % 2 ? "" : "declined", detail[i],
+					      &logged[i], &drow[i]), 0);
+	ck_assert_int_eq(txlog_commit(&A, true), 0);
+	ck_assert_int_eq(pgtest_trace_stop(&trace, "Bind"), 3); /* BEGIN, decisions, COMMIT */
+	for (int i = 0; i < N; i++) {
+		ck_assert_int_eq(drow[i].txn, txn[i]);
+		ck_assert(logged[i] == (i % 2));
+		ck_assert_str_eq(drow[i].state, i % 2 ? "committing" : "aborting");
+		ck_assert_str_eq(drow[i].detail, detail[i]);
+		char t[24];
+		snprintf(t, sizeof(t), "%" PRId64, txn[i]);
+		const char *params[] = { t };
+		PGresult *r = pg_query(A.conn, "SELECT reason, detail FROM decisions WHERE txn = $1",
+				       1, params);
+		ck_assert(r && PQntuples(r) == 1);
+		ck_assert_str_eq(PQgetvalue(r, 0, 0), i % 2 ? "" : "declined");
+		ck_assert_str_eq(PQgetvalue(r, 0, 1), detail[i]);
+		PQclear(r);
+	}
+	ck_assert_int_eq(pgtest_trace_start(&trace, A.conn), 0);
+	ck_assert_int_eq(txlog_begin(&A), 0);
+	for (int i = 0; i < N; i++)
+		ck_assert_int_eq(txlog_finish_txn(&A, txn[i], i % 2, &frow[i]), 0);
+	ck_assert_int_eq(txlog_commit(&A, true), 0);
+	ck_assert_int_eq(pgtest_trace_stop(&trace, "Bind"), 3); /* BEGIN, finishes, COMMIT */
+	for (int i = 0; i < N; i++) {
+		ck_assert_int_eq(frow[i].txn, txn[i]);
+		ck_assert_str_eq(frow[i].state, i % 2 ? "committed" : "aborted");
+		ck_assert_int_gt(frow[i].finished_ms, 0);
 		txlog_row_finish(&drow[i]);
 		txlog_row_finish(&frow[i]);
 	}
@@ -419,6 +475,7 @@ int main(void)
 		UNIT_CASE(test_finish_in_the_batch_of_its_mark_writes_once),
 		UNIT_CASE(test_steps_scan_no_table_in_generic_plans),
 		UNIT_CASE(test_a_batch_and_its_commit_are_one_round_trip),
+		UNIT_CASE(test_a_batch_decides_and_finishes_in_one_statement_each),
 		UNIT_CASE(test_first_logged_decision_stands),
 		UNIT_CASE(test_adoption_takes_only_expired_unfinished_payments),
 		UNIT_CASE(test_unknown_payment_is_not_found),
