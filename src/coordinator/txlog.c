@@ -396,17 +396,13 @@ static int queue_marks(struct txlog *l)
 {
 	if (!l->nmarks)
 		return 0;
-	/* The marks as a bigint[] literal. */
 	struct paytx_buf arr;
-	char num[24];
 	paytx_buf_init(&arr);
-	int err = paytx_buf_append(&arr, "{", 1);
-	for (size_t i = 0; !err && i < l->nmarks; i++) {
-		int len = snprintf(num, sizeof(num), "%s%" PRId64, i ? "," : "", l->marks[i]);
-		err = paytx_buf_append(&arr, num, (size_t)len);
-	}
+	int err = 0;
+	for (size_t i = 0; !err && i < l->nmarks; i++)
+		err = array_int(&arr, l->marks[i]);
 	if (!err)
-		err = paytx_buf_append(&arr, "}", 1); /* the buffer stays NUL-terminated */
+		err = array_close(&arr);
 	const char *params[] = { arr.data };
 	if (!err)
 		err = queue(l, "paytx_txlog_sent",
