@@ -14,6 +14,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.request
 
 BUILD = os.environ.get("PAYTX_BUILD_DIR", "build")
 ADMIN_DSN = os.environ["PAYTX_TEST_PG_ADMIN_DSN"]
@@ -81,15 +82,87 @@ def amqp(duration):
     return float(out.split()[-1])
 
 
-def paytx(duration, **opts):
+def paytx(duration, split=False, **opts):
+    """One paytx-bench run, its --json result. With split, also each
+    daemon's loop counters over the measured seconds (r["loops"])."""
+    warmup = opts.setdefault("warmup", 5)
     argv = [os.path.join(BUILD, "paytx-bench"), "--json", "--no-progress",
             "--duration", str(duration)]
     for k, v in opts.items():
         argv += ["--" + k.replace("_", "-"), str(v)]
-    r = subprocess.run(argv, capture_output=True, text=True)
-    if r.returncode != 0:
-        say("paytx-bench failed (%d): %s" % (r.returncode, r.stderr[-2000:]))
-    return json.loads(r.stdout.splitlines()[-1])
+    p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    err, snaps, timers = [], [], []
+    urls = metrics_urls() if split else {}
+
+    def snap():
+        snaps.append((time.monotonic(), loop_counters(urls)))
+
+    def read_err():
+        for line in p.stderr:
+            err.append(line)
+            # Accounts are created and funded first: measure the load only.
+            if urls and "load starts" in line:
+                timers.extend(threading.Timer(t, snap) for t in (warmup, warmup + duration))
+                for t in timers:
+                    t.start()
+    th = threading.Thread(target=read_err)
+    th.start()
+    out = p.stdout.read()
+    p.wait()
+    th.join()
+    for t in timers:
+        t.join()
+    if p.returncode != 0:
+        say("paytx-bench failed (%d): %s" % (p.returncode, "".join(err)[-2000:]))
+    r = json.loads(out.splitlines()[-1])
+    if len(snaps) == 2:
+        (t0, a), (t1, b) = sorted(snaps, key=lambda x: x[0])
+        r["loops"] = loop_split(a, b, t1 - t0)
+    return r
+
+
+def metrics_urls():
+    """{daemon: its /metrics URL}, from scripts/daemons.sh status."""
+    out = subprocess.run([os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                       "daemons.sh"), "status"],
+                         capture_output=True, text=True).stdout
+    return dict(re.findall(r"^(\S+): running \(pid \d+, metrics (http://\S+/metrics)\)",
+                           out, re.M))
+
+
+LOOP_LINE = re.compile(r'^paytx_loop_(iterations|messages|phase_microseconds)_total'
+                       r'\{loop="[^"]*"(?:,phase="([^"]*)")?\} (\S+)$', re.M)
+
+
+def loop_counters(urls):
+    snap = {}
+    for name, url in urls.items():
+        try:
+            with urllib.request.urlopen(url, timeout=2) as f:
+                text = f.read().decode()
+        except OSError:
+            continue
+        for kind, phase, v in LOOP_LINE.findall(text):
+            snap[(name, kind, phase)] = float(v)
+    return snap
+
+
+def loop_split(a, b, seconds):
+    """Per daemon: iterations/s, messages per batch, the share of the time
+    in work (every phase but waiting for input), ms per iteration by phase."""
+    loops = {}
+    for name in sorted({k[0] for k in b}):
+        d = {k[1:]: v - a.get(k, 0) for k, v in b.items() if k[0] == name}
+        it = d.get(("iterations", ""), 0)
+        if it <= 0:
+            continue
+        phases = {ph: us / it / 1000 for (kind, ph), us in d.items()
+                  if kind == "phase_microseconds"}
+        busy = sum(ms for ph, ms in phases.items() if not ph.startswith("wait"))
+        loops[name] = {"iterations_per_s": it / seconds,
+                       "messages_per_batch": d.get(("messages", ""), 0) / it,
+                       "busy": busy * it / seconds / 1000, "ms_per_iteration": phases}
+    return loops
 
 
 def rss_kib(pid):
@@ -246,10 +319,11 @@ def main():
     half = max(1, fig["paytx_uniform_per_s"] / 2)
     say("paytx: open loop at half the maximum, %.0f/s" % half)
     with HostProbe(fig, "paytx half rate"):
-        lat = [paytx(a.duration, mode="open", rate=round(half), cross_shard=1,
+        lat = [paytx(a.duration, split=True, mode="open", rate=round(half), cross_shard=1,
                      accounts=a.accounts) for _ in rep]
     fig["paytx_half_rate_p99_ms"] = median(lat, lambda r: r["latency_ms"]["p99"])
     fig["paytx_half_rate_p50_ms"] = median(lat, lambda r: r["latency_ms"]["p50"])
+    fig["half_rate_loops"] = [r.get("loops", {}) for r in lat]
     named += [("half rate", r) for r in lat]
     if not a.quick:
         for inflight in (1000, 10000):
@@ -285,6 +359,14 @@ def main():
           (fig["paytx_uniform_per_s"] / fig["amqp_msgs_per_s"]))
     print("paytx p99 at half the maximum     %10.1f ms (p50 %.1f)" %
           (fig["paytx_half_rate_p99_ms"], fig["paytx_half_rate_p50_ms"]))
+    for i, loops in enumerate(fig["half_rate_loops"]):
+        print("  the loops in half-rate run %d (per iteration; busy = not waiting for input):"
+              % (i + 1))
+        for name, l in loops.items():
+            print("    %-12s %4.0f iterations/s, %5.1f msgs/batch, busy %3.0f%%: %s" %
+                  (name, l["iterations_per_s"], l["messages_per_batch"], 100 * l["busy"],
+                   ", ".join("%s %.2f ms" % kv for kv in l["ms_per_iteration"].items()
+                             if not kv[0].startswith("wait"))))
     for k in sorted(k for k in fig if k.startswith("rss_")):
         print("%-34s %9s KiB" % (k, fig[k]))
     for (name, _), o in zip(named, fig["outcomes"]):
