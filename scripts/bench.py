@@ -147,6 +147,13 @@ def loop_counters(urls):
     return snap
 
 
+# The loops' phases in the order they run (src/coordinator/coordinator.c,
+# src/lib/participant.c); any other goes last.
+PHASE_ORDER = {ph: i for i, ph in enumerate(
+    ["wait+collect", "log", "log commit", "publish+confirm", "ack",
+     "apply", "commit", "reply+confirm+ack"])}
+
+
 def loop_split(a, b, seconds):
     """Per daemon: iterations/s, messages per batch, the share of the time
     in work (every phase but waiting for input), ms per iteration by phase."""
@@ -156,7 +163,8 @@ def loop_split(a, b, seconds):
         it = d.get(("iterations", ""), 0)
         if it <= 0:
             continue
-        phases = {ph: us / it / 1000 for (kind, ph), us in d.items()
+        phases = {ph: us / it / 1000 for (kind, ph), us in sorted(
+                  d.items(), key=lambda kv: PHASE_ORDER.get(kv[0][1], len(PHASE_ORDER)))
                   if kind == "phase_microseconds"}
         busy = sum(ms for ph, ms in phases.items() if not ph.startswith("wait"))
         loops[name] = {"iterations_per_s": it / seconds,
