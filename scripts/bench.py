@@ -158,7 +158,9 @@ def loop_split(a, b, seconds):
     """Per daemon: iterations/s, messages per batch, the share of the time
     in work (every phase but waiting for input), ms per iteration by phase."""
     loops = {}
-    for name in sorted({k[0] for k in b}):
+    # A daemon that did not answer one of the two reads has no split: its
+    # counters since start would pass for the window's.
+    for name in sorted({k[0] for k in b} & {k[0] for k in a}):
         d = {k[1:]: v - a.get(k, 0) for k, v in b.items() if k[0] == name}
         it = d.get(("iterations", ""), 0)
         if it <= 0:
